@@ -1,0 +1,42 @@
+"""Context cards: the short text an LLM later reads about an item."""
+
+from __future__ import annotations
+
+from agent.catalog import Item
+from prompts import render
+
+MAX_FIELD_CHARS = 400
+MAX_CAST = 5
+# Media-derived fields in card order, with the label the LLM sees.
+MEDIA_LABELS = {"poster_text": "Poster text", "caption": "Image", "transcript": "Audio transcript"}
+PEOPLE_LABELS = {"director": "Director", "writer": "Writer", "cast": "Cast"}
+
+
+def _clip(text: str, limit: int = MAX_FIELD_CHARS) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def build_card(item: Item, media: dict[str, str] | None = None) -> str:
+    """Render the card from catalog facts plus converter output (poster text, transcript...)."""
+    people = [
+        (PEOPLE_LABELS.get(role, role.capitalize()), names[:MAX_CAST] if role == "cast" else names)
+        for role, names in item.people.items()
+        if names
+    ]
+    media = media or {}
+    media_lines = [
+        (label, _clip(media[key])) for key, label in MEDIA_LABELS.items() if media.get(key, "").strip()
+    ]
+    return render(
+        "context_card.j2",
+        title=item.title,
+        year=item.year,
+        genres=list(item.genres),
+        people=people,
+        tags=list(item.tags),
+        text=[(name.capitalize(), _clip(value)) for name, value in item.text.items() if value.strip()],
+        media=media_lines,
+    )

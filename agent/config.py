@@ -1,0 +1,130 @@
+"""Validated settings: defaults, then a TOML file, then environment, then CLI flags.
+
+Every field carries help text; unknown keys are an error (``extra="forbid"``) so a typo in a
+config file is reported instead of silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.errors import InputError
+
+MODEL_ROLES = ("llm", "whisper", "text_embedder", "ocr", "vad", "clip")
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("RECSAGE_HOME", Path.home() / ".cache" / "recsage")).expanduser()
+
+
+def default_data_dir() -> Path | None:
+    """``RECSAGE_DATA`` if set, else ``../shared/data`` beside the checkout when it exists."""
+    env = os.environ.get("RECSAGE_DATA")
+    if env:
+        return Path(env).expanduser()
+    beside = Path(__file__).resolve().parents[2] / "shared" / "data"
+    return beside if beside.is_dir() else None
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    home: Path = Field(
+        default_factory=default_home,
+        description="Cache directory for provisioned models (env RECSAGE_HOME; default ~/.cache/recsage).",
+    )
+    threads: int = Field(
+        2, ge=1, le=256, description="Threads for torch and onnxruntime inside one process."
+    )
+    ocr_workers: int = Field(
+        2, ge=1, le=64, description="OCR processes during ingest (each runs one onnxruntime thread)."
+    )
+    batch_size: int = Field(
+        256, ge=1, le=5000, description="Items per ingest batch; each batch is one Chroma write."
+    )
+    max_image_bytes: int = Field(
+        20_000_000, ge=1, description="Images larger than this many bytes are rejected."
+    )
+    max_image_pixels: int = Field(
+        40_000_000, ge=1, description="Images with more pixels than this are rejected."
+    )
+    max_audio_bytes: int = Field(
+        100_000_000, ge=1, description="Audio files larger than this many bytes are rejected."
+    )
+    max_audio_seconds: float = Field(
+        600.0, gt=0, description="Audio longer than this is rejected."
+    )
+    vad_threshold: float = Field(
+        0.5, gt=0, lt=1, description="Silero VAD speech probability needed to count a frame as speech."
+    )
+    no_speech_threshold: float = Field(
+        0.6, gt=0, le=1, description="Whisper no-speech probability above which a segment is dropped."
+    )
+    models: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Per-role override: a local path or a hub id instead of the provisioned model. "
+            f"Roles: {', '.join(MODEL_ROLES)}."
+        ),
+    )
+    clip_model: str = Field("ViT-B-32", description="open_clip architecture name for the CLIP role.")
+    clip_checkpoint: Path | None = Field(
+        None,
+        description=(
+            "Local open_clip checkpoint with real CLIP weights. Without it the image path uses "
+            "OCR only (no PyPI package carries CLIP weights)."
+        ),
+    )
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    def model_override(self, role: str) -> str | None:
+        return self.models.get(role)
+
+
+def load_settings(config_file: Path | None = None, **overrides) -> Settings:
+    """Build settings from an optional TOML file plus explicit overrides (None values ignored)."""
+    data: dict = {}
+    path = config_file or (
+        Path(os.environ["RECSAGE_CONFIG"]) if os.environ.get("RECSAGE_CONFIG") else None
+    )
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise InputError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"config file {path} is not valid TOML: {exc}") from None
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = set(data.get("models", {})) - set(MODEL_ROLES)
+    if unknown:
+        raise InputError(
+            f"unknown model role(s) {sorted(unknown)} in config; valid roles: {', '.join(MODEL_ROLES)}"
+        )
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InputError(
+            f"invalid setting {where!r}: {first['msg']} (see `recsage config --help` for valid values)"
+        ) from None
+
+
+def apply_thread_settings(settings: Settings) -> None:
+    """Set thread counts explicitly: on 2 cores oversubscription costs 1.5-5x."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("OMP_NUM_THREADS", str(settings.threads))
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        import torch
+
+        torch.set_num_threads(settings.threads)
+    except ImportError:  # pragma: no cover
+        pass

@@ -42,7 +42,7 @@ class IngestReport:
     unchanged: int = 0
     skipped: list[RowError] = field(default_factory=list)
     failed: list[MediaFailure] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
@@ -58,7 +58,7 @@ class IngestReport:
         try:
             yield
         finally:
-            self.seconds[stage] += time.perf_counter() - start
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
 
 
 @dataclass

@@ -126,11 +126,15 @@ def _store_options(fn):
     return fn
 
 
+def _require_store(store_dir, chroma_url) -> None:
+    if store_dir is None and chroma_url is None:
+        raise InputError("pass --store DIR (embedded Chroma) or --chroma-url URL (a `chroma run` server)")
+
+
 def _open_store(store_dir, chroma_url):
     from agent.store import Store
 
-    if store_dir is None and chroma_url is None:
-        raise InputError("pass --store DIR (embedded Chroma) or --chroma-url URL (a `chroma run` server)")
+    _require_store(store_dir, chroma_url)
     return Store(path=store_dir, url=chroma_url)
 
 
@@ -151,6 +155,7 @@ def ingest(ctx, movielens, posters, catalog, store_dir, chroma_url, limit, as_js
         raise InputError("give exactly one of --movielens DIR or --catalog FILE")
     if posters and not movielens:
         raise InputError("--posters goes with --movielens; a generic catalog names images per row")
+    _require_store(store_dir, chroma_url)
     settings = _settings(ctx)
     start = time.perf_counter()
     loaded = load_movielens(movielens, posters) if movielens else load_catalog(catalog)
@@ -290,13 +295,18 @@ def bench():
 @click.option("--movielens", type=click.Path(path_type=Path), required=True)
 @click.option("--posters", type=click.Path(path_type=Path), default=None)
 @click.option("--sample", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--threads", "thread_options", default="1,2", show_default=True, help="Thread counts to compare.")
+@click.option("--variants", default="1:1,2:1,1:2", show_default=True,
+              help="Comma-separated THREADS:OCR_WORKERS settings; the first is the baseline.")
 @click.pass_context
-def bench_ingest(ctx, movielens, posters, sample, thread_options):
-    """Items/s per ingest stage on a sample, at each thread count (fresh process per setting)."""
+def bench_ingest(ctx, movielens, posters, sample, variants):
+    """Items/s per ingest stage on a sample, per setting (a fresh process each)."""
     from agent.bench import bench_ingest as run
 
-    run(movielens, posters, sample, [int(t) for t in thread_options.split(",")], _settings(ctx))
+    try:
+        parsed = [tuple(int(x) for x in v.split(":")) for v in variants.split(",")]
+    except ValueError:
+        raise InputError(f"--variants must look like 1:1,2:1 (threads:ocr_workers), got {variants!r}") from None
+    run(movielens, posters, sample, parsed, _settings(ctx))
 
 
 def main() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from agent.catalog import Item
 from prompts import render
 
+CARD_VERSION = "2"
+"""Bump when card or embedding-text logic changes: it is part of every item's content hash."""
 MAX_FIELD_CHARS = 400
 MAX_CAST = 5
 # Media-derived fields in card order, with the label the LLM sees.
@@ -19,12 +21,24 @@ def _clip(text: str, limit: int = MAX_FIELD_CHARS) -> str:
     return text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
-def build_card(item: Item, media: dict[str, str] | None = None) -> str:
+# Left out of the text that gets embedded: MiniLM represents names poorly, so cast lists dilute
+# what a card is about (Toy Story fell from 1st to 9th for "animated toys come to life"), and
+# poster OCR mostly repeats the title with recognition noise. The card the LLM reads keeps both.
+NOT_EMBEDDED_MEDIA = ("poster_text",)
+
+
+def build_embedding_text(item: Item, media: dict[str, str] | None = None) -> str:
+    """The text whose vector represents the item: the card without people and poster OCR."""
+    media = {k: v for k, v in (media or {}).items() if k not in NOT_EMBEDDED_MEDIA}
+    return build_card(item, media, with_people=False)
+
+
+def build_card(item: Item, media: dict[str, str] | None = None, with_people: bool = True) -> str:
     """Render the card from catalog facts plus converter output (poster text, transcript...)."""
     people = [
         (PEOPLE_LABELS.get(role, role.capitalize()), names[:MAX_CAST] if role == "cast" else names)
         for role, names in item.people.items()
-        if names
+        if names and with_people
     ]
     media = media or {}
     media_lines = [

@@ -162,7 +162,7 @@ def ingest(ctx, movielens, posters, catalog, store_dir, chroma_url, limit, as_js
     load_seconds = time.perf_counter() - start
     items = loaded.items[:limit] if limit else loaded.items
     store = _open_store(store_dir, chroma_url)
-    report = run_ingest(items, store, settings, rejected=loaded.rejected, progress=not as_json)
+    report = run_ingest(items, store, settings, rejected=loaded.rejected, progress=True)
     report.seconds["load"] = load_seconds
     summary = report.to_json()
     summary["items_in_store"] = store.count()

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from agent.cards import build_card
+from agent.cards import CARD_VERSION, build_card, build_embedding_text
 from agent.catalog import Item, RowError
 from agent.config import Settings, apply_thread_settings
 from agent.converters import Conversion, MediaConverter, TextEmbedder
@@ -128,7 +128,8 @@ def _file_digest(ref: str | None) -> str:
 def _card_template_digest() -> str:
     from prompts import TEMPLATE_DIR
 
-    return hashlib.sha256((TEMPLATE_DIR / "context_card.j2").read_bytes()).hexdigest()[:16]
+    template = (TEMPLATE_DIR / "context_card.j2").read_bytes()
+    return CARD_VERSION + ":" + hashlib.sha256(template).hexdigest()[:16]
 
 
 def content_hash(item: Item, pipeline_versions: str, template_digest: str) -> str:
@@ -192,8 +193,9 @@ def _ingest_batch(batch: list[Item], digests: dict[str, str], pipeline: Pipeline
     _run_media(pipeline.audio, batch, "audio", report, media, image_vectors, failed_ids)
     with report.timed("cards"):
         cards = [build_card(item, media[item.id]) for item in batch]
+        texts = [build_embedding_text(item, media[item.id]) for item in batch]
     with report.timed("embed:text"):
-        vectors = pipeline.embedder.embed(cards)
+        vectors = pipeline.embedder.embed(texts)
     with report.timed("write"):
         metas = [_metadata(it, digests[it.id], media[it.id], it.id in failed_ids) for it in batch]
         if image_vectors:

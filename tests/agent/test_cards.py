@@ -1,4 +1,4 @@
-from agent.cards import MAX_FIELD_CHARS, build_card
+from agent.cards import MAX_FIELD_CHARS, build_card, build_embedding_text
 from agent.catalog import Item
 
 
@@ -27,3 +27,11 @@ def test_card_is_short_and_skips_empty_fields():
     assert plot_line.endswith("…")
     assert "Poster text" not in card and "Genres" not in card
     assert "A4" in card and "A5" not in card  # cast capped at five names
+
+
+def test_embedding_text_leaves_out_people_and_poster_ocr():
+    item = Item(id="1", title="Toy Story", genres=("Animation",), people={"cast": ("Tom Hanks",)},
+                text={"plot": "Toys come to life."})
+    text = build_embedding_text(item, {"poster_text": "ToY STORY", "transcript": "a song"})
+    assert "Tom Hanks" not in text and "ToY STORY" not in text
+    assert "Toys come to life." in text and "Audio transcript: a song" in text

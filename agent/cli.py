@@ -309,6 +309,9 @@ def bench_ingest(ctx, movielens, posters, sample, variants):
     run(movielens, posters, sample, parsed, _settings(ctx))
 
 
+from agent import cli_retrieval  # noqa: E402,F401 - attaches the retrieval commands to `cli`
+
+
 def main() -> None:
     from agent.plugins import register_commands
 

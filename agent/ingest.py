@@ -225,11 +225,16 @@ def ingest(items: list[Item], store: Store, settings: Settings, rejected: list[R
     report.unchanged = len(items) - len(todo)
     if not todo:
         return report
-    with _progress(progress, len(todo)) as advance:
-        for start in range(0, len(todo), settings.batch_size):
-            batch = todo[start : start + settings.batch_size]
-            _ingest_batch(batch, digests, pipeline, store, report)
-            advance(len(batch))
+    try:
+        with _progress(progress, len(todo)) as advance:
+            for start in range(0, len(todo), settings.batch_size):
+                batch = todo[start : start + settings.batch_size]
+                _ingest_batch(batch, digests, pipeline, store, report)
+                advance(len(batch))
+    finally:
+        for converter in pipeline.image + pipeline.audio:
+            if hasattr(converter, "close"):
+                converter.close()  # e.g. stop OCR worker processes
     return report
 
 

@@ -61,11 +61,13 @@ class Store:
         self.client = _client(path, url)
         self._collections: dict[str, object] = {}
 
-    def collection(self, name: str = TEXT_COLLECTION, create: bool = True):
+    def collection(self, name: str = TEXT_COLLECTION, create: bool = True, space: str = "cosine"):
+        """``space`` applies when the collection is created: "cosine" for normalised text/image
+        vectors, "ip" for collaborative vectors whose dot product is the score."""
         if name not in self._collections:
             if create:
                 self._collections[name] = self.client.get_or_create_collection(
-                    name, metadata={"hnsw:space": "cosine"}, embedding_function=None
+                    name, metadata={"hnsw:space": space}, embedding_function=None
                 )
             else:
                 try:
@@ -90,8 +92,9 @@ class Store:
                 found[item_id] = (meta or {}).get("content_hash", "")
         return found
 
-    def upsert(self, ids, embeddings, documents, metadatas, name: str = TEXT_COLLECTION) -> None:
-        col = self.collection(name)
+    def upsert(self, ids, embeddings, documents, metadatas, name: str = TEXT_COLLECTION,
+               space: str = "cosine") -> None:
+        col = self.collection(name, space=space)
         for start in range(0, len(ids), MAX_CHROMA_BATCH):
             end = start + MAX_CHROMA_BATCH
             col.upsert(

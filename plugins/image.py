@@ -147,7 +147,20 @@ def ocr_one(engine, path: Path | str, settings: Settings) -> Conversion:
 _WORKER: dict[str, Any] = {}
 
 
+def _exit_with_parent(parent_pid: int, interval_s: float = 2.0) -> None:
+    """A SIGKILLed ingest cannot shut its pool down; without this its workers live on."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval_s)
+            if os.getppid() != parent_pid:
+                os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
 def _worker_init(files: dict[str, Path], settings: Settings) -> None:
+    _exit_with_parent(os.getppid())
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:

@@ -1,0 +1,197 @@
+"""Retrieval commands: ``train-retriever``, ``eval``, ``recommend``, ``bench retrieve``."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from agent.cli import _emit_json, _settings, bench, cli
+from agent.config import default_data_dir
+from agent.errors import InputError
+
+
+def _default_movielens() -> Path | None:
+    data = default_data_dir()
+    return data / "ml-latest-small" if data else None
+
+
+def _movielens_option(fn):
+    return click.option("--movielens", type=click.Path(path_type=Path), default=_default_movielens,
+                        show_default="RECSAGE_DATA/ml-latest-small",
+                        help="MovieLens folder whose ratings.csv defines users and the protocol split.")(fn)
+
+
+def _store_option(fn):
+    return click.option("--store", "store_dir", type=click.Path(path_type=Path), required=True,
+                        help="Embedded Chroma folder made by `recsage ingest` (retriever models live beside it).")(fn)
+
+
+def _retriever(ctx, store_dir, movielens):
+    from agent.retrieve import open_retriever
+
+    if movielens is None:
+        raise InputError("no MovieLens folder: pass --movielens DIR or set RECSAGE_DATA")
+    if not (Path(store_dir) / "chroma.sqlite3").exists():
+        raise InputError(f"no store at {store_dir}: run `recsage ingest --movielens DIR --store {store_dir}` first")
+    return open_retriever(store_dir, movielens, _settings(ctx))
+
+
+@cli.command("train-retriever")
+@_store_option
+@_movielens_option
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-minutes", type=float, default=0.0, show_default=True,
+              help="Stop SASRec training after this long (0: early stopping only). Resumes from its checkpoint.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def train_retriever_cmd(ctx, store_dir, movielens, seed, max_minutes, as_json):
+    """Train EASE + SASRec on the training split, store SASRec item vectors in Chroma, pick hybrid weights on validation."""
+    from finetune.hybrid import train_retriever
+
+    _retriever(ctx, store_dir, movielens)  # validates paths before minutes of training
+    summary = train_retriever(store_dir, movielens, _settings(ctx), seed=seed, max_minutes=max_minutes)
+    if as_json:
+        _emit_json(summary)
+    else:
+        click.echo(f"hybrid weights {summary['hybrid']['weights']} "
+                   f"(validation NDCG@10 {summary['hybrid']['val']['NDCG@10']:.4f}); "
+                   f"{summary['timings_seconds']['train_retriever_total']:.0f} s", err=True)
+
+
+@cli.command("eval")
+@_store_option
+@_movielens_option
+@click.option("--system", "systems", multiple=True, default=("hybrid",), show_default=True,
+              help="popularity, content, ease, sasrec or hybrid; repeat for several rows.")
+@click.option("--split", "split_name", type=click.Choice(["val", "test"]), default="test", show_default=True)
+@click.option("--users", type=int, default=None, help="Seeded sample of N users (default: all).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the user sample.")
+@click.option("--json", "json_file", type=click.Path(path_type=Path), help="Write metrics, settings, protocol, timings here.")
+@click.option("--run", "run_file", type=click.Path(path_type=Path), help="Write the top-50 run (ranx JSON) here (one system).")
+@click.option("--compare", "compare_file", type=click.Path(path_type=Path), help="Paired test of NDCG@10 against this run file.")
+@click.pass_context
+def eval_cmd(ctx, store_dir, movielens, systems, split_name, users, seed, json_file, run_file, compare_file):
+    """Rank all items for each user (history masked) on the published leave-one-out protocol."""
+    from agent.retrieve import SYSTEMS
+    from eval.harness import compare_with_run, print_table, run_system, sample_users, summary
+    from eval.run_io import write_run
+
+    unknown = [s for s in systems if s not in SYSTEMS]
+    if unknown:
+        raise InputError(f"unknown system(s) {unknown}; choose from: {', '.join(SYSTEMS)}")
+    if run_file and len(systems) > 1:
+        raise InputError("--run writes one system's run: pass a single --system")
+    if compare_file and not Path(compare_file).exists():
+        raise InputError(f"--compare file not found: {compare_file}")
+    if users is not None and users <= 0:
+        raise InputError(f"--users must be a positive integer, got {users}")
+    retriever = _retriever(ctx, store_dir, movielens)
+    split = retriever.split
+    chosen = sample_users(split.n_users, users, seed)
+    click.echo(f"protocol: {split.stats()} ({split_name}, {len(chosen)} users)", err=True)
+    rows = []
+    for system in systems:
+        result = run_system(retriever, system, split_name, chosen)
+        row = summary(result, split, {"users_seed": seed, "movielens": str(movielens), "store": str(store_dir)})
+        if compare_file:
+            row["compare"] = compare_with_run(result, split, compare_file)
+        rows.append(row)
+        if run_file:
+            write_run(run_file, result.run)
+    print_table(rows)
+    for row in rows:
+        if "compare" in row:
+            c = row["compare"]
+            verdict = "significant" if c["significant"] else "not significant"
+            click.echo(f"{row['system']} vs {c['other_run']}: NDCG@10 {c['ndcg@10_diff']:+.4f} "
+                       f"(95% CI {c['ci95'][0]:+.4f}..{c['ci95'][1]:+.4f}, p={c['p_value']:.3f}, {verdict})")
+    if json_file:
+        Path(json_file).write_text(json.dumps(rows[0] if len(rows) == 1 else rows, indent=1))
+
+
+@cli.command()
+@_store_option
+@_movielens_option
+@click.option("--user", "user_id", default=None, help="A MovieLens userId.")
+@click.option("--history", default=None, help="Comma-separated item ids, oldest first (a new user).")
+@click.option("-k", "k", type=int, default=10, show_default=True)
+@click.option("--query", default=None, help="Free text that steers the candidates.")
+@click.option("--genre", "genres", multiple=True, help="Keep items of this genre (repeat: any of them).")
+@click.option("--year-min", type=int, default=None)
+@click.option("--year-max", type=int, default=None)
+@click.option("--system", default="hybrid", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def recommend(ctx, store_dir, movielens, user_id, history, k, query, genres, year_min, year_max, system, as_json):
+    """Recommend unseen items for a user or a history (candidates of the hybrid retriever)."""
+    from agent.retrieve import SYSTEMS, Filters
+
+    if bool(user_id) == bool(history):
+        raise InputError("give exactly one of --user ID or --history ID,ID,...")
+    if k <= 0:
+        raise InputError(f"-k must be a positive integer, got {k}")
+    if system not in SYSTEMS:
+        raise InputError(f"unknown system {system!r}; choose from: {', '.join(SYSTEMS)}")
+    if year_min is not None and year_max is not None and year_min > year_max:
+        raise InputError(f"--year-min {year_min} is after --year-max {year_max}")
+    start = time.perf_counter()
+    retriever = _retriever(ctx, store_dir, movielens)
+    ignored: list[str] = []
+    if user_id:
+        dense = retriever.user_history(user_id)
+    else:
+        ids = [i.strip() for i in history.split(",") if i.strip()]
+        dense, ignored = retriever.history_from_ids(ids)
+        if len(dense) == 0:
+            raise InputError(f"none of the history ids {ids[:5]} is a known item: the history is empty")
+    query_vector = None
+    if query:
+        from agent.ingest import build_text_embedder
+
+        query_vector = build_text_embedder(_settings(ctx)).embed([query])[0]
+    filters = Filters(tuple(genres), year_min, year_max)
+    items, timings = retriever.recommend(dense, k, system=system, filters=filters, query_vector=query_vector)
+    out = {
+        "user": user_id, "history_size": int(len(dense)), "ignored_history_ids": ignored,
+        "system": system, "reranked": False, "query": query,
+        "filters": {"genres": list(genres), "year_min": year_min, "year_max": year_max},
+        "items": [c.__dict__ for c in items],
+        "timings": {**{k_: round(v, 4) for k_, v in timings.items()}, "total": round(time.perf_counter() - start, 3)},
+    }
+    if as_json:
+        _emit_json(out)
+        return
+    for c in items:
+        click.echo(f"{c.rank:3}. {c.title} ({c.year}) [{', '.join(c.genres)}]  {c.score:.3f}")
+
+
+@bench.command("retrieve")
+@_store_option
+@_movielens_option
+@click.option("--users", type=int, default=100, show_default=True)
+@click.pass_context
+def bench_retrieve(ctx, store_dir, movielens, users):
+    """Per-user latency, history -> top 50 candidates (scores + Chroma fetch), per system."""
+    import numpy as np
+    from rich.console import Console
+    from rich.table import Table
+
+    from eval.harness import sample_users
+
+    retriever = _retriever(ctx, store_dir, movielens)
+    chosen = sample_users(retriever.split.n_users, users)
+    table = Table("system", "users", "p50 ms", "p95 ms", "max ms", title="retrieval latency, history -> top 50")
+    for system in ("popularity", "content", "ease", "sasrec", "hybrid"):
+        hist = [retriever.user_history(retriever.split.user_ids[u]) for u in chosen]
+        retriever.recommend(hist[0], 50, system=system)  # warm-up: loads models and vectors once
+        times = []
+        for h in hist:
+            t = time.perf_counter()
+            retriever.recommend(h, 50, system=system)
+            times.append(1000 * (time.perf_counter() - t))
+        p50, p95 = np.percentile(times, [50, 95])
+        table.add_row(system, str(len(times)), f"{p50:.1f}", f"{p95:.1f}", f"{max(times):.1f}")
+    Console().print(table)

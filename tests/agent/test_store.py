@@ -117,3 +117,21 @@ def test_sigkill_mid_ingest_then_rerun_has_every_item_once(tmp_path, real_settin
     subprocess.run(cmd + ["--json"], env=env, check=True, capture_output=True)
     got = Store(store_dir).collection().get(include=[])["ids"]
     assert len(got) == n and set(got) == {f"m{i}" for i in range(n)}
+
+
+@pytest.mark.integration
+@pytest.mark.server
+def test_cli_ingest_and_search_through_a_chroma_server(chroma_server, tmp_path, real_settings):
+    catalog = tmp_path / "c.jsonl"
+    catalog.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"id": "1", "title": "Toy Story", "genres": "Animation", "description": "Toys come to life when people leave."},
+        {"id": "2", "title": "Heat", "genres": "Crime", "description": "A detective hunts a crew of bank robbers."},
+    ]))
+    env = {**os.environ, "RECSAGE_HOME": str(real_settings.home)}
+    ingest = subprocess.run([str(BIN / "recsage"), "ingest", "--catalog", str(catalog), "--chroma-url", chroma_server,
+                             "--json"], capture_output=True, text=True, env=env)
+    assert ingest.returncode == 0, ingest.stderr
+    assert json.loads(ingest.stdout)["items_in_store"] == 2
+    search = subprocess.run([str(BIN / "recsage"), "search", "bank robbery", "--chroma-url", chroma_server, "-k", "1",
+                             "--json"], capture_output=True, text=True, env=env, check=True)
+    assert [r["id"] for r in json.loads(search.stdout)] == ["2"]

@@ -33,8 +33,9 @@ def run_once(movielens: Path, posters: Path | None, sample: int, threads: int, o
 
 def bench_ingest(movielens: Path, posters: Path | None, sample: int, variants: list[tuple[int, int]],
                  settings: Settings) -> list[dict]:
-    from rich.console import Console
     from rich.table import Table
+
+    from agent.console import table_console
 
     rows = []
     for threads, workers in variants:
@@ -57,7 +58,7 @@ def bench_ingest(movielens: Path, posters: Path | None, sample: int, variants: l
         base_total = base_total or total
         cells = [f"{sample / r['seconds'][s]:.1f}" if r["seconds"].get(s) else "-" for s in stages]
         table.add_row(f"{r['threads']} / {r['ocr_workers']}", *cells, f"{base_total / total:.2f}x")
-    Console().print(table)
+    table_console().print(table)
     return rows
 
 

@@ -89,13 +89,14 @@ def models_list(ctx, as_json, verify):
     if as_json:
         _emit_json(rows)
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from agent.console import table_console
 
     table = Table("role", "ready", "verified", "source", "detail")
     for r in rows:
         table.add_row(r["role"], str(r["ready"]), str(r["verified"]), r["source"] or "-", r["detail"])
-    Console().print(table)
+    table_console().print(table)
 
 
 # --- data ---------------------------------------------------------------------------------------

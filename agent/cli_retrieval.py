@@ -176,8 +176,9 @@ def recommend(ctx, store_dir, movielens, user_id, history, k, query, genres, yea
 def bench_retrieve(ctx, store_dir, movielens, users):
     """Per-user latency, history -> top 50 candidates (scores + Chroma fetch), per system."""
     import numpy as np
-    from rich.console import Console
     from rich.table import Table
+
+    from agent.console import table_console
 
     from eval.harness import sample_users
 
@@ -194,4 +195,4 @@ def bench_retrieve(ctx, store_dir, movielens, users):
             times.append(1000 * (time.perf_counter() - t))
         p50, p95 = np.percentile(times, [50, 95])
         table.add_row(system, str(len(times)), f"{p50:.1f}", f"{p95:.1f}", f"{max(times):.1f}")
-    Console().print(table)
+    table_console().print(table)

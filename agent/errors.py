@@ -42,3 +42,4 @@ def require(module: str, extra: str | None = None):
         raise MissingDependency(
             f"{module} is not installed ({exc}); install it with: pip install {what}"
         ) from exc
+

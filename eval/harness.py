@@ -98,8 +98,9 @@ def git_commit() -> str | None:
 
 
 def print_table(rows: list[dict]) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from agent.console import table_console
 
     table = Table("system", "split", "users", "NDCG@10 (95% CI)", "Recall@10", "Recall@20", "MRR@10",
                   "NDCG@20", "seconds")
@@ -108,4 +109,4 @@ def print_table(rows: list[dict]) -> None:
         table.add_row(r["system"], r["split"], str(r["users"]), f"{m['NDCG@10']:.4f} ({ci[0]:.3f}-{ci[1]:.3f})",
                       f"{m['Recall@10']:.4f}", f"{m['Recall@20']:.4f}", f"{m['MRR@10']:.4f}", f"{m['NDCG@20']:.4f}",
                       f"{r['seconds']['total']:.1f}")
-    Console().print(table)
+    table_console().print(table)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.errors import InputError
+from agent.files import check_media_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -40,19 +41,7 @@ def read_image_bytes(source: str | Path, max_bytes: int, timeout: float = URL_TI
     """The raw bytes of a local file or an http(s) URL, refusing anything over ``max_bytes``."""
     if is_url(source):
         return _fetch_url(str(source), max_bytes, timeout)
-    path = Path(source).expanduser()
-    if not path.exists():
-        raise InputError(f"image file not found: {path}; check the path (or the catalog's image column)")
-    if not path.is_file():
-        raise InputError(f"image path is not a file: {path}")
-    size = path.stat().st_size
-    if size == 0:
-        raise InputError(f"image file is empty (0 bytes): {path}; re-download or remove it")
-    if size > max_bytes:
-        raise InputError(
-            f"image file {path} is {size:,} bytes, over the limit of {max_bytes:,} "
-            "(setting max_image_bytes); shrink the image or raise the limit"
-        )
+    path = check_media_file(source, "image", max_bytes, "max_image_bytes")
     try:
         return path.read_bytes()
     except OSError as exc:

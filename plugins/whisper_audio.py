@@ -24,6 +24,7 @@ import numpy as np
 
 from agent.converters import Conversion, MediaConverter
 from agent.errors import InputError, MissingDependency, ModelNotReady
+from agent.files import check_media_file
 from agent.hookspecs import hookimpl
 
 SAMPLE_RATE = 16_000
@@ -122,19 +123,7 @@ def _decode_ffmpeg(path: Path, max_seconds: float) -> np.ndarray:
 
 def load_audio(path: Path | str, settings) -> np.ndarray:
     """Read an audio file as float32 16 kHz mono, enforcing the size and length limits."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"audio file not found: {path}")
-    if not path.is_file():
-        raise InputError(f"{path} is not a file")
-    size = path.stat().st_size
-    if size == 0:
-        raise InputError(f"audio file {path} is empty (0 bytes)")
-    if size > settings.max_audio_bytes:
-        raise InputError(
-            f"audio file {path} has {size:,} bytes; the limit is {settings.max_audio_bytes:,} "
-            "(setting max_audio_bytes)"
-        )
+    path = check_media_file(path, "audio", settings.max_audio_bytes, "max_audio_bytes")
     audio = _decode_soundfile(path, settings.max_audio_seconds)
     if audio is None:
         audio = _decode_ffmpeg(path, settings.max_audio_seconds)

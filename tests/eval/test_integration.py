@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -12,14 +9,10 @@ from eval.baselines import popularity_scores
 from eval.metrics import evaluate
 from eval.protocol import make_split, rank_users
 
-DATA = Path(os.environ.get("RECSAGE_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
-
 
 @pytest.mark.integration
-def test_real_split_matches_the_published_protocol():
-    movielens = DATA / "ml-latest-small"
-    if not (movielens / "ratings.csv").exists():
-        pytest.fail(f"ml-latest-small not found in {DATA}: set RECSAGE_DATA or place ../shared/data")
+def test_real_split_matches_the_published_protocol(shared_data):
+    movielens = shared_data / "ml-latest-small"
     split = make_split(movielens)
 
     stats = split.stats()

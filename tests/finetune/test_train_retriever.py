@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -94,20 +93,15 @@ def test_loaders_say_what_to_do_when_nothing_was_trained(tmp_path):
         load_fusion_weights(tmp_path)
 
 
-DATA = Path(os.environ.get("RECSAGE_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
-
-
 @pytest.mark.integration
-def test_ease_on_the_real_split_beats_popularity():
+def test_ease_on_the_real_split_beats_popularity(shared_data):
     """EASE fitted on training only must clearly beat popularity on validation (cheap: one l2)."""
     from eval.baselines import popularity_scores
     from eval.metrics import evaluate
     from eval.protocol import rank_users
     from finetune.ease import EaseConfig, train_ease
 
-    movielens = DATA / "ml-latest-small"
-    if not (movielens / "ratings.csv").exists():
-        pytest.fail(f"ml-latest-small not found in {DATA}: set RECSAGE_DATA or place ../shared/data")
+    movielens = shared_data / "ml-latest-small"
     split = make_split(movielens)
     model = train_ease(split, EaseConfig(l2=200.0))
     ease = evaluate(rank_users(split, model.scorer(), "val"), ks=(10,))

@@ -64,21 +64,36 @@ def train_retriever_cmd(ctx, store_dir, movielens, seed, max_minutes, as_json):
 @cli.command("eval")
 @_store_option
 @_movielens_option
-@click.option("--system", "systems", multiple=True, default=("hybrid",), show_default=True,
-              help="popularity, content, ease, sasrec or hybrid; repeat for several rows.")
+@click.option("--system", "systems", multiple=True,
+              help="popularity, content, ease, sasrec or hybrid (default hybrid); with --requests: bm25 or "
+                   "content (default both). Repeat for several rows.")
 @click.option("--split", "split_name", type=click.Choice(["val", "test"]), default="test", show_default=True)
 @click.option("--users", type=int, default=None, help="Seeded sample of N users (default: all).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the user sample.")
 @click.option("--json", "json_file", type=click.Path(path_type=Path), help="Write metrics, settings, protocol, timings here.")
 @click.option("--run", "run_file", type=click.Path(path_type=Path), help="Write the top-50 run (ranx JSON) here (one system).")
 @click.option("--compare", "compare_file", type=click.Path(path_type=Path), help="Paired test of NDCG@10 against this run file.")
+@click.option("--requests", "requests_file", type=click.Path(path_type=Path), default=None,
+              help="Evaluate request-driven ranking on this JSONL benchmark (eval/data/requests.jsonl) instead.")
 @click.pass_context
-def eval_cmd(ctx, store_dir, movielens, systems, split_name, users, seed, json_file, run_file, compare_file):
-    """Rank all items for each user (history masked) on the published leave-one-out protocol."""
+def eval_cmd(ctx, store_dir, movielens, systems, split_name, users, seed, json_file, run_file, compare_file,
+             requests_file):
+    """Rank all items for each user (history masked) on the published leave-one-out protocol,
+    or, with --requests, rank the catalog for natural-language requests (P@10, NDCG@10)."""
     from agent.retrieve import SYSTEMS
-    from eval.harness import compare_with_run, print_table, run_system, sample_users, summary
+    from eval.harness import (
+        compare_with_run,
+        print_table,
+        run_system,
+        sample_users,
+        summary,
+    )
     from eval.run_io import write_run
 
+    if requests_file is not None:
+        _eval_requests(ctx, store_dir, movielens, systems or REQUEST_SYSTEMS, split_name, requests_file, json_file)
+        return
+    systems = systems or ("hybrid",)
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown:
         raise InputError(f"unknown system(s) {unknown}; choose from: {', '.join(SYSTEMS)}")
@@ -110,6 +125,57 @@ def eval_cmd(ctx, store_dir, movielens, systems, split_name, users, seed, json_f
                        f"(95% CI {c['ci95'][0]:+.4f}..{c['ci95'][1]:+.4f}, p={c['p_value']:.3f}, {verdict})")
     if json_file:
         Path(json_file).write_text(json.dumps(rows[0] if len(rows) == 1 else rows, indent=1))
+
+
+REQUEST_SYSTEMS = ("bm25", "content")
+
+
+def _request_ranker(ctx, system: str, store_dir, movielens, depth: int = 100):
+    """text -> ranked item ids. bm25: titles, genres and tags; content: MiniLM query over the Chroma cards."""
+    if system == "bm25":
+        from agent.catalog import load_movielens
+        from eval.bm25 import bm25_ranker
+
+        return bm25_ranker(load_movielens(movielens).items, k=depth)
+    from agent.ingest import build_text_embedder
+    from agent.store import Store
+
+    store, embedder = Store(store_dir), build_text_embedder(_settings(ctx))
+    return lambda text: [hit.id for hit in store.query(embedder.embed([text])[0], depth)]
+
+
+def _eval_requests(ctx, store_dir, movielens, systems, split_name, requests_file, json_file) -> None:
+    from rich.table import Table
+
+    from agent.console import table_console
+    from eval.requests import (
+        by_split,
+        compare,
+        evaluate_requests,
+        load_relevance_catalog,
+        load_requests,
+    )
+
+    unknown = [s for s in systems if s not in REQUEST_SYSTEMS]
+    if unknown:
+        raise InputError(f"unknown request system(s) {unknown}; choose from: {', '.join(REQUEST_SYSTEMS)}")
+    if movielens is None:
+        raise InputError("no MovieLens folder: pass --movielens DIR or set RECSAGE_DATA")
+    requests = by_split(load_requests(requests_file), split_name)
+    judge = load_relevance_catalog(movielens)
+    results = {s: evaluate_requests(requests, _request_ranker(ctx, s, store_dir, movielens), judge, k=10,
+                                    progress=True) for s in systems}
+    table = Table("system", "split", "requests", "P@10 (95% CI)", "NDCG@10 (95% CI)", "p50 s",
+                  f"NDCG@10 vs {systems[0]} (p)", title="request-driven ranking")
+    for name, r in results.items():
+        p, n = r["metrics"]["P@10"], r["metrics"]["NDCG@10"]
+        paired = "" if name == systems[0] else (
+            lambda c: f"{c.mean_diff:+.3f} ({c.p_value:.3f})")(compare(r, results[systems[0]]))
+        table.add_row(name, split_name, str(r["n_requests"]), f"{p['mean']:.3f} ({p['ci_low']:.3f}-{p['ci_high']:.3f})",
+                      f"{n['mean']:.3f} ({n['ci_low']:.3f}-{n['ci_high']:.3f})", f"{r['latency_s']['p50']:.3f}", paired)
+    table_console().print(table)
+    if json_file:
+        Path(json_file).write_text(json.dumps(results, indent=1, default=str))
 
 
 @cli.command()
@@ -179,7 +245,6 @@ def bench_retrieve(ctx, store_dir, movielens, users):
     from rich.table import Table
 
     from agent.console import table_console
-
     from eval.harness import sample_users
 
     retriever = _retriever(ctx, store_dir, movielens)

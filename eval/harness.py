@@ -9,7 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.metrics import bootstrap_ci, evaluate, ndcg_from_ranks, paired_test, rank_of_target
+from eval.metrics import (
+    bootstrap_ci,
+    evaluate,
+    ndcg_from_ranks,
+    paired_test,
+    rank_of_target,
+)
 from eval.run_io import qrels_for, ranks_from_run, read_run
 
 KS = (1, 5, 10, 20, 50)

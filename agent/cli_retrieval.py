@@ -127,18 +127,25 @@ def eval_cmd(ctx, store_dir, movielens, systems, split_name, users, seed, json_f
         Path(json_file).write_text(json.dumps(rows[0] if len(rows) == 1 else rows, indent=1))
 
 
-REQUEST_SYSTEMS = ("bm25", "content")
+REQUEST_SYSTEMS = ("bm25", "content", "hybrid")
 
 
 def _request_ranker(ctx, system: str, store_dir, movielens, depth: int = 100):
-    """text -> ranked item ids. bm25: titles, genres and tags; content: MiniLM query over the Chroma cards."""
+    """text -> ranked item ids. bm25: titles, genres and tags; content: MiniLM query over the Chroma
+    cards; hybrid: both, fused (agent.search.HybridTextSearch)."""
+    from agent.catalog import load_movielens
+    from agent.store import Store
+
     if system == "bm25":
-        from agent.catalog import load_movielens
-        from eval.bm25 import bm25_ranker
+        from agent.bm25 import bm25_ranker
 
         return bm25_ranker(load_movielens(movielens).items, k=depth)
+    if system == "hybrid":
+        from agent.search import HybridTextSearch
+
+        searcher = HybridTextSearch(Store(store_dir), _settings(ctx), load_movielens(movielens).items)
+        return lambda text: [item_id for item_id, _ in searcher.search(text, depth)]
     from agent.ingest import build_text_embedder
-    from agent.store import Store
 
     store, embedder = Store(store_dir), build_text_embedder(_settings(ctx))
     return lambda text: [hit.id for hit in store.query(embedder.embed([text])[0], depth)]

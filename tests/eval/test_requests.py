@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from agent.bm25 import bm25_ranker
 from agent.catalog import Item, load_movielens
 from agent.errors import InputError
-from eval.bm25 import bm25_ranker
 from eval.requests import (
     DEFAULT_REQUESTS,
     Relevance,

@@ -25,7 +25,13 @@ from agent.converters import Conversion
 from agent.errors import InputError, ModelNotReady
 from agent.images import load_image
 from plugins import image as image_plugin
-from plugins.image import ClipConverter, OcrConverter, clean_lines, read_labels, register_converters
+from plugins.image import (
+    ClipConverter,
+    OcrConverter,
+    clean_lines,
+    read_labels,
+    register_converters,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -310,7 +310,7 @@ def bench_ingest(ctx, movielens, posters, sample, variants):
     run(movielens, posters, sample, parsed, _settings(ctx))
 
 
-from agent import cli_retrieval  # noqa: E402,F401 - attaches the retrieval commands to `cli`
+from agent import cli_finetune, cli_retrieval  # noqa: E402,F401 - attach their commands to `cli`
 
 
 def main() -> None:

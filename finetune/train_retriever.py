@@ -26,8 +26,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,13 @@ from eval.metrics import bootstrap_ci, evaluate, ndcg_from_ranks, paired_test
 from eval.protocol import Split, SplitName, make_split
 from finetune import ease as ease_mod
 from finetune import sasrec as sasrec_mod
-from finetune.ease import DEFAULT_L2_GRID, EaseConfig, EaseModel, fit_with_selection, train_ease
+from finetune.ease import (
+    DEFAULT_L2_GRID,
+    EaseConfig,
+    EaseModel,
+    fit_with_selection,
+    train_ease,
+)
 from finetune.fusion import choose_weights, fuse_score_matrices, ranks_from_matrix
 from finetune.sasrec import SasrecConfig, SasrecModel, train_sasrec
 

@@ -1,0 +1,430 @@
+"""Zero-shot LLM reranking of retriever candidates, scored from logits (never from generated text).
+
+Two modes, both one forward computation per request and neither able to name an item outside the
+candidates (scores are read for the candidates' own labels, so the output is always a permutation):
+
+- ``listwise``: every candidate fenced in one prompt under a label letter (A, B, ...); the score of
+  candidate i is the log-probability of its letter at the answer position, renormalised over the
+  candidate letters. Position bias is handled by scoring the list in its given order and reversed
+  and averaging the two log-probabilities per candidate (``orders="both"``).
+- ``pointwise``: one yes/no question per candidate; the prompt text before the card (system prompt,
+  request, history) is shared, so its key/value cache is computed once and reused by a batch of all
+  candidates' suffixes. Score = logit(yes) - logit(no). No list, so no position bias.
+
+Only the hidden state at the answer position is projected, and only onto the few label tokens
+(no full-vocabulary logits). Catalog text is data, not instructions: each card is truncated and
+fenced inside <item> ... </item>, with angle brackets escaped so a card cannot close its fence or
+forge chat-template tokens, and the system prompt says so.
+
+:func:`interpolate` mixes z-scored retriever and LLM scores so a weak LLM cannot wreck the
+retriever's order; :func:`rerank_ranking` applies a reranker to the top k of a ranked list and keeps
+everything beyond the candidates in the retriever's order.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import threading
+import time
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+import prompts
+
+MODES = ("listwise", "pointwise")
+ORDERS = ("original", "both")
+LABELS = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+CARD_CHARS = 300
+SENTINEL = "\u2063CARD\u2063"  # marks where a pointwise card goes; never appears in a card after escaping
+
+_TAG_RE = re.compile(r"[<>]")
+
+
+def fence_text(text: str, max_chars: int = CARD_CHARS) -> str:
+    """Make item text safe to place inside <item> ... </item>: whitespace-tidied, truncated at a word
+    boundary to ``max_chars`` and with every angle bracket escaped, so it cannot close the fence,
+    open a new item or forge a chat-template token such as <|im_end|>."""
+    text = "\n".join(" ".join(line.split()) for line in str(text).splitlines() if line.strip())
+    text = text.replace(SENTINEL, "")
+    if max_chars and len(text) > max_chars:
+        cut = text[:max_chars]
+        space = max(cut.rfind(" "), cut.rfind("\n"))
+        text = (cut[:space] if space > max_chars // 2 else cut).rstrip() + "..."
+    return _TAG_RE.sub(lambda m: "&lt;" if m.group() == "<" else "&gt;", text)
+
+
+def _zscore(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return values
+    std = values.std()
+    return (values - values.mean()) / std if std > 1e-12 else np.zeros_like(values)
+
+
+def interpolate(
+    retriever_scores: Mapping[Hashable, float] | Sequence[tuple[Hashable, float]],
+    llm_scores: Mapping[Hashable, float] | Sequence[tuple[Hashable, float]],
+    alpha: float,
+) -> list[tuple[Hashable, float]]:
+    """(1 - alpha) * z(retriever) + alpha * z(llm) over the retriever's candidates, best first.
+
+    Both score sets are z-scored over the candidates first, so their scales do not matter; alpha=0
+    keeps the retriever's order, alpha=1 is the LLM's. An id without an LLM score gets the LLM's
+    mean (z = 0); LLM ids outside the retriever's candidates are ignored. Ties keep retriever order.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    ret = list(retriever_scores.items()) if isinstance(retriever_scores, Mapping) else list(retriever_scores)
+    llm = dict(llm_scores.items() if isinstance(llm_scores, Mapping) else llm_scores)
+    if not ret:
+        return []
+    ids = [i for i, _ in ret]
+    z_ret = _zscore(np.array([s for _, s in ret]))
+    known = [i for i in ids if i in llm]
+    z_llm_known = dict(zip(known, _zscore(np.array([llm[i] for i in known])))) if known else {}
+    z_llm = np.array([z_llm_known.get(i, 0.0) for i in ids])
+    mixed = (1.0 - alpha) * z_ret + alpha * z_llm
+    order = sorted(range(len(ids)), key=lambda j: (-mixed[j], j))
+    return [(ids[j], float(mixed[j])) for j in order]
+
+
+class LlmReranker:
+    """Rerank candidates with a causal LM read at the answer position.
+
+    ``model``/``tokenizer`` may be given (tests pass a tiny random model); otherwise the provisioned
+    ``llm`` role is loaded on first use. ``autocast``: "auto" uses bf16 autocast on CPUs with native
+    bf16 (measured faster there), "bf16" forces it, "off" runs fp32.
+    """
+
+    def __init__(
+        self,
+        settings=None,
+        *,
+        mode: str = "pointwise",
+        orders: str = "both",
+        card_chars: int = CARD_CHARS,
+        autocast: str = "auto",
+        model=None,
+        tokenizer=None,
+        path: Path | str | None = None,
+        batch_size: int = 32,
+    ):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if orders not in ORDERS:
+            raise ValueError(f"orders must be one of {ORDERS}, got {orders!r}")
+        if autocast not in ("auto", "bf16", "off"):
+            raise ValueError(f"autocast must be auto, bf16 or off, got {autocast!r}")
+        self.settings = settings
+        self.mode = mode
+        self.orders = orders
+        self.card_chars = card_chars
+        self.autocast = autocast
+        self.batch_size = batch_size
+        self._path = path
+        self._model = model
+        self._tokenizer = tokenizer
+        self._lock = threading.Lock()
+        self._token_cache: dict[str, int] = {}
+        self.last_stats: dict = {}
+
+    # --- model ----------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        with self._lock:
+            if self._model is not None and self._tokenizer is not None:
+                return
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            settings = self.settings
+            if settings is None:
+                from agent.config import load_settings
+
+                settings = self.settings = load_settings()
+            from agent.config import apply_thread_settings
+
+            apply_thread_settings(settings)
+            path = self._path
+            if path is None:
+                from agent.models import model_path
+
+                path = model_path(settings, "llm")
+            if self._tokenizer is None:
+                self._tokenizer = AutoTokenizer.from_pretrained(str(path))
+            if self._model is None:
+                self._model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+        self._model.eval()
+
+    @property
+    def model(self):
+        if self._model is None or self._tokenizer is None:
+            self._load()
+        return self._model
+
+    @property
+    def tokenizer(self):
+        if self._model is None or self._tokenizer is None:
+            self._load()
+        return self._tokenizer
+
+    def _use_bf16(self) -> bool:
+        if self.autocast == "bf16":
+            return True
+        if self.autocast == "off":
+            return False
+        device = next(self.model.parameters()).device.type
+        return device == "cuda" or (device == "cpu" and _cpu_has_bf16())
+
+    def _autocast_ctx(self):
+        import contextlib
+
+        import torch
+
+        device = next(self.model.parameters()).device.type
+        if self._use_bf16():
+            return torch.autocast(device_type=device, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def token_id(self, text: str) -> int:
+        """The first token of ``text`` (used for label letters and yes/no)."""
+        if text not in self._token_cache:
+            ids = self.tokenizer.encode(text, add_special_tokens=False)
+            if not ids:
+                raise ValueError(f"the tokenizer encodes {text!r} to nothing")
+            self._token_cache[text] = ids[0]
+        return self._token_cache[text]
+
+    def _chat(self, system: str, user: str) -> str:
+        return self.tokenizer.apply_chat_template(
+            [{"role": "system", "content": system}, {"role": "user", "content": user}],
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+
+    def _label_logits(self, hidden, token_ids: list[int]):
+        """Project final hidden states (n, d) onto a few vocabulary rows only: (n, len(token_ids))."""
+        import torch
+
+        weight = self.model.get_output_embeddings().weight[token_ids]  # (t, d)
+        logits = hidden.float() @ weight.float().T
+        bias = getattr(self.model.get_output_embeddings(), "bias", None)
+        if bias is not None:
+            logits = logits + bias[token_ids].float()
+        return logits.to(torch.float32)
+
+    # --- public -------------------------------------------------------------------------------
+
+    def rerank(
+        self,
+        request_text: str,
+        candidates: Sequence[tuple[Hashable, str]],
+        history_titles: Sequence[str] = (),
+    ) -> list[tuple[Hashable, float]]:
+        """All candidates as (id, score), best first. Ties keep the given order."""
+        candidates = list(candidates)
+        if not candidates:
+            return []
+        ids = [c[0] for c in candidates]
+        if len(set(ids)) != len(ids):
+            raise ValueError("candidate ids must be unique")
+        start = time.perf_counter()
+        if self.mode == "listwise":
+            scores = self.listwise_scores(request_text, [c[1] for c in candidates], history_titles)
+        else:
+            scores = self.pointwise_scores(request_text, [c[1] for c in candidates], history_titles)
+        self.last_stats["seconds"] = time.perf_counter() - start
+        order = sorted(range(len(ids)), key=lambda j: (-scores[j], j))
+        return [(ids[j], float(scores[j])) for j in order]
+
+    def listwise_scores(self, request: str, cards: Sequence[str], history: Sequence[str] = ()) -> list[float]:
+        """Mean over the scored orders of each candidate's label log-probability (over the labels)."""
+        n = len(cards)
+        if n > len(LABELS):
+            raise ValueError(f"listwise mode labels at most {len(LABELS)} candidates, got {n}")
+        orders = [list(range(n))]
+        if self.orders == "both" and n > 1:
+            orders.append(list(reversed(range(n))))
+        totals = np.zeros(n)
+        tokens = 0
+        for order in orders:
+            logp = self._listwise_once(request, [cards[j] for j in order], history)
+            tokens = self.last_stats.get("tokens", 0)
+            for pos, j in enumerate(order):
+                totals[j] += logp[pos]
+        self.last_stats.update({"mode": "listwise", "passes": len(orders), "tokens": tokens})
+        return list(totals / len(orders))
+
+    def listwise_prompt(self, request: str, cards: Sequence[str], history: Sequence[str] = ()) -> str:
+        """The chat-formatted listwise prompt: fenced, truncated cards under labels A, B, ..."""
+        labels = LABELS[: len(cards)]
+        system = prompts.render("rerank_listwise.j2", part="system", request="", history=[], candidates=[])
+        user = prompts.render(
+            "rerank_listwise.j2",
+            part="user",
+            request=fence_text(request, 0),
+            history=[fence_text(t, 120) for t in history],
+            candidates=[(label, fence_text(card, self.card_chars)) for label, card in zip(labels, cards)],
+        )
+        return self._chat(system, user)
+
+    def _listwise_once(self, request: str, cards: Sequence[str], history: Sequence[str]) -> np.ndarray:
+        import torch
+
+        labels = LABELS[: len(cards)]
+        enc = self.tokenizer(self.listwise_prompt(request, cards, history), return_tensors="pt",
+                             add_special_tokens=False)
+        token_ids = [self.token_id(label) for label in labels]
+        if len(set(token_ids)) != len(token_ids):
+            raise ValueError("label letters do not map to distinct tokens in this tokenizer")
+        model = self.model
+        with torch.inference_mode(), self._autocast_ctx():
+            out = model.model(input_ids=enc["input_ids"], attention_mask=enc.get("attention_mask"), use_cache=False)
+            hidden = out.last_hidden_state[:, -1, :]
+            logits = self._label_logits(hidden, token_ids)[0]
+        self.last_stats["tokens"] = int(enc["input_ids"].shape[1])
+        return torch.log_softmax(logits, dim=-1).numpy().astype(np.float64)
+
+    def _pointwise_parts(self, request: str, history: Sequence[str]) -> tuple[str, str]:
+        """The chat-formatted pointwise prompt split around the card: (shared prefix, suffix)."""
+        system = prompts.render("rerank_pointwise.j2", part="system", request="", history=[], card="")
+        user = prompts.render(
+            "rerank_pointwise.j2",
+            part="user",
+            request=fence_text(request, 0),
+            history=[fence_text(t, 120) for t in history],
+            card=SENTINEL,
+        )
+        prefix, suffix = self._chat(system, user).split(SENTINEL, 1)
+        return prefix, suffix
+
+    def pointwise_prompt(self, request: str, card: str, history: Sequence[str] = ()) -> str:
+        """The full pointwise prompt for one card: what fine-tuning trains on, token for token."""
+        prefix, suffix = self._pointwise_parts(request, history)
+        return prefix + fence_text(card, self.card_chars) + suffix
+
+    def pointwise_scores(self, request: str, cards: Sequence[str], history: Sequence[str] = ()) -> list[float]:
+        """logit(yes) - logit(no) per card, with the shared prompt prefix's cache computed once."""
+        import torch
+
+        prefix_text, suffix_template = self._pointwise_parts(request, history)
+        tok = self.tokenizer
+        prefix_ids = tok(prefix_text, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        suffixes = [
+            tok(fence_text(card, self.card_chars) + suffix_template, add_special_tokens=False)["input_ids"]
+            for card in cards
+        ]
+        yes = [self.token_id(w) for w in ("yes", "Yes")]
+        no = [self.token_id(w) for w in ("no", "No")]
+        if set(yes) & set(no):
+            raise ValueError("yes and no map to the same token in this tokenizer")
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        model = self.model
+        scores: list[float] = []
+        with torch.inference_mode(), self._autocast_ctx():
+            prefix_out = model.model(input_ids=prefix_ids, use_cache=True)
+            prefix_cache = getattr(prefix_out, "cache", None)
+            if prefix_cache is None:
+                prefix_cache = prefix_out.past_key_values
+            p_len = prefix_ids.shape[1]
+            for lo in range(0, len(suffixes), self.batch_size):
+                chunk = suffixes[lo: lo + self.batch_size]
+                b = len(chunk)
+                width = max(len(s) for s in chunk)
+                ids = torch.full((b, width), pad, dtype=torch.long)
+                mask = torch.zeros((b, p_len + width), dtype=torch.long)
+                mask[:, :p_len] = 1
+                for r, s in enumerate(chunk):
+                    ids[r, : len(s)] = torch.tensor(s, dtype=torch.long)
+                    mask[r, p_len: p_len + len(s)] = 1
+                cache = copy.deepcopy(prefix_cache)
+                cache.batch_repeat_interleave(b)
+                out = model.model(input_ids=ids, attention_mask=mask, use_cache=True, **{_cache_kwarg(model.model): cache})
+                last = torch.tensor([len(s) - 1 for s in chunk])
+                hidden = out.last_hidden_state[torch.arange(b), last]
+                logits = self._label_logits(hidden, yes + no)
+                yes_l = torch.logsumexp(logits[:, : len(yes)], dim=-1)
+                no_l = torch.logsumexp(logits[:, len(yes):], dim=-1)
+                scores.extend((yes_l - no_l).tolist())
+        self.last_stats.update({
+            "mode": "pointwise",
+            "prefix_tokens": int(p_len),
+            "tokens": int(p_len + sum(len(s) for s in suffixes)),
+        })
+        return scores
+
+
+def _cache_kwarg(module) -> str:
+    """transformers 5 names the cache argument ``cache``; older releases ``past_key_values``."""
+    import inspect
+
+    params = inspect.signature(module.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            flags = fh.read()
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+    except OSError:  # pragma: no cover - not Linux
+        return False
+
+
+def rerank_ranking(
+    reranker: LlmReranker,
+    request_text: str,
+    ranked: Sequence[tuple[Hashable, float]],
+    cards: Mapping[Hashable, str],
+    k: int = 20,
+    alpha: float | None = None,
+    history_titles: Sequence[str] = (),
+) -> list[Hashable]:
+    """Rerank the top k of a retriever's (id, score) list; the rest keep the retriever's order.
+
+    alpha=None uses the LLM order alone; otherwise :func:`interpolate` with that alpha. A candidate
+    without a card is reranked on its id alone (it is still a candidate).
+    """
+    head, tail = list(ranked[:k]), list(ranked[k:])
+    if not head:
+        return [i for i, _ in tail]
+    llm = reranker.rerank(request_text, [(i, cards.get(i, str(i))) for i, _ in head], history_titles)
+    if alpha is None:
+        order = [i for i, _ in llm]
+    else:
+        order = [i for i, _ in interpolate(head, llm, alpha)]
+    return order + [i for i, _ in tail]
+
+
+def position_bias(
+    reranker: LlmReranker,
+    examples: Iterable[tuple[str, Sequence[tuple[Hashable, str]]] | tuple[str, Sequence[tuple[Hashable, str]], Sequence[str]]],
+) -> dict:
+    """How often the first-listed candidate ends up first (chance is 1/n).
+
+    ``examples``: (request_text, candidates[, history_titles]). Returns {"first_stays_first": rate,
+    "chance": mean 1/n, "n": examples, "mean_rank_of_first": mean 0-based rank of the first-listed}.
+    """
+    hits, chance, ranks, count = 0, 0.0, [], 0
+    for example in examples:
+        request, candidates = example[0], list(example[1])
+        history = example[2] if len(example) > 2 else ()
+        if not candidates:
+            continue
+        result = [i for i, _ in reranker.rerank(request, candidates, history)]
+        first = candidates[0][0]
+        hits += result[0] == first
+        ranks.append(result.index(first))
+        chance += 1.0 / len(candidates)
+        count += 1
+    if not count:
+        raise ValueError("position_bias needs at least one example with candidates")
+    return {
+        "first_stays_first": hits / count,
+        "chance": chance / count,
+        "n": count,
+        "mean_rank_of_first": float(np.mean(ranks)),
+    }

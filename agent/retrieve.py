@@ -130,9 +130,13 @@ class Retriever:
     # --- scores -------------------------------------------------------------------------------
 
     def popularity(self, split_name: str = "test") -> np.ndarray:
+        """Interaction counts visible for ``split_name``: the same for every user, so computed once."""
         from eval.baselines import popularity_scores
 
-        return popularity_scores(self.split, split_name)
+        cache = self.__dict__.setdefault("_popularity", {})
+        if split_name not in cache:
+            cache[split_name] = popularity_scores(self.split, split_name)
+        return cache[split_name]
 
     def content_user_vector(self, history: np.ndarray) -> np.ndarray:
         recent = history[::-1][: len(CONTENT_RECENCY)]

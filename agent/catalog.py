@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.errors import InputError
+from agent.jsonl import NonBlankStr, iter_json_objects, validation_reason
 
 Scalar = str | int | float | bool
 
@@ -26,8 +27,8 @@ class Item(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(min_length=1, max_length=200, description="Stable unique id (the store key).")
-    title: str = Field(min_length=1, max_length=500)
+    id: NonBlankStr = Field(min_length=1, max_length=200, description="Stable unique id (the store key).")
+    title: NonBlankStr = Field(min_length=1, max_length=500)
     year: int | None = Field(None, ge=1800, le=2200)
     genres: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
@@ -40,14 +41,6 @@ class Item(BaseModel):
     image: str | None = Field(None, description="Image path or http(s) URL (e.g. a poster).")
     audio: str | None = Field(None, description="Audio path (e.g. a trailer or a narration).")
     metadata: dict[str, Scalar] = Field(default_factory=dict)
-
-    @field_validator("id", "title")
-    @classmethod
-    def _strip(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("must not be blank")
-        return value
 
 
 @dataclass(frozen=True)
@@ -64,14 +57,6 @@ class RowError:
 class LoadedCatalog:
     items: list[Item]
     rejected: list[RowError]
-
-
-def _validation_reason(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "row"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)
 
 
 def _split_list(value) -> tuple[str, ...]:
@@ -126,7 +111,7 @@ def load_catalog(path: Path) -> LoadedCatalog:
         try:
             item = _row_to_item(row, path.parent)
         except ValidationError as exc:
-            rejected.append(RowError(str(path), line, _validation_reason(exc)))
+            rejected.append(RowError(str(path), line, validation_reason(exc)))
             continue
         if item.id in seen:
             rejected.append(RowError(str(path), line, f"duplicate id {item.id!r} (first on line {seen[item.id]})"))
@@ -137,24 +122,17 @@ def load_catalog(path: Path) -> LoadedCatalog:
 
 
 def _rows(path: Path, suffix: str, rejected: list[RowError]) -> Iterator[tuple[int, dict]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        if suffix == ".csv":
+    if suffix == ".csv":
+        with open(path, newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
             for row in reader:
                 yield reader.line_num, {k: v for k, v in row.items() if k is not None}
-            return
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                rejected.append(RowError(str(path), line_no, f"invalid JSON: {exc.msg}"))
-                continue
-            if not isinstance(row, dict):
-                rejected.append(RowError(str(path), line_no, "expected a JSON object"))
-                continue
-            yield line_no, row
+        return
+    for line_no, row, problem in iter_json_objects(path):
+        if problem is not None:
+            rejected.append(RowError(str(path), line_no, problem))
+            continue
+        yield line_no, row
 
 
 # --- MovieLens ----------------------------------------------------------------------------------
@@ -226,7 +204,7 @@ def load_movielens(directory: Path, posters: Path | None = None) -> LoadedCatalo
             try:
                 items.append(_movielens_item(row, tags, plots, links, posters))
             except (ValidationError, KeyError, ValueError) as exc:
-                reason = _validation_reason(exc) if isinstance(exc, ValidationError) else repr(exc)
+                reason = validation_reason(exc) if isinstance(exc, ValidationError) else repr(exc)
                 rejected.append(RowError(str(movies), reader.line_num, reason))
     return LoadedCatalog(items, rejected)
 

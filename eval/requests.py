@@ -10,7 +10,6 @@ mind. The rule's exact semantics are in ``eval/data/README.md`` and in :func:`is
 from __future__ import annotations
 
 import csv
-import json
 import re
 import time
 from collections import Counter, defaultdict
@@ -31,6 +30,7 @@ from pydantic import (
 
 from agent.catalog import Item, LoadedCatalog, load_movielens
 from agent.errors import InputError
+from agent.jsonl import NonBlankStr, iter_json_objects, validation_reason
 from eval.metrics import PairedResult, bootstrap_ci, paired_test
 
 DEFAULT_REQUESTS = Path(__file__).resolve().parent / "data" / "requests.jsonl"
@@ -107,26 +107,11 @@ class Request(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(min_length=1, max_length=50)
-    text: str = Field(min_length=3, max_length=1000)
+    id: NonBlankStr = Field(min_length=1, max_length=50)
+    text: NonBlankStr = Field(min_length=3, max_length=1000)
     split: Literal["val", "test"]
     relevance: Relevance
 
-    @field_validator("id", "text")
-    @classmethod
-    def _strip(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("must not be blank")
-        return value
-
-
-def _reason(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "row"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)
 
 
 def load_requests(path: Path = DEFAULT_REQUESTS) -> list[Request]:
@@ -141,28 +126,20 @@ def load_requests(path: Path = DEFAULT_REQUESTS) -> list[Request]:
     requests: list[Request] = []
     errors: list[str] = []
     seen: dict[str, int] = {}
-    with open(path, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                errors.append(f"{path}:{line_no}: invalid JSON: {exc.msg}")
-                continue
-            if not isinstance(row, dict):
-                errors.append(f"{path}:{line_no}: expected a JSON object, got {type(row).__name__}")
-                continue
-            try:
-                request = Request.model_validate(row)
-            except ValidationError as exc:
-                errors.append(f"{path}:{line_no}: {_reason(exc)}")
-                continue
-            if request.id in seen:
-                errors.append(f"{path}:{line_no}: duplicate id {request.id!r} (first on line {seen[request.id]})")
-                continue
-            seen[request.id] = line_no
-            requests.append(request)
+    for line_no, row, problem in iter_json_objects(path):
+        if problem is not None:
+            errors.append(f"{path}:{line_no}: {problem}")
+            continue
+        try:
+            request = Request.model_validate(row)
+        except ValidationError as exc:
+            errors.append(f"{path}:{line_no}: {validation_reason(exc)}")
+            continue
+        if request.id in seen:
+            errors.append(f"{path}:{line_no}: duplicate id {request.id!r} (first on line {seen[request.id]})")
+            continue
+        seen[request.id] = line_no
+        requests.append(request)
     if errors:
         shown = "\n".join(errors[:20]) + (f"\n... and {len(errors) - 20} more" if len(errors) > 20 else "")
         raise InputError(f"{len(errors)} bad row(s) in {path}; fix them and rerun:\n{shown}")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import InputError
+from agent.jsonl import iter_json_objects
 
 CHECKPOINT = "checkpoint"
 ADAPTER = "adapter"
@@ -198,21 +199,14 @@ def read_pairs(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
         raise InputError(f"training data not found: {path} (config key 'data')")
     rows, errors = [], []
-    with open(path, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                errors.append(f"{path}:{line_no}: invalid JSON: {exc.msg}")
-                continue
-            if not isinstance(row, dict) or not isinstance(row.get("prompt"), str) or not isinstance(
-                row.get("answer"), str
-            ) or not row["answer"]:
-                errors.append(f"{path}:{line_no}: need string 'prompt' and non-empty string 'answer'")
-                continue
-            rows.append({"prompt": row["prompt"], "answer": row["answer"]})
+    for line_no, row, problem in iter_json_objects(path):
+        if problem is None and not (isinstance(row.get("prompt"), str) and isinstance(row.get("answer"), str)
+                                    and row["answer"]):
+            problem = "need string 'prompt' and non-empty string 'answer'"
+        if problem is not None:
+            errors.append(f"{path}:{line_no}: {problem}")
+            continue
+        rows.append({"prompt": row["prompt"], "answer": row["answer"]})
     if errors:
         raise InputError(f"{len(errors)} bad row(s) in {path}:\n" + "\n".join(errors[:20]))
     if not rows:

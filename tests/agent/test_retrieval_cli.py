@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 BIN = Path(sys.executable).parent
+REQUESTS = Path(__file__).resolve().parents[2] / "eval" / "data" / "requests.jsonl"
 
 
 def _recsage(*args, env=None):
@@ -83,3 +84,21 @@ def test_recommend_content_for_a_new_history_respects_filters(movielens_store):
     assert len(ids) == 5 and not {"1", "3114", "2355"} & set(ids)
     assert all("Animation" in i["genres"] and i["year"] >= 1990 for i in data["items"])
     assert data["reranked"] is False
+
+
+@pytest.mark.integration
+def test_eval_requests_bm25_and_hybrid(movielens_store, tmp_path):
+    store, ml = movielens_store
+    out_file = tmp_path / "requests.json"
+    out = _recsage("eval", "--store", store, "--movielens", ml, "--requests", REQUESTS,
+                   "--split", "val", "--system", "bm25", "--system", "hybrid", "--json", out_file)
+    assert out.returncode == 0, out.stderr
+    results = json.loads(out_file.read_text())
+    assert set(results) == {"bm25", "hybrid"}
+    for result in results.values():
+        assert result["n_requests"] == 30
+        assert 0 < result["metrics"]["P@10"]["mean"] <= 1
+    assert "NDCG@10 vs bm25" in out.stdout
+    bad = _recsage("eval", "--store", store, "--movielens", ml, "--requests", REQUESTS,
+                   "--system", "sasrec")
+    assert bad.returncode == 2 and "unknown request system" in bad.stderr

@@ -166,7 +166,6 @@ def ingest(ctx, movielens, posters, catalog, store_dir, chroma_url, limit, as_js
     report = run_ingest(items, store, settings, rejected=loaded.rejected, progress=True)
     report.seconds["load"] = load_seconds
     summary = report.to_json()
-    summary["items_in_store"] = store.count()
     summary["seconds"]["total"] = round(time.perf_counter() - start, 3)
     if as_json:
         _emit_json(summary)

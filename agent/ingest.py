@@ -40,6 +40,7 @@ class IngestReport:
     total: int = 0
     ingested: int = 0
     unchanged: int = 0
+    items_in_store: int = 0
     skipped: list[RowError] = field(default_factory=list)
     failed: list[MediaFailure] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -49,7 +50,6 @@ class IngestReport:
         out = asdict(self)
         out["skipped"] = [{"file": r.file, "line": r.line, "reason": r.reason} for r in self.skipped]
         out["seconds"] = {k: round(v, 3) for k, v in self.seconds.items()}
-        out["items_in_store"] = None
         return out
 
     @contextmanager
@@ -224,6 +224,7 @@ def ingest(items: list[Item], store: Store, settings: Settings, rejected: list[R
     todo = [it for it in items if stored.get(it.id) != digests[it.id]]
     report.unchanged = len(items) - len(todo)
     if not todo:
+        report.items_in_store = store.count()
         return report
     try:
         with _progress(progress, len(todo)) as advance:
@@ -235,6 +236,7 @@ def ingest(items: list[Item], store: Store, settings: Settings, rejected: list[R
         for converter in pipeline.image + pipeline.audio:
             if hasattr(converter, "close"):
                 converter.close()  # e.g. stop OCR worker processes
+    report.items_in_store = store.count()
     return report
 
 

@@ -103,10 +103,6 @@ class Store:
                 metadatas=list(metadatas[start:end]),
             )
 
-    def delete(self, ids: list[str], name: str = TEXT_COLLECTION) -> None:
-        if ids:
-            self.collection(name).delete(ids=ids)
-
     def query(self, vector, k: int, where: dict | None = None, name: str = TEXT_COLLECTION) -> list[Hit]:
         col = self.collection(name, create=False)
         if k <= 0:

@@ -291,7 +291,7 @@ def _load_base(base: str, qlora: bool):
                 "QLoRA needs a CUDA GPU (bitsandbytes 4-bit); none is available here: drop --qlora "
                 "(or qlora = true in the config) to train LoRA on the CPU"
             )
-        require("bitsandbytes", extra=None)
+        require("bitsandbytes", extra="qlora")
         from peft import prepare_model_for_kbit_training
 
         quant = transformers.BitsAndBytesConfig(

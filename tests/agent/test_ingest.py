@@ -30,7 +30,7 @@ def test_first_run_writes_everything_second_run_does_no_model_work(tmp_path, fak
     store = Store(tmp_path / "store")
     items = _items(tmp_path, 10)
     report = ingest(items, store, fake_settings, progress=False)
-    assert (report.ingested, report.unchanged, store.count()) == (10, 0, 10)
+    assert (report.ingested, report.unchanged, report.items_in_store) == (10, 0, store.count()) == (10, 0, 10)
     assert pipeline.embedder.calls == 10 and pipeline.image[0].calls == 10
     got = store.get(["3"])["3"]
     assert "Poster text: POSTER 3" in got["document"]

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agent.errors import InputError
 
 MODEL_ROLES = ("llm", "whisper", "text_embedder", "ocr", "vad", "clip")
+REPO_ADAPTER = Path(__file__).resolve().parents[1] / "finetune" / "adapters" / "rerank"
+"""The shipped reranker LoRA adapter (small, committed; recipe in finetune/configs/)."""
 
 
 def default_home() -> Path:
@@ -78,6 +80,25 @@ class Settings(BaseModel):
             "Local open_clip checkpoint with real CLIP weights. Without it the image path uses "
             "OCR only (no PyPI package carries CLIP weights)."
         ),
+    )
+
+    # --- reranking (agent/rerank.py); defaults chosen on the validation halves (README) ---------
+    rerank_adapter: Path | None = Field(
+        REPO_ADAPTER,
+        description=(
+            "LoRA adapter (peft folder) merged into the LLM for reranking; the shipped one is "
+            "finetune/adapters/rerank. Empty = the zero-shot base model."
+        ),
+    )
+    rerank_requests: bool = Field(
+        True, description="Rerank when the request has text (typed query, photo text, voice note)."
+    )
+    rerank_sequential: bool = Field(
+        False, description="Rerank history-only recommendations (no request text)."
+    )
+    rerank_depth: int = Field(20, ge=1, le=100, description="How many retriever candidates the LLM reranks.")
+    rerank_alpha: float = Field(
+        0.8, ge=0, le=1, description="Weight of the LLM's z-scored score against the retriever's."
     )
 
     @property

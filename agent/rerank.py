@@ -428,3 +428,20 @@ def position_bias(
         "n": count,
         "mean_rank_of_first": float(np.mean(ranks)),
     }
+
+
+def load_reranker(settings) -> LlmReranker:
+    """The product reranker: the provisioned LLM with the configured LoRA adapter merged in
+    (``settings.rerank_adapter``; the shipped one unless overridden), pointwise yes/no scoring."""
+    from agent.errors import RecsageError
+    from agent.llm import load_llm
+
+    adapter = settings.rerank_adapter
+    if adapter is not None and str(adapter) and not (Path(adapter) / "adapter_config.json").exists():
+        raise RecsageError(
+            f"reranker adapter {adapter} has no adapter_config.json: restore finetune/adapters/rerank "
+            "(git checkout), train one with `recsage finetune --config finetune/configs/rerank_small.toml`, "
+            "or set rerank_adapter = \"\" for the zero-shot model"
+        )
+    llm = load_llm(settings, adapter=adapter or None)
+    return LlmReranker(settings, mode="pointwise", model=llm.model, tokenizer=llm.tokenizer)

@@ -75,9 +75,11 @@ def train_retriever_cmd(ctx, store_dir, movielens, seed, max_minutes, as_json):
 @click.option("--compare", "compare_file", type=click.Path(path_type=Path), help="Paired test of NDCG@10 against this run file.")
 @click.option("--requests", "requests_file", type=click.Path(path_type=Path), default=None,
               help="Evaluate request-driven ranking on this JSONL benchmark (eval/data/requests.jsonl) instead.")
+@click.option("--candidate-order", type=click.Choice(["retriever", "shuffled", "reversed"]), default="retriever",
+              show_default=True, help="System rerank: the order the LLM sees the hybrid's candidates in.")
 @click.pass_context
 def eval_cmd(ctx, store_dir, movielens, systems, split_name, users, seed, json_file, run_file, compare_file,
-             requests_file):
+             requests_file, candidate_order):
     """Rank all items for each user (history masked) on the published leave-one-out protocol,
     or, with --requests, rank the catalog for natural-language requests (P@10, NDCG@10)."""
     from agent.retrieve import SYSTEMS
@@ -94,9 +96,9 @@ def eval_cmd(ctx, store_dir, movielens, systems, split_name, users, seed, json_f
         _eval_requests(ctx, store_dir, movielens, systems or REQUEST_SYSTEMS, split_name, requests_file, json_file)
         return
     systems = systems or ("hybrid",)
-    unknown = [s for s in systems if s not in SYSTEMS]
+    unknown = [s for s in systems if s not in (*SYSTEMS, "rerank")]
     if unknown:
-        raise InputError(f"unknown system(s) {unknown}; choose from: {', '.join(SYSTEMS)}")
+        raise InputError(f"unknown system(s) {unknown}; choose from: {', '.join(SYSTEMS)}, rerank")
     if run_file and len(systems) > 1:
         raise InputError("--run writes one system's run: pass a single --system")
     if compare_file and not Path(compare_file).exists():
@@ -104,6 +106,8 @@ def eval_cmd(ctx, store_dir, movielens, systems, split_name, users, seed, json_f
     if users is not None and users <= 0:
         raise InputError(f"--users must be a positive integer, got {users}")
     retriever = _retriever(ctx, store_dir, movielens)
+    if "rerank" in systems:
+        retriever = _reranking_retriever(ctx, retriever, candidate_order, seed)
     split = retriever.split
     chosen = sample_users(split.n_users, users, seed)
     click.echo(f"protocol: {split.stats()} ({split_name}, {len(chosen)} users)", err=True)
@@ -111,6 +115,8 @@ def eval_cmd(ctx, store_dir, movielens, systems, split_name, users, seed, json_f
     for system in systems:
         result = run_system(retriever, system, split_name, chosen)
         row = summary(result, split, {"users_seed": seed, "movielens": str(movielens), "store": str(store_dir)})
+        if system == "rerank":
+            row["rerank"] = retriever.stats()
         if compare_file:
             row["compare"] = compare_with_run(result, split, compare_file)
         rows.append(row)
@@ -118,6 +124,11 @@ def eval_cmd(ctx, store_dir, movielens, systems, split_name, users, seed, json_f
             write_run(run_file, result.run)
     print_table(rows)
     for row in rows:
+        if "rerank" in row:
+            r = row["rerank"]
+            click.echo(f"rerank: {r['depth']} candidates in {r['candidate_order']} order, alpha {r['alpha']}, "
+                       f"out-of-candidate rate {r['out_of_candidate_rate']:.3f}, reranker p50 {r['rerank_p50_s']:.3f} s "
+                       f"p95 {r['rerank_p95_s']:.3f} s per user")
         if "compare" in row:
             c = row["compare"]
             verdict = "significant" if c["significant"] else "not significant"
@@ -125,6 +136,18 @@ def eval_cmd(ctx, store_dir, movielens, systems, split_name, users, seed, json_f
                        f"(95% CI {c['ci95'][0]:+.4f}..{c['ci95'][1]:+.4f}, p={c['p_value']:.3f}, {verdict})")
     if json_file:
         Path(json_file).write_text(json.dumps(rows[0] if len(rows) == 1 else rows, indent=1))
+
+
+def _reranking_retriever(ctx, retriever, order: str, seed: int):
+    """The hybrid retriever with the configured LLM reranker over its top candidates (system rerank)."""
+    from agent.rerank import load_reranker
+    from eval.rerank_seq import RerankingRetriever
+
+    settings = _settings(ctx)
+    docs = retriever.store.get(retriever.split.item_ids)
+    titles = [f"{m.get('title', '')} ({m.get('year', '')})" for m in retriever.item_meta]
+    return RerankingRetriever(retriever, load_reranker(settings), {i: d["document"] for i, d in docs.items()},
+                              titles, depth=settings.rerank_depth, alpha=settings.rerank_alpha, order=order, seed=seed)
 
 
 REQUEST_SYSTEMS = ("bm25", "content", "hybrid", "rerank")

@@ -101,6 +101,19 @@ class Settings(BaseModel):
         0.8, ge=0, le=1, description="Weight of the LLM's z-scored score against the retriever's."
     )
 
+    # --- HTTP server (agent/server.py) ---------------------------------------------------------
+    request_timeout_s: float = Field(
+        300.0, gt=0, le=3600,
+        description=(
+            "Seconds one HTTP request may run (a streamed chat: the whole stream) before the server "
+            "answers 503; generous because concurrent chats queue for the one locked LLM."
+        ),
+    )
+    chat_sessions_max: int = Field(
+        1000, ge=1, le=1_000_000,
+        description="Chat sessions the server keeps for /v1/chat; the least recently used is dropped beyond it.",
+    )
+
     @property
     def models_dir(self) -> Path:
         return self.home / "models"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import click
 
 from agent.cli import _emit_json, _settings, cli
+from agent.errors import InputError
 from agent.cli_retrieval import _default_movielens
 
 
@@ -38,28 +40,61 @@ def finetune(ctx, config_file, qlora, max_minutes, as_json):
 
 @finetune.command("data")
 @click.option("--store", "store_dir", type=click.Path(path_type=Path), required=True,
-              help="Store with the catalog's context cards (the reranker reads them).")
+              help="Store with the catalog's context cards (the reranker reads them) and, for --sequential, "
+                   "the trained retriever.")
 @click.option("--movielens", type=click.Path(path_type=Path), default=_default_movielens)
-@click.option("-n", "n", type=click.IntRange(min=1), default=600, show_default=True, help="Synthetic requests.")
-@click.option("--negatives", type=click.IntRange(min=1), default=3, show_default=True, help="Hard negatives per request.")
+@click.option("-n", "n", type=click.IntRange(min=0), default=600, show_default=True, help="Synthetic requests.")
+@click.option("--sequential", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Sliding windows over training sequences (candidates from the hybrid retriever).")
+@click.option("--negatives", type=click.IntRange(min=1), default=3, show_default=True, help="Hard negatives per example.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/finetune/rerank_train.jsonl"), show_default=True)
 @click.pass_context
-def finetune_data(ctx, store_dir, movielens, n, negatives, seed, out):
-    """Synthetic requests from catalog facts (never the benchmark's) -> pointwise reranker rows."""
+def finetune_data(ctx, store_dir, movielens, n, sequential, negatives, seed, out):
+    """Pointwise reranker rows from training data only: synthetic requests from catalog facts (never the
+    benchmark's) and sequential windows; writes the rows and a data card (<out>.card.json)."""
     from agent.rerank import LlmReranker
+
+    if n == 0 and sequential == 0:
+        raise InputError("nothing to build: pass -n N requests and/or --sequential N windows")
+    reranker = LlmReranker(_settings(ctx), mode="pointwise")
+    rows, card = [], {"output": str(out)}
+    if n:
+        request_rows, card["request"] = _request_rows(store_dir, movielens, n, negatives, seed, out, reranker)
+        rows += request_rows
+    if sequential:
+        seq_rows, card["sequential"] = _sequence_rows(ctx, store_dir, movielens, sequential, negatives, seed, reranker)
+        rows += seq_rows
+    random.Random(seed).shuffle(rows)
+    card["rows_total"] = len(rows)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out.with_name(out.stem + ".card.json").write_text(json.dumps(card, indent=1))
+    click.echo(f"{len(rows)} rows in {out} (data card {out.stem}.card.json)", err=True)
+
+
+def _request_rows(store_dir, movielens, n, negatives, seed, out, reranker) -> tuple[list[dict], dict]:
     from agent.store import Store
     from finetune.request_data import build_request_examples, write_examples
     from finetune.rerank_data import build_rerank_rows
 
     examples = build_request_examples(movielens, n, seed=seed)
-    write_examples(examples, out.with_name(out.stem + ".requests.jsonl"))
+    request_card = write_examples(examples, out.with_name(out.stem + ".requests.jsonl"))
     ids = sorted({e["positive"] for e in examples} | {i for e in examples for i in e["negatives"][:negatives]})
     cards = {i: r["document"] for i, r in Store(store_dir).get(ids).items()}
-    rows = build_rerank_rows(examples, LlmReranker(_settings(ctx), mode="pointwise"), cards, negatives, seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    click.echo(f"{len(examples)} requests -> {len(rows)} rows in {out}", err=True)
+    rows = build_rerank_rows(examples, reranker, cards, negatives, seed)
+    return rows, {"requests": len(examples), "rows": len(rows), "card": str(request_card)}
+
+
+def _sequence_rows(ctx, store_dir, movielens, windows, negatives, seed, reranker) -> tuple[list[dict], dict]:
+    from agent.cli_retrieval import _retriever
+    from eval.rerank_seq import catalog_text
+    from finetune.sequence_data import build_sequence_rows
+
+    retriever = _retriever(ctx, store_dir, movielens)
+    cards, titles = catalog_text(retriever)
+    return build_sequence_rows(retriever, reranker, cards, titles, windows,
+                               depth=_settings(ctx).rerank_depth, negatives=negatives, seed=seed)
 
 
 @finetune.command("merge")

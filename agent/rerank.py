@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 import prompts
+from agent.llm import cache_kwarg, native_bf16, returned_cache
 
 MODES = ("listwise", "pointwise")
 SEQUENTIAL_REQUEST = "the movie this viewer will want to watch next, given what they recently watched"
@@ -196,7 +197,7 @@ class LlmReranker:
         if self.autocast == "off":
             return False
         device = next(self.model.parameters()).device.type
-        return device == "cuda" or (device == "cpu" and _cpu_has_bf16())
+        return native_bf16(device)
 
     def _autocast_ctx(self):
         import contextlib
@@ -349,9 +350,7 @@ class LlmReranker:
         scores: list[float] = []
         with torch.inference_mode(), self._autocast_ctx():
             prefix_out = model.model(input_ids=prefix_ids, use_cache=True)
-            prefix_cache = getattr(prefix_out, "cache", None)
-            if prefix_cache is None:
-                prefix_cache = prefix_out.past_key_values
+            prefix_cache = returned_cache(prefix_out)
             p_len = prefix_ids.shape[1]
             for lo in range(0, len(suffixes), self.batch_size):
                 chunk = suffixes[lo: lo + self.batch_size]
@@ -365,7 +364,7 @@ class LlmReranker:
                     mask[r, p_len: p_len + len(s)] = 1
                 cache = copy.deepcopy(prefix_cache)
                 cache.batch_repeat_interleave(b)
-                out = model.model(input_ids=ids, attention_mask=mask, use_cache=True, **{_cache_kwarg(model.model): cache})
+                out = model.model(input_ids=ids, attention_mask=mask, use_cache=True, **{cache_kwarg(model.model): cache})
                 last = torch.tensor([len(s) - 1 for s in chunk])
                 hidden = out.last_hidden_state[torch.arange(b), last]
                 logits = self._label_logits(hidden, yes + no)
@@ -380,21 +379,31 @@ class LlmReranker:
         return scores
 
 
-def _cache_kwarg(module) -> str:
-    """transformers 5 names the cache argument ``cache``; older releases ``past_key_values``."""
-    import inspect
+    def pointwise_scores_naive(self, request: str, cards: Sequence[str], history: Sequence[str] = ()) -> list[float]:
+        """The same scores the slow way, as a baseline and a check: every candidate's full prompt
+        through the whole model (no shared-prefix cache), full-vocabulary logits, no autocast."""
+        import torch
 
-    params = inspect.signature(module.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
-
-
-def _cpu_has_bf16() -> bool:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            flags = fh.read()
-        return "avx512_bf16" in flags or "amx_bf16" in flags
-    except OSError:  # pragma: no cover - not Linux
-        return False
+        tok = self.tokenizer
+        encoded = [tok(self.pointwise_prompt(request, card, history), add_special_tokens=False)["input_ids"]
+                   for card in cards]
+        yes = [self.token_id(w) for w in ("yes", "Yes")]
+        no = [self.token_id(w) for w in ("no", "No")]
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        scores: list[float] = []
+        with torch.inference_mode():
+            for lo in range(0, len(encoded), self.batch_size):
+                chunk = encoded[lo: lo + self.batch_size]
+                width = max(len(e) for e in chunk)
+                ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(chunk), width), dtype=torch.long)
+                for r, e in enumerate(chunk):
+                    ids[r, : len(e)] = torch.tensor(e)
+                    mask[r, : len(e)] = 1
+                logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
+                last = logits[torch.arange(len(chunk)), torch.tensor([len(e) - 1 for e in chunk])]
+                scores.extend((torch.logsumexp(last[:, yes], -1) - torch.logsumexp(last[:, no], -1)).tolist())
+        return scores
 
 
 def rerank_ranking(

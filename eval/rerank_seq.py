@@ -40,6 +40,13 @@ def history_titles(titles: Sequence[str], history: np.ndarray, n: int = HISTORY_
     return [titles[i] for i in history[-n:]]
 
 
+def catalog_text(retriever) -> tuple[dict[str, str], list[str]]:
+    """What the reranker reads about the protocol's items: id -> context card, dense -> "Title (year)"."""
+    docs = retriever.store.get(retriever.split.item_ids)
+    titles = [f"{m.get('title', '')} ({m.get('year', '')})" for m in retriever.item_meta]
+    return {i: d["document"] for i, d in docs.items()}, titles
+
+
 @dataclass
 class RerankingRetriever:
     """Duck-types :class:`agent.retrieve.Retriever` for ``run_system``: system ``rerank``."""

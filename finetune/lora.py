@@ -91,6 +91,12 @@ class LoraTrainConfig:
     append_eos: bool = field(default=True, metadata={"help": "Append the EOS token to every answer."})
     qlora: bool = field(default=False, metadata={"help": (
         "Load the base in 4-bit NF4 with bitsandbytes (CUDA only) and train LoRA on top.")})
+    adapter_dtype: str = field(default="fp32", metadata={"help": (
+        "Precision of the saved adapter weights: 'fp32' or 'bf16' (half the size; the shipped "
+        "adapter uses bf16 to stay small enough to commit).")})
+    export_dir: str = field(default="", metadata={"help": (
+        "Also copy the finished adapter (weights, adapter_config.json, training card) here, e.g. "
+        "finetune/adapters/rerank, the folder recsage loads by default. Empty: no copy.")})
 
 
 _FIELDS = {f.name: f for f in fields(LoraTrainConfig)}
@@ -154,6 +160,8 @@ def validate_config(config: LoraTrainConfig) -> LoraTrainConfig:
             low, high, valid = _BOUNDS[name]
             if value < low or (high is not None and value > high):
                 raise InputError(f"config key {name!r} is {value!r}: use {valid}")
+    if config.adapter_dtype not in ("fp32", "bf16"):
+        raise InputError(f"config key 'adapter_dtype' is {config.adapter_dtype!r}: use \"fp32\" or \"bf16\"")
     if not config.data:
         raise InputError("config key 'data' is missing: give a JSONL file of {\"prompt\", \"answer\"} rows")
     if not config.output_dir:
@@ -554,6 +562,8 @@ def train_lora(
 
     model.save_pretrained(str(out / ADAPTER), safe_serialization=True)
     tokenizer.save_pretrained(str(out / ADAPTER))
+    if config.adapter_dtype == "bf16":
+        _cast_adapter(out / ADAPTER, torch.bfloat16)
     seconds = state["seconds"]
     card = {
         "settings": settings,
@@ -583,7 +593,33 @@ def train_lora(
     }
     (out / CARD).write_text(json.dumps(card, indent=1), encoding="utf-8")
     plot_losses(card, out / PLOT)
+    if config.export_dir and card["complete"]:
+        card["exported_to"] = str(export_adapter(out, Path(config.export_dir)))
     return card
+
+
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+
+
+def _cast_adapter(adapter_dir: Path, dtype) -> None:
+    """Rewrite the saved adapter weights in ``dtype`` (peft casts them back to the model's on load)."""
+    from safetensors.torch import load_file, save_file
+
+    path = adapter_dir / ADAPTER_WEIGHTS
+    weights = {k: v.to(dtype) for k, v in load_file(str(path)).items()}
+    save_file(weights, str(path), metadata={"format": "pt"})
+
+
+def export_adapter(out: Path, dest: Path) -> Path:
+    """Copy what loading needs (weights, adapter config) plus the training card to ``dest``; the
+    tokenizer stays behind (it is the base model's)."""
+    import shutil
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in (ADAPTER_WEIGHTS, "adapter_config.json"):
+        shutil.copy2(out / ADAPTER / name, dest / name)
+    shutil.copy2(out / CARD, dest / CARD)
+    return dest
 
 
 def plot_losses(card: dict, path: Path) -> None:

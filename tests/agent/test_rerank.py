@@ -12,6 +12,7 @@ from agent.rerank import (
     LABELS,
     LlmReranker,
     fence_text,
+    rerank_view,
     interpolate,
     position_bias,
     rerank_ranking,
@@ -157,27 +158,31 @@ def test_pointwise_scores_are_yes_minus_no_per_candidate(tiny):
 
 
 def test_pointwise_cached_prefix_matches_uncached_forward(tiny):
-    """Reusing the shared prefix's cache over a right-padded batch gives each candidate the same
-    yes/no logits as a full, uncached forward pass of its own prompt."""
+    """Reusing the shared prefix's cache over a right-padded batch, projecting onto yes/no only,
+    gives each candidate the same score as the naive baseline: its own full prompt through the whole
+    model with full-vocabulary logits (checked here against a hand-rolled forward as well)."""
     model, tok = tiny
     reranker = make(tiny, mode="pointwise")
     cards = [c for _, c in CANDS]
     cached = reranker.pointwise_scores("a sad drama", cards, ["Old Film"])
-    import prompts
-    from agent.rerank import SENTINEL
+    naive = reranker.pointwise_scores_naive("a sad drama", cards, ["Old Film"])
+    assert cached == pytest.approx(naive, abs=1e-4)
+    text = reranker.pointwise_prompt("a sad drama", cards[2], ["Old Film"])
+    assert "<item>Movie 2 | Drama | story number 2" in text and "Old Film" in text
+    ids = tok(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
+    with torch.inference_mode():
+        logits = model(input_ids=ids).logits[0, -1]
+    yes = [tok.encode(w)[0] for w in ("yes", "Yes")]
+    no = [tok.encode(w)[0] for w in ("no", "No")]
+    expected = torch.logsumexp(logits[yes], 0) - torch.logsumexp(logits[no], 0)
+    assert cached[2] == pytest.approx(float(expected), abs=1e-4)
 
-    system = prompts.render("rerank_pointwise.j2", part="system", request="", history=[], card="")
-    yes, no = tok.encode("yes")[0], tok.encode("no")[0]
-    for card, score in zip(cards, cached):
-        user = prompts.render("rerank_pointwise.j2", part="user", request="a sad drama",
-                              history=["Old Film"], card=SENTINEL)
-        text = reranker._chat(system, user).replace(SENTINEL, fence_text(card, 60))
-        ids = tok(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
-        with torch.inference_mode():
-            logits = model(input_ids=ids).logits[0, -1]
-        Y, N = tok.encode("Yes")[0], tok.encode("No")[0]
-        expected = torch.logsumexp(logits[[yes, Y]], 0) - torch.logsumexp(logits[[no, N]], 0)
-        assert score == pytest.approx(float(expected), abs=1e-4)
+
+def test_rerank_view_keeps_title_facts_and_drops_people():
+    card = ("Title: Toy Story (1995)\nGenres: Animation, Comedy\nDirector: John Lasseter\n"
+            "Cast: Tom Hanks\nTags: Pixar, fun\nPlot: A cowboy doll is jealous.\nPoster text: ToY STORY")
+    assert rerank_view(card) == "Toy Story (1995) | Animation, Comedy | Pixar, fun | A cowboy doll is jealous."
+    assert rerank_view("free text, not a card") == "free text, not a card"
 
 
 def test_card_fencing_escapes_injected_tags(tiny):

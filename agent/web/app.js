@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { sessionId: null, busy: false };
+const state = { sessionId: null, busy: false, recorder: null, recording: null };
 
 function authHeaders() {
   const token = $("token").value.trim();
@@ -107,7 +107,7 @@ async function send(event) {
   if (state.busy) return;
   const text = $("message").value.trim();
   const image = $("image").files[0];
-  const audio = $("audio").files[0];
+  const audio = $("audio").files[0] || state.recording;
   if (!text && !image && !audio) return;
   const form = new FormData();
   form.append("message", text);
@@ -131,6 +131,7 @@ async function send(event) {
     $("message").value = "";
     $("image").value = "";
     $("audio").value = "";
+    state.recording = null;
     showAttached();
   } catch (err) {
     handleEvent(turn, { type: "error", error: { message: String(err) } });
@@ -146,8 +147,36 @@ function setBusy(busy) {
 }
 
 function showAttached() {
-  const names = [$("image").files[0], $("audio").files[0]].filter(Boolean).map((f) => f.name);
+  const names = [$("image").files[0], $("audio").files[0] || state.recording].filter(Boolean).map((f) => f.name);
   $("attached").textContent = names.length ? "attached: " + names.join(", ") : "";
+}
+
+async function toggleRecording() {
+  // A voice note from the microphone (MediaRecorder, usually webm/opus; the server decodes it with ffmpeg).
+  if (state.recorder) {
+    state.recorder.stop();
+    return;
+  }
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    const chunks = [];
+    const recorder = new MediaRecorder(stream);
+    recorder.ondataavailable = (e) => chunks.push(e.data);
+    recorder.onstop = () => {
+      stream.getTracks().forEach((t) => t.stop());
+      const type = recorder.mimeType || "audio/webm";
+      const extension = type.includes("ogg") ? "ogg" : type.includes("mp4") ? "m4a" : "webm";
+      state.recording = new File(chunks, "voice-note." + extension, { type });
+      state.recorder = null;
+      $("record").textContent = "Record";
+      showAttached();
+    };
+    recorder.start();
+    state.recorder = recorder;
+    $("record").textContent = "Stop";
+  } catch (err) {
+    $("status").textContent = "no microphone: " + err;
+  }
 }
 
 async function reset() {
@@ -167,6 +196,8 @@ async function init() {
   $("image").addEventListener("change", showAttached);
   $("audio").addEventListener("change", showAttached);
   $("reset").addEventListener("click", reset);
+  $("record").addEventListener("click", toggleRecording);
+  $("record").hidden = !(navigator.mediaDevices && window.MediaRecorder);
   const health = await fetch("/healthz").then((r) => r.json()).catch(() => ({}));
   $("auth").hidden = !health.auth;
 }

@@ -54,7 +54,8 @@ class FakeRecommender:
                   exclude=(), explain=False, rerank=None) -> dict:
         time.sleep(self.delay_s)
         with self.lock:
-            self.calls.append({"user": user, "query": query, "image": image, "audio": audio, "k": k})
+            self.calls.append({"user": user, "query": query, "image": image, "audio": audio, "k": k,
+                               "audio_bytes": Path(audio).stat().st_size if audio else 0})
         if user is not None and user not in USERS:
             raise InputError(f"unknown user {user!r}")
         if not 1 <= k <= 100:

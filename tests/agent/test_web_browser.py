@@ -32,7 +32,7 @@ def browser():
     options = Options()
     options.binary_location = binary
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1100,1400", f"--user-data-dir={tempfile.mkdtemp(prefix='recsage-chromium-')}"):
+                 "--window-size=1100,1400", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", f"--user-data-dir={tempfile.mkdtemp(prefix='recsage-chromium-')}"):
         options.add_argument(flag)
     # An explicit driver path: selenium never tries to download a browser or driver.
     chrome = webdriver.Chrome(options=options, service=Service(executable_path=driver))
@@ -125,3 +125,28 @@ def test_chat_page_shows_errors(browser, tmp_path):
         turn = wait_for_answer(browser, 1)
         assert "error" in turn.get_attribute("class")
         assert "no text found" in turn.find_element(By.CSS_SELECTOR, ".answer").text
+
+
+def test_voice_note_recorded_in_the_page_reaches_the_server(browser, tmp_path):
+    """Chromium's fake microphone (a beep) -> MediaRecorder -> a voice-note upload with the message."""
+    import time
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    recommender = FakeRecommender(tmp_path)
+    app = create_app(recommender, FakeChatAgent(recommender), Settings())
+    with BackgroundServer(app) as url:
+        browser.get(url + "/")
+        record = browser.find_element(By.ID, "record")
+        assert record.is_displayed()
+        record.click()
+        WebDriverWait(browser, WAIT_S).until(lambda d: record.text == "Stop")
+        time.sleep(1.0)
+        record.click()
+        WebDriverWait(browser, WAIT_S).until(lambda d: "voice-note." in d.find_element(By.ID, "attached").text)
+        send_message(browser, "")
+        turn = wait_for_answer(browser, 1)
+        assert page_titles(turn)
+        call = recommender.calls[-1]
+        assert call["audio"].suffix in (".webm", ".ogg", ".m4a") and call["audio_bytes"] > 100

@@ -475,5 +475,7 @@ def load_reranker(settings) -> LlmReranker:
             "(git checkout), train one with `recsage finetune --config finetune/configs/rerank_small.toml`, "
             "or set rerank_adapter = \"\" for the zero-shot model"
         )
-    llm = load_llm(settings, adapter=adapter or None)
+    # fp32 weights under bf16 autocast: as fast as bf16 weights here, and the residual stream keeps
+    # fp32 precision (yes/no margins are small); the naive baseline reuses the same weights in fp32.
+    llm = load_llm(settings, adapter=adapter or None, dtype="fp32")
     return LlmReranker(settings, mode="pointwise", model=llm.model, tokenizer=llm.tokenizer)

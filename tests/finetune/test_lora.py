@@ -182,3 +182,26 @@ def test_merge_matches_adapter_model(tiny_model, tmp_path):
         a, b, c = merged(ids).logits, peft_model(ids).logits, base(ids).logits
     assert torch.allclose(a, b, atol=1e-5)
     assert not torch.allclose(a, c, atol=1e-3)  # the adapter did change something
+
+
+def test_bf16_adapter_is_exported_and_loads(tiny_model, tmp_path):
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    export = tmp_path / "shipped"
+    card = train_lora(make_config(tiny_model, tmp_path, max_steps=3, adapter_dtype="bf16", export_dir=str(export)),
+                      progress=False)
+    assert card["exported_to"] == str(export)
+    assert sorted(p.name for p in export.iterdir()) == ["adapter_config.json", "adapter_model.safetensors",
+                                                        "training_card.json"]
+    weights = load_file(str(export / "adapter_model.safetensors"))
+    assert weights and all(w.dtype == torch.bfloat16 for w in weights.values())
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), str(export))
+    lora_a = next(p for n, p in model.named_parameters() if "lora_A" in n)
+    assert lora_a.dtype == torch.float32 and lora_a.abs().sum() > 0
+
+
+def test_bad_adapter_dtype_is_refused(tiny_model, tmp_path):
+    with pytest.raises(InputError, match="adapter_dtype"):
+        make_config(tiny_model, tmp_path, adapter_dtype="int4")

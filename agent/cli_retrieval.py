@@ -150,16 +150,14 @@ def _reranking_retriever(ctx, retriever, order: str, seed: int):
                               titles, depth=settings.rerank_depth, alpha=settings.rerank_alpha, order=order, seed=seed)
 
 
-REQUEST_SYSTEMS = ("bm25", "content", "hybrid", "rerank")
-RERANK_DEPTH = 20
-RERANK_ALPHA = 0.8
-"""Pointwise zero-shot SmolLM2 scores mixed with the retriever's (z-scored) at this weight: the best
-setting on the validation half; it did not carry over to the test half (see README)."""
+REQUEST_SYSTEMS = ("bm25", "content", "hybrid", "rerank-zeroshot", "rerank")
+"""rerank: the hybrid's top candidates reranked by the LLM with the configured adapter (the shipped
+LoRA by default); rerank-zeroshot: the same without an adapter. Depth and alpha from the settings."""
 
 
 def _request_ranker(ctx, system: str, store_dir, movielens, depth: int = 100):
     """text -> ranked item ids. bm25: titles, genres and tags; content: MiniLM query over the Chroma
-    cards; hybrid: both, fused (agent.search.HybridTextSearch)."""
+    cards; hybrid: both, fused (agent.search.HybridTextSearch); rerank*: hybrid + LLM reranker."""
     from agent.catalog import load_movielens
     from agent.store import Store
 
@@ -167,27 +165,30 @@ def _request_ranker(ctx, system: str, store_dir, movielens, depth: int = 100):
         from agent.bm25 import bm25_ranker
 
         return bm25_ranker(load_movielens(movielens).items, k=depth)
-    if system in ("hybrid", "rerank"):
-        from agent.search import HybridTextSearch
+    if system == "content":
+        from agent.ingest import build_text_embedder
 
-        store = Store(store_dir)
-        searcher = HybridTextSearch(store, _settings(ctx), load_movielens(movielens).items)
-        if system == "hybrid":
-            return lambda text: [item_id for item_id, _ in searcher.search(text, depth)]
-        from agent.rerank import LlmReranker, rerank_ranking
+        store, embedder = Store(store_dir), build_text_embedder(_settings(ctx))
+        return lambda text: [hit.id for hit in store.query(embedder.embed([text])[0], depth)]
+    from agent.search import HybridTextSearch
 
-        reranker = LlmReranker(_settings(ctx), mode="pointwise")
+    store = Store(store_dir)
+    searcher = HybridTextSearch(store, _settings(ctx), load_movielens(movielens).items)
+    if system == "hybrid":
+        return lambda text: [item_id for item_id, _ in searcher.search(text, depth)]
+    from agent.rerank import load_reranker, rerank_ranking
 
-        def rerank(text: str) -> list[str]:
-            ranked = searcher.search(text, depth)
-            cards = {i: r["document"] for i, r in store.get([i for i, _ in ranked[:RERANK_DEPTH]]).items()}
-            return rerank_ranking(reranker, text, ranked, cards, k=RERANK_DEPTH, alpha=RERANK_ALPHA)
+    settings = _settings(ctx)
+    if system == "rerank-zeroshot":
+        settings = settings.model_copy(update={"rerank_adapter": None})
+    reranker = load_reranker(settings)
 
-        return rerank
-    from agent.ingest import build_text_embedder
+    def rerank(text: str) -> list[str]:
+        ranked = searcher.search(text, depth)
+        cards = {i: r["document"] for i, r in store.get([i for i, _ in ranked[: settings.rerank_depth]]).items()}
+        return rerank_ranking(reranker, text, ranked, cards, k=settings.rerank_depth, alpha=settings.rerank_alpha)
 
-    store, embedder = Store(store_dir), build_text_embedder(_settings(ctx))
-    return lambda text: [hit.id for hit in store.query(embedder.embed([text])[0], depth)]
+    return rerank
 
 
 def _eval_requests(ctx, store_dir, movielens, systems, split_name, requests_file, json_file) -> None:

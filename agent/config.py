@@ -10,7 +10,7 @@ import os
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agent.errors import InputError
 
@@ -113,6 +113,12 @@ class Settings(BaseModel):
         1000, ge=1, le=1_000_000,
         description="Chat sessions the server keeps for /v1/chat; the least recently used is dropped beyond it.",
     )
+
+    @field_validator("rerank_adapter", mode="before")
+    @classmethod
+    def _empty_adapter_is_none(cls, value):
+        """``rerank_adapter = ""`` in a config file means the zero-shot model, not the folder "."."""
+        return None if value is None or str(value).strip() == "" else value
 
     @property
     def models_dir(self) -> Path:

@@ -1,4 +1,4 @@
-"""Retrieval commands: ``train-retriever``, ``eval``, ``recommend``, ``bench retrieve``."""
+"""Retrieval commands: ``train-retriever``, ``eval``, ``bench retrieve`` (``recommend`` lives in agent.cli_recommend)."""
 
 from __future__ import annotations
 
@@ -141,13 +141,11 @@ def eval_cmd(ctx, store_dir, movielens, systems, split_name, users, seed, json_f
 def _reranking_retriever(ctx, retriever, order: str, seed: int):
     """The hybrid retriever with the configured LLM reranker over its top candidates (system rerank)."""
     from agent.rerank import load_reranker
-    from eval.rerank_seq import RerankingRetriever
+    from eval.rerank_seq import RerankingRetriever, catalog_text
 
     settings = _settings(ctx)
-    docs = retriever.store.get(retriever.split.item_ids)
-    titles = [f"{m.get('title', '')} ({m.get('year', '')})" for m in retriever.item_meta]
-    return RerankingRetriever(retriever, load_reranker(settings), {i: d["document"] for i, d in docs.items()},
-                              titles, depth=settings.rerank_depth, alpha=settings.rerank_alpha, order=order, seed=seed)
+    cards, titles = catalog_text(retriever)
+    return RerankingRetriever(retriever, load_reranker(settings), cards, titles, depth=settings.rerank_depth, alpha=settings.rerank_alpha, order=order, seed=seed)
 
 
 REQUEST_SYSTEMS = ("bm25", "content", "hybrid", "rerank-zeroshot", "rerank")
@@ -223,89 +221,6 @@ def _eval_requests(ctx, store_dir, movielens, systems, split_name, requests_file
     table_console().print(table)
     if json_file:
         Path(json_file).write_text(json.dumps(results, indent=1, default=str))
-
-
-@cli.command()
-@_store_option
-@_movielens_option
-@click.option("--user", "user_id", default=None, help="A MovieLens userId.")
-@click.option("--history", default=None, help="Comma-separated item ids, oldest first (a new user).")
-@click.option("-k", "k", type=int, default=10, show_default=True)
-@click.option("--query", default=None, help="Free text that steers the candidates.")
-@click.option("--image", type=click.Path(path_type=Path), default=None,
-              help="A photo (e.g. a poster): its OCR text steers the candidates.")
-@click.option("--audio", type=click.Path(path_type=Path), default=None,
-              help="A voice note: its (VAD-gated) transcript steers the candidates.")
-@click.option("--genre", "genres", multiple=True, help="Keep items of this genre (repeat: any of them).")
-@click.option("--year-min", type=int, default=None)
-@click.option("--year-max", type=int, default=None)
-@click.option("--system", default="hybrid", show_default=True)
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
-def recommend(ctx, store_dir, movielens, user_id, history, k, query, image, audio, genres, year_min, year_max,
-              system, as_json):
-    """Recommend unseen items for a user or a history (candidates of the hybrid retriever)."""
-    from agent.retrieve import SYSTEMS, Filters
-
-    if bool(user_id) == bool(history):
-        raise InputError("give exactly one of --user ID or --history ID,ID,...")
-    if k <= 0:
-        raise InputError(f"-k must be a positive integer, got {k}")
-    if system not in SYSTEMS:
-        raise InputError(f"unknown system {system!r}; choose from: {', '.join(SYSTEMS)}")
-    if year_min is not None and year_max is not None and year_min > year_max:
-        raise InputError(f"--year-min {year_min} is after --year-max {year_max}")
-    start = time.perf_counter()
-    retriever = _retriever(ctx, store_dir, movielens)
-    ignored: list[str] = []
-    if user_id:
-        dense = retriever.user_history(user_id)
-    else:
-        ids = [i.strip() for i in history.split(",") if i.strip()]
-        dense, ignored = retriever.history_from_ids(ids)
-        if len(dense) == 0:
-            raise InputError(f"none of the history ids {ids[:5]} is a known item: the history is empty")
-    request_text = _request_text(ctx, query, image, audio)
-    query = " ".join(request_text.values()) or None
-    query_vector = None
-    if query:
-        from agent.ingest import build_text_embedder
-
-        query_vector = build_text_embedder(_settings(ctx)).embed([query])[0]
-    filters = Filters(tuple(genres), year_min, year_max)
-    items, timings = retriever.recommend(dense, k, system=system, filters=filters, query_vector=query_vector)
-    out = {
-        "user": user_id, "history_size": int(len(dense)), "ignored_history_ids": ignored,
-        "system": system, "reranked": False, "query": query, "request_text": request_text,
-        "filters": {"genres": list(genres), "year_min": year_min, "year_max": year_max},
-        "items": [c.__dict__ for c in items],
-        "timings": {**{k_: round(v, 4) for k_, v in timings.items()}, "total": round(time.perf_counter() - start, 3)},
-    }
-    if as_json:
-        _emit_json(out)
-        return
-    for c in items:
-        click.echo(f"{c.rank:3}. {c.title} ({c.year}) [{', '.join(c.genres)}]  {c.score:.3f}")
-
-
-def _request_text(ctx, query: str | None, image: Path | None, audio: Path | None) -> dict[str, str]:
-    """Every modality of the request as text: typed query, photo text (OCR), voice-note transcript."""
-    from agent.cli import _converter
-
-    parts: dict[str, str] = {}
-    if query and query.strip():
-        parts["query"] = query.strip()
-    if image is not None:
-        text = _converter(_settings(ctx), "ocr").convert(image).card_fields.get("poster_text", "")
-        if not text:
-            raise InputError(f"no readable text in {image}; without CLIP weights a photo is read by OCR only")
-        parts["photo_text"] = text
-    if audio is not None:
-        conv = _converter(_settings(ctx), "whisper").convert(audio)
-        if conv.details.get("no_speech") or not conv.details.get("text"):
-            raise InputError(f"no speech found in {audio}: record the voice note again, closer to the microphone")
-        parts["transcript"] = conv.details["text"]
-    return parts
 
 
 @bench.command("retrieve")

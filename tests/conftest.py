@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +88,23 @@ class FakeImageReader(MediaConverter):
         if text == "corrupt":
             raise InputError(f"{path} is not a readable image")
         return Conversion(card_fields={"poster_text": text})
+
+
+def run_recsage(*args, env=None) -> subprocess.CompletedProcess:
+    """The installed ``recsage`` command (beside this interpreter), output captured as text."""
+    return subprocess.run([str(Path(sys.executable).parent / "recsage"), *map(str, args)],
+                          capture_output=True, text=True, env=env)
+
+
+@pytest.fixture(scope="session")
+def movielens_store(tmp_path_factory, real_settings, shared_data):
+    """MiniLM cards of all 9,742 movies (no posters, to keep CI short), in an embedded store; no
+    trained retriever (the content system works, hybrid does not). Shared by every test module."""
+    store = tmp_path_factory.mktemp("ml_store")
+    out = run_recsage("ingest", "--movielens", shared_data / "ml-latest-small", "--store", store, "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["items_in_store"] == 9742
+    return store, shared_data / "ml-latest-small"
 
 
 @pytest.fixture

@@ -1,28 +1,14 @@
-"""`recsage eval` and `recsage recommend` on the real data: a text-only store of all of MovieLens."""
+"""`recsage eval` on the real data: a text-only store of all of MovieLens (the shared
+`movielens_store` fixture in tests/conftest.py; `recommend` is tested in test_recommend_cli.py)."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-BIN = Path(sys.executable).parent
+from tests.conftest import run_recsage as _recsage
+
 REQUESTS = Path(__file__).resolve().parents[2] / "eval" / "data" / "requests.jsonl"
-
-
-def _recsage(*args, env=None):
-    return subprocess.run([str(BIN / "recsage"), *map(str, args)], capture_output=True, text=True, env=env)
-
-
-@pytest.fixture(scope="session")
-def movielens_store(tmp_path_factory, real_settings, shared_data):
-    """MiniLM cards of all 9,742 movies (no posters, to keep CI short), in an embedded store."""
-    store = tmp_path_factory.mktemp("ml_store")
-    out = _recsage("ingest", "--movielens", shared_data / "ml-latest-small", "--store", store, "--json")
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["items_in_store"] == 9742
-    return store, shared_data / "ml-latest-small"
 
 
 @pytest.mark.integration
@@ -55,35 +41,6 @@ def test_eval_popularity_and_content_rows_with_run_file(movielens_store, tmp_pat
     assert ours.returncode == 0
     recall = json.loads((tmp_path / "pop.json").read_text())["metrics"]["Recall@20"]
     assert recall == pytest.approx(evaluate(Qrels(qrels), Run(run), "recall@20"), abs=1e-6)
-
-
-@pytest.mark.integration
-@pytest.mark.parametrize("args, message", [
-    (["--user", "999999"], "unknown user"),
-    (["--history", "999999999"], "history is empty"),
-    (["--user", "1", "-k", "0"], "positive"),
-    (["--user", "1", "-k", "100000"], "larger than the catalog"),
-    (["--user", "1", "--genre", "Cartoons", "--system", "content"], "unknown genre"),
-    (["--user", "1", "--system", "hybrid"], "recsage train-retriever"),
-])
-def test_recommend_bad_input_exits_2(movielens_store, args, message):
-    store, ml = movielens_store
-    out = _recsage("recommend", "--store", store, "--movielens", ml, *args)
-    assert out.returncode == 2, out.stderr
-    assert message in out.stderr and "Traceback" not in out.stderr
-
-
-@pytest.mark.integration
-def test_recommend_content_for_a_new_history_respects_filters(movielens_store):
-    store, ml = movielens_store
-    out = _recsage("recommend", "--store", store, "--movielens", ml, "--history", "1,3114,2355", "--system", "content",
-                   "-k", 5, "--genre", "Animation", "--year-min", 1990, "--json")
-    assert out.returncode == 0, out.stderr
-    data = json.loads(out.stdout)
-    ids = [i["id"] for i in data["items"]]
-    assert len(ids) == 5 and not {"1", "3114", "2355"} & set(ids)
-    assert all("Animation" in i["genres"] and i["year"] >= 1990 for i in data["items"])
-    assert data["reranked"] is False
 
 
 @pytest.mark.integration

@@ -1,0 +1,282 @@
+"""The one recommendation call every surface uses (CLI, chat agent, HTTP server).
+
+request (typed text, voice note, photo) -> text parts -> candidates (hybrid retriever over the
+history, steered by the request's vector; or hybrid text search when there is no history) ->
+optional LLM rerank of the top candidates -> evidence per pick -> optional grounded explanations.
+
+Everything heavy loads on first use and is shared: the retriever's vectors, the MiniLM embedder,
+OCR and Whisper, the reranker and the explainer (both on the one cached LLM, see agent.llm). A
+lock around each lazy load makes one Recommender safe to call from several threads.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from agent.config import Settings, default_data_dir, load_settings
+from agent.errors import InputError
+from agent.evidence import build_evidence, display_title, parse_card
+from agent.retrieve import Filters
+
+MAX_EXPLAINED = 50
+"""Explanations are one batched generation; more than this is a listing, not a recommendation."""
+SEARCH_POOL = 200
+RERANK_HISTORY_TITLES = 5
+
+
+def default_movielens() -> Path | None:
+    data = default_data_dir()
+    return data / "ml-latest-small" if data else None
+
+
+class Recommender:
+    """Loads lazily: retriever, store, text embedder, OCR/Whisper converters, reranker, explainer."""
+
+    def __init__(self, store_dir: Path, movielens: Path | None = None, settings: Settings | None = None,
+                 system: str = "hybrid"):
+        from agent.retrieve import SYSTEMS
+
+        if system not in SYSTEMS:
+            raise InputError(f"unknown system {system!r}; choose from: {', '.join(SYSTEMS)}")
+        if store_dir is None or not (Path(store_dir) / "chroma.sqlite3").exists():
+            raise InputError(f"no store at {store_dir}: run `recsage ingest --movielens DIR --store {store_dir}` first")
+        movielens = movielens or default_movielens()
+        if movielens is None:
+            raise InputError("no MovieLens folder: pass --movielens DIR or set RECSAGE_DATA")
+        self.store_dir, self.movielens, self.system = Path(store_dir), Path(movielens), system
+        self.settings = settings or load_settings()
+        self._lock = threading.RLock()
+        self._parts: dict[str, object] = {}
+
+    # --- lazily loaded parts ----------------------------------------------------------------------
+
+    def _part(self, name: str, build: Callable[[], object]):
+        with self._lock:
+            if name not in self._parts:
+                self._parts[name] = build()
+            return self._parts[name]
+
+    @property
+    def retriever(self):
+        from agent.retrieve import open_retriever
+
+        return self._part("retriever", lambda: open_retriever(self.store_dir, self.movielens, self.settings))
+
+    @property
+    def store(self):
+        return self.retriever.store
+
+    @property
+    def embedder(self):
+        from agent.ingest import build_text_embedder
+
+        return self._part("embedder", lambda: build_text_embedder(self.settings))
+
+    @property
+    def searcher(self):
+        def build():
+            from agent.catalog import load_movielens
+            from agent.search import HybridTextSearch
+
+            return HybridTextSearch(self.store, self.settings, load_movielens(self.movielens).items)
+
+        return self._part("searcher", build)
+
+    @property
+    def reranker(self):
+        from agent.rerank import load_reranker
+
+        return self._part("reranker", lambda: load_reranker(self.settings))
+
+    @property
+    def explainer(self):
+        from agent.explain import Explainer
+
+        return self._part("explainer", lambda: Explainer(self.settings))
+
+    def converter(self, name: str):
+        from agent.cli import _converter
+
+        return self._part(f"converter:{name}", lambda: _converter(self.settings, name))
+
+    # --- request ------------------------------------------------------------------------------------
+
+    def request_text(self, query: str | None = None, image: Path | None = None,
+                     audio: Path | None = None) -> dict[str, str]:
+        """Every modality of the request as text: typed query, photo text (OCR), voice-note transcript."""
+        parts: dict[str, str] = {}
+        if query and query.strip():
+            parts["query"] = query.strip()
+        if image is not None:
+            text = self.converter("ocr").convert(Path(image)).card_fields.get("poster_text", "")
+            if not text:
+                raise InputError(f"no readable text in {image}; without CLIP weights a photo is read by OCR only")
+            parts["photo_text"] = text
+        if audio is not None:
+            conv = self.converter("whisper").convert(Path(audio))
+            if conv.details.get("no_speech") or not conv.details.get("text"):
+                raise InputError(f"no speech found in {audio}: record the voice note again, closer to the microphone")
+            parts["transcript"] = conv.details["text"].strip()
+        return parts
+
+    def _history(self, user: str | None, history: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
+        """Dense history indices (time order) and the given ids that are not known items."""
+        if user is not None and history is not None:
+            raise InputError("give a user or a history, not both")
+        if user is not None:
+            return self.retriever.user_history(str(user)), []
+        if history is None:
+            return np.zeros(0, dtype=np.int64), []
+        ids = [str(i).strip() for i in history if str(i).strip()]
+        dense, unknown = self.retriever.history_from_ids(ids)
+        if len(dense) == 0:
+            raise InputError(f"none of the history ids {ids[:5]} is a known item: the history is empty")
+        return dense, unknown
+
+    # --- candidates ---------------------------------------------------------------------------------
+
+    def _from_history(self, dense, pool: int, filters, query_vector) -> list[dict]:
+        candidates, _ = self.retriever.recommend(dense, min(pool, self.retriever.split.n_items),
+                                                 system=self.system, filters=filters, query_vector=query_vector)
+        return [{"id": c.id, "title": c.title, "year": c.year, "genres": c.genres, "score": c.score}
+                for c in candidates]
+
+    def _from_request(self, text: str, pool: int, filters: Filters | None) -> list[dict]:
+        """Request-only candidates (no history): hybrid text search, filtered on stored metadata."""
+        if filters is not None and filters.active():
+            self.retriever.filter_mask(Filters(filters.genres))  # validates genre names
+        ranked = self.searcher.search(text, max(pool, SEARCH_POOL))
+        meta = self.store.get([i for i, _ in ranked])
+        rows = []
+        for item_id, score in ranked:
+            m = meta.get(item_id, {}).get("metadata", {})
+            row = {"id": item_id, "title": m.get("title", ""), "year": m.get("year"),
+                   "genres": json.loads(m.get("genres", "[]")), "score": round(score, 6)}
+            if _passes(row, filters):
+                rows.append(row)
+        return rows[:pool]
+
+    def _rerank(self, rows: list[dict], request: str, history_titles: list[str]) -> list[dict]:
+        from agent.rerank import rerank_ranking
+
+        depth = self.settings.rerank_depth
+        cards = {i: r["document"] for i, r in self.store.get([r["id"] for r in rows[:depth]]).items()}
+        order = rerank_ranking(self.reranker, request, [(r["id"], r["score"]) for r in rows], cards,
+                               k=depth, alpha=self.settings.rerank_alpha, history_titles=history_titles)
+        by_id = {r["id"]: r for r in rows}
+        return [by_id[i] for i in order]
+
+    # --- evidence -----------------------------------------------------------------------------------
+
+    def _vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
+        from agent.store import TEXT_COLLECTION
+
+        got = self.store.collection(TEXT_COLLECTION, create=False).get(ids=ids, include=["embeddings"])
+        return {i: np.asarray(v, dtype=np.float32) for i, v in zip(got["ids"], got["embeddings"], strict=True)}
+
+    def _evidence(self, rows: list[dict], dense: np.ndarray, request: dict[str, str], part_vectors):
+        retriever = self.retriever
+        history = [(retriever.split.item_ids[i], retriever.item_meta[i].get("title", ""),
+                    retriever.item_meta[i].get("year")) for i in dense]
+        history_vectors = retriever.content_items[dense] if len(dense) else None
+        stored = self.store.get([r["id"] for r in rows])
+        vectors = self._vectors([r["id"] for r in rows])
+        return [build_evidence(r["id"], stored.get(r["id"], {}).get("document") or "", r, vectors.get(r["id"]),
+                               history, history_vectors, request, part_vectors) for r in rows]
+
+    # --- the call -----------------------------------------------------------------------------------
+
+    def recommend(self, *, user: str | None = None, history: Sequence[str] | None = None, k: int = 10,
+                  query: str | None = None, image: Path | None = None, audio: Path | None = None,
+                  filters: Filters | None = None, exclude: Sequence[str] = (), explain: bool = False,
+                  rerank: bool | None = None) -> dict:
+        """JSON-ready recommendations (see the module doc of agent.recommend and README)."""
+        start = time.perf_counter()
+        timings: dict[str, float] = {}
+        _validate(k, explain, filters)
+        dense, ignored = self._history(user, history)
+        request = self.request_text(query, image, audio)
+        if len(dense) == 0 and not request:
+            raise InputError("nothing to recommend from: give a user, a history, or a request (query, photo, voice note)")
+        catalog = self.retriever.split.n_items if len(dense) else self.store.count()
+        if k > catalog:
+            raise InputError(f"k={k} is larger than the catalog ({catalog} items): use a smaller k")
+        text = " ".join(request.values())
+        part_vectors = self.embedder.embed([text, *request.values()]) if request else None
+        timings["request"] = time.perf_counter() - start
+        do_rerank = rerank if rerank is not None else (
+            self.settings.rerank_requests if request else self.settings.rerank_sequential)
+        pool = k + len(set(exclude)) + (self.settings.rerank_depth if do_rerank else 0)
+        t = time.perf_counter()
+        if len(dense):
+            rows = self._from_history(dense, pool, filters, part_vectors[0] if request else None)
+        else:
+            rows = self._from_request(text, pool, filters)
+        excluded = {str(i) for i in exclude}
+        rows = [r for r in rows if r["id"] not in excluded]
+        timings["retrieve"] = time.perf_counter() - t
+        t = time.perf_counter()
+        if do_rerank and rows:
+            titles = [display_title(self.retriever.item_meta[i].get("title", "")) for i in dense[-RERANK_HISTORY_TITLES:]]
+            rows = self._rerank(rows, text, titles)
+        timings["rerank"] = time.perf_counter() - t
+        rows = rows[:k]
+        t = time.perf_counter()
+        evidences = self._evidence(rows, dense, request, part_vectors[1:] if request else None)
+        timings["evidence"] = time.perf_counter() - t
+        t = time.perf_counter()
+        explanations = self.explainer.explain(evidences) if explain and rows else []
+        timings["explain"] = time.perf_counter() - t
+        items = []
+        for rank, (row, ev) in enumerate(zip(rows, evidences, strict=True), start=1):
+            note = explanations[rank - 1].to_json() if explanations else {
+                "explanation": None, "explanation_status": None, "cites": []}
+            items.append({**row, "rank": rank, "evidence": ev.to_json(), **note})
+        timings["total"] = time.perf_counter() - start
+        return {
+            "user": None if user is None else str(user), "history_size": int(len(dense)),
+            "ignored_history_ids": ignored, "system": self.system if len(dense) else "text-search",
+            "request_text": request, "reranked": bool(do_rerank and rows), "items": items,
+            "timings": {name: round(s, 4) for name, s in timings.items()},
+        }
+
+    def item(self, item_id: str) -> dict:
+        """One catalog item's facts and card; InputError if the store does not hold it."""
+        got = self.store.get([str(item_id)])
+        if str(item_id) not in got:
+            raise InputError(f"unknown item id {item_id!r}: no such item in the store at {self.store_dir}")
+        meta, card = got[str(item_id)]["metadata"], got[str(item_id)]["document"] or ""
+        fields = parse_card(card)
+        poster = meta.get("image")
+        return {
+            "id": str(item_id), "title": meta.get("title", fields.get("title", "")), "year": meta.get("year"),
+            "genres": json.loads(meta.get("genres", "[]")),
+            "tags": [t.strip() for t in fields.get("tags", "").split(",") if t.strip()],
+            "card": card, "poster": poster if poster and Path(poster).exists() else None,
+        }
+
+
+def _validate(k: int, explain: bool, filters: Filters | None) -> None:
+    if not isinstance(k, int) or k <= 0:
+        raise InputError(f"k must be a positive integer, got {k}")
+    if explain and k > MAX_EXPLAINED:
+        raise InputError(f"k={k} is too many to explain: use k <= {MAX_EXPLAINED} with explanations")
+    if filters and filters.year_min is not None and filters.year_max is not None and filters.year_min > filters.year_max:
+        raise InputError(f"year_min {filters.year_min} is after year_max {filters.year_max}")
+
+
+def _passes(row: dict, filters: Filters | None) -> bool:
+    if filters is None or not filters.active():
+        return True
+    if filters.genres and not set(filters.genres) & set(row["genres"]):
+        return False
+    year = row.get("year")
+    if filters.year_min is not None and (year is None or year < filters.year_min):
+        return False
+    return not (filters.year_max is not None and (year is None or year > filters.year_max))

@@ -77,9 +77,12 @@ def train_retriever_cmd(ctx, store_dir, movielens, seed, max_minutes, as_json):
               help="Evaluate request-driven ranking on this JSONL benchmark (eval/data/requests.jsonl) instead.")
 @click.option("--candidate-order", type=click.Choice(["retriever", "shuffled", "reversed"]), default="retriever",
               show_default=True, help="System rerank: the order the LLM sees the hybrid's candidates in.")
+@click.option("--rerank-alpha", "alphas", type=click.FloatRange(0, 1), multiple=True,
+              help="System rerank: one row per LLM weight (default: the rerank_alpha setting); the LLM runs "
+                   "once per user for all of them.")
 @click.pass_context
 def eval_cmd(ctx, store_dir, movielens, systems, split_name, users, seed, json_file, run_file, compare_file,
-             requests_file, candidate_order):
+             requests_file, candidate_order, alphas):
     """Rank all items for each user (history masked) on the published leave-one-out protocol,
     or, with --requests, rank the catalog for natural-language requests (P@10, NDCG@10)."""
     from agent.retrieve import SYSTEMS
@@ -112,11 +115,17 @@ def eval_cmd(ctx, store_dir, movielens, systems, split_name, users, seed, json_f
     chosen = sample_users(split.n_users, users, seed)
     click.echo(f"protocol: {split.stats()} ({split_name}, {len(chosen)} users)", err=True)
     rows = []
-    for system in systems:
+    runs = [(s, a) for s in systems for a in ((alphas or (retriever.alpha,)) if s == "rerank" else (None,))]
+    if run_file and len(runs) > 1:
+        raise InputError("--run writes one system's run: pass a single --system and at most one --rerank-alpha")
+    for system, alpha in runs:
+        if system == "rerank":
+            retriever.alpha = alpha
         result = run_system(retriever, system, split_name, chosen)
         row = summary(result, split, {"users_seed": seed, "movielens": str(movielens), "store": str(store_dir)})
         if system == "rerank":
             row["rerank"] = retriever.stats()
+            row["system"] = f"rerank (alpha {alpha})"
         if compare_file:
             row["compare"] = compare_with_run(result, split, compare_file)
         rows.append(row)

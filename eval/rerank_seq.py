@@ -67,6 +67,7 @@ class RerankingRetriever:
         if self.order not in CANDIDATE_ORDERS:
             raise ValueError(f"candidate order must be one of {CANDIDATE_ORDERS}, got {self.order!r}")
         self._rng = np.random.default_rng(self.seed)
+        self._cache: dict[bytes, list[tuple[str, float]]] = {}
 
     @property
     def split(self):
@@ -80,13 +81,7 @@ class RerankingRetriever:
         masked[history] = -np.inf
         head = np.argsort(-masked, kind="stable")[: self.depth]
         ids = [self.split.item_ids[i] for i in head]
-        shown = order_candidates(ids, self.order, self._rng)
-        start = time.perf_counter()
-        llm = self.reranker.rerank(SEQUENTIAL_REQUEST, [(i, self.cards.get(i, i)) for i in shown],
-                                   history_titles(self.titles, history))
-        self.seconds.append(time.perf_counter() - start)
-        self.returned += len(llm)
-        self.outside_candidates += sum(1 for i, _ in llm if i not in set(ids))
+        llm = self._llm_scores(history, ids)
         retriever_scores = [(i, float(base[d])) for i, d in zip(ids, head)]
         mixed = [i for i, _ in llm] if self.alpha is None else [i for i, _ in interpolate(retriever_scores, llm, self.alpha)]
         # Candidates go above every other item, in the mixed order; the rest keep their scores.
@@ -96,6 +91,22 @@ class RerankingRetriever:
             if item_id in dense:
                 base[dense[item_id]] = top + 1.0 + (len(mixed) - rank)
         return base
+
+    def _llm_scores(self, history: np.ndarray, ids: list[str]) -> list[tuple[str, float]]:
+        """The reranker's (id, score) list; cached per history, so rows that differ only in alpha
+        (``eval --rerank-alpha A --rerank-alpha B``) run the LLM once per user."""
+        key = history.tobytes()
+        if key not in self._cache:
+            shown = order_candidates(ids, self.order, self._rng)
+            start = time.perf_counter()
+            llm = self.reranker.rerank(SEQUENTIAL_REQUEST, [(i, self.cards.get(i, i)) for i in shown],
+                                       history_titles(self.titles, history))
+            self.seconds.append(time.perf_counter() - start)
+            candidates = set(ids)
+            self.returned += len(llm)
+            self.outside_candidates += sum(1 for i, _ in llm if i not in candidates)
+            self._cache[key] = llm
+        return self._cache[key]
 
     def stats(self) -> dict:
         seconds = np.asarray(self.seconds or [0.0])

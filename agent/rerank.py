@@ -38,6 +38,14 @@ from agent.llm import cache_kwarg, native_bf16, returned_cache
 MODES = ("listwise", "pointwise")
 SEQUENTIAL_REQUEST = "the movie this viewer will want to watch next, given what they recently watched"
 """The request text when there is none (history-only recommendation): the sequential task."""
+HISTORY_TITLES = 10
+"""Most recent history items the reranker reads (older ones add tokens, not signal)."""
+
+
+def title_line(meta: Mapping) -> str:
+    """How the reranker names a history item: "Title (year)", as in training and evaluation."""
+    title, year = str(meta.get("title", "")).strip(), meta.get("year")
+    return f"{title} ({year})" if year not in (None, "", -1) else title
 ORDERS = ("original", "both")
 LABELS = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 CARD_CHARS = 160
@@ -248,6 +256,7 @@ class LlmReranker:
         candidates = list(candidates)
         if not candidates:
             return []
+        request_text = request_text.strip() or SEQUENTIAL_REQUEST
         ids = [c[0] for c in candidates]
         if len(set(ids)) != len(ids):
             raise ValueError("candidate ids must be unique")

@@ -17,11 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from agent.rerank import SEQUENTIAL_REQUEST, interpolate
+from agent.rerank import HISTORY_TITLES, SEQUENTIAL_REQUEST, interpolate, title_line
 
 CANDIDATE_ORDERS = ("retriever", "shuffled", "reversed")
-HISTORY_TITLES = 10
-"""Most recent history titles the reranker reads (older ones add tokens, not signal)."""
 
 
 def order_candidates(ids: Sequence[str], order: str, rng: np.random.Generator) -> list[str]:
@@ -43,7 +41,7 @@ def history_titles(titles: Sequence[str], history: np.ndarray, n: int = HISTORY_
 def catalog_text(retriever) -> tuple[dict[str, str], list[str]]:
     """What the reranker reads about the protocol's items: id -> context card, dense -> "Title (year)"."""
     docs = retriever.store.get(retriever.split.item_ids)
-    titles = [f"{m.get('title', '')} ({m.get('year', '')})" for m in retriever.item_meta]
+    titles = [title_line(m) for m in retriever.item_meta]
     return {i: d["document"] for i, d in docs.items()}, titles
 
 

@@ -27,6 +27,15 @@ def build_app(ctx, store_dir: Path, movielens: Path | None, token: str | None):
     return create_app(recommender, ChatAgent(recommender, settings), settings, token=token)
 
 
+def warm_up(app) -> None:
+    """One chat turn through the app's agent: the LLM, embedder and retriever load in one thread
+    (transformers' lazy imports can fail when several request threads load models at once)."""
+    session = app.state.recsage.chat_agent.session()
+    for event in session.send("a funny animated movie"):
+        if event.get("type") == "error":
+            raise RecsageError(f"warm-up chat failed: {event}")
+
+
 @cli.command()
 @_store_and_data
 @click.option("--host", default="127.0.0.1", show_default=True,
@@ -34,15 +43,24 @@ def build_app(ctx, store_dir: Path, movielens: Path | None, token: str | None):
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--token", envvar="RECSAGE_TOKEN", default=None,
               help="Bearer token every /v1 request must send (env RECSAGE_TOKEN); required beyond loopback.")
+@click.option("--warm/--no-warm", default=True, show_default=True,
+              help="Answer one chat before accepting requests, so models are loaded once, not by the first users.")
 @click.pass_context
-def serve(ctx, store_dir, movielens, host, port, token):
+def serve(ctx, store_dir, movielens, host, port, token, warm):
     """HTTP API (/v1/recommend, /v1/chat, OpenAI-compatible /v1/chat/completions, /docs) and the web chat at /."""
+    import time
+
     import uvicorn
 
     from agent.server import check_bind
 
     check_bind(host, token)
     app = build_app(ctx, store_dir, movielens, token)
+    if warm:
+        start = time.perf_counter()
+        click.echo("loading models (one warm-up chat) ...", err=True)
+        warm_up(app)
+        click.echo(f"models ready in {time.perf_counter() - start:.1f} s", err=True)
     click.echo(f"recsage on http://{host}:{port}/ (API docs at /docs){' with a bearer token' if token else ''}",
                err=True)
     uvicorn.run(app, host=host, port=port, log_level="info")

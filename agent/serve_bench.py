@@ -32,7 +32,7 @@ def stream_chat(base_url: str, text: str, timeout_s: float = 900.0) -> dict:
     body = {"model": "recsage", "stream": True, "messages": [{"role": "user", "content": text}]}
     start = time.perf_counter()
     first = None
-    answer, done, error = [], False, None
+    answer, done, error, items = [], False, None, 0
     try:
         with httpx.stream("POST", f"{base_url}/v1/chat/completions", json=body, timeout=timeout_s) as response:
             if response.status_code != 200:
@@ -50,6 +50,7 @@ def stream_chat(base_url: str, text: str, timeout_s: float = 900.0) -> dict:
                 if "error" in chunk:
                     error = chunk["error"].get("message")
                     continue
+                items = max(items, len((chunk.get("recsage") or {}).get("items") or []))
                 piece = chunk["choices"][0]["delta"].get("content")
                 if piece:
                     first = first or time.perf_counter() - start
@@ -59,7 +60,8 @@ def stream_chat(base_url: str, text: str, timeout_s: float = 900.0) -> dict:
     text_out = "".join(answer).strip()
     ok = done and error is None and bool(text_out)
     return {"ok": ok, "error": error or (None if ok else "stream ended without [DONE] or with an empty answer"),
-            "total_s": time.perf_counter() - start, "first_token_s": first, "answer": text_out[:200]}
+            "total_s": time.perf_counter() - start, "first_token_s": first, "answer": text_out[:200],
+            "items": items}
 
 
 def _burst(base_url: str, texts: list[str]) -> tuple[list[dict], float]:
@@ -88,6 +90,7 @@ def summarize(results: list[dict], concurrency: int, walls: list[float], warmup_
     total = _percentiles([r["total_s"] for r in ok])
     first = _percentiles([r["first_token_s"] for r in ok if r["first_token_s"] is not None])
     return {"concurrency": concurrency, "chats": len(results), "succeeded": len(ok),
+            "with_items": sum(1 for r in ok if r.get("items")),
             "failed": len(results) - len(ok), "errors": [r["error"] for r in results if not r["ok"]],
             "total_s": {"p50": total[0], "p95": total[1], "max": max((r["total_s"] for r in ok), default=None)},
             "first_token_s": {"p50": first[0], "p95": first[1]}, "burst_wall_s": walls,
@@ -99,11 +102,11 @@ def print_summary(s: dict) -> None:
 
     from agent.console import table_console
 
-    table = Table("concurrency", "chats", "ok", "failed", "first token p50 s", "first token p95 s",
+    table = Table("concurrency", "chats", "ok", "failed", "answers with items", "first token p50 s", "first token p95 s",
                   "total p50 s", "total p95 s", "total max s", "burst wall s",
                   title=f"recsage serve: concurrent streamed chats over loopback (warm-up chat {s['warmup_s']:.1f} s)")
     fmt = lambda v: "-" if v is None or v != v else f"{v:.2f}"  # noqa: E731 - NaN or None -> "-"
-    table.add_row(str(s["concurrency"]), str(s["chats"]), str(s["succeeded"]), str(s["failed"]),
+    table.add_row(str(s["concurrency"]), str(s["chats"]), str(s["succeeded"]), str(s["failed"]), str(s["with_items"]),
                   fmt(s["first_token_s"]["p50"]), fmt(s["first_token_s"]["p95"]), fmt(s["total_s"]["p50"]),
                   fmt(s["total_s"]["p95"]), fmt(s["total_s"]["max"]), ", ".join(f"{w:.1f}" for w in s["burst_wall_s"]))
     table_console().print(table)

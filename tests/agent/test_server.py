@@ -262,3 +262,29 @@ def test_models_list_and_pages(client):
     assert page.status_code == 200 and 'id="message"' in page.text
     assert client.get("/web/app.js").status_code == 200
     assert "/v1/chat/completions" in client.get("/openapi.json").json()["paths"]
+
+
+# --- bench serve --------------------------------------------------------------------------------
+
+
+def test_bench_serve_counts_every_concurrent_chat(tmp_path, capsys):
+    from agent.serve_bench import run_bench
+
+    recommender = FakeRecommender(tmp_path)
+    summary = run_bench(create_app(recommender, FakeChatAgent(recommender), Settings()), concurrency=6)
+    assert summary["chats"] == summary["succeeded"] == summary["with_items"] == 6
+    assert len(recommender.calls) == 7  # the warm-up chat and the burst
+    assert 0 < summary["first_token_s"]["p50"] <= summary["total_s"]["p95"]
+    assert "p95" in capsys.readouterr().out
+
+
+def test_bench_serve_reports_failed_chats(tmp_path):
+    from agent.serve_bench import stream_chat, summarize
+    from agent.server_io import BackgroundServer
+
+    recommender = FakeRecommender(tmp_path)
+    app = create_app(recommender, FakeChatAgent(recommender), Settings(request_timeout_s=0.3))
+    with BackgroundServer(app) as url:
+        results = [stream_chat(url, "slow"), stream_chat(url, "fun")]
+    summary = summarize(results, 2, [1.0], 0.0)
+    assert summary["succeeded"] == 1 and "503" in summary["errors"][0]

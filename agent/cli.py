@@ -312,6 +312,7 @@ def bench_ingest(ctx, movielens, posters, sample, variants):
 from agent import cli_finetune, cli_rerank, cli_retrieval  # noqa: E402,F401 - attach their commands to `cli`
 from agent import cli_recommend  # noqa: E402,F401 - recommend, bench recommend/explain
 from agent import cli_serve  # noqa: E402,F401 - `serve` and `bench serve`
+from agent import cli_chat  # noqa: E402,F401 - `chat` and `bench chat`
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -99,6 +100,18 @@ class Settings(BaseModel):
     rerank_depth: int = Field(20, ge=1, le=100, description="How many retriever candidates the LLM reranks.")
     rerank_alpha: float = Field(
         0.8, ge=0, le=1, description="Weight of the LLM's z-scored score against the retriever's."
+    )
+
+    # --- chat agent (agent/chat.py) -------------------------------------------------------------
+    chat_tool_choice: Literal["combined", "llm", "rules"] = Field(
+        "combined",
+        description=(
+            "How the chat picks a tool: the LLM's constrained scores plus rule triggers (combined), "
+            "the LLM alone, or rules alone; `recsage bench chat` measures all three."
+        ),
+    )
+    chat_explain: bool = Field(
+        True, description="Chat answers explain each recommended item (LLM explanations; slower)."
     )
 
     # --- HTTP server (agent/server.py) ---------------------------------------------------------

@@ -70,7 +70,7 @@ def converter_classes() -> dict[str, tuple[type[Converter], str]]:
 
 def tool_functions() -> dict[str, tuple[Callable, str]]:
     """Agent tools by name, with the plugin that registered each."""
-    return _collect("register_tools", key=lambda fn: getattr(fn, "name", fn.__name__))  # type: ignore[return-value]
+    return _collect("register_tools", key=lambda fn: getattr(fn, "name", None) or fn.__name__)  # type: ignore[return-value]
 
 
 def register_commands(cli) -> None:

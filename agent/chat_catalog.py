@@ -1,0 +1,154 @@
+"""What the chat agent knows about the catalog besides vectors: titles to ids, facts, user histories.
+
+People name movies by title ("more like The Matrix"), not by id, and MovieLens spells titles as
+"Matrix, The" with foreign titles in brackets, so titles are normalised once into every form a
+person would type. User histories come straight from ratings.csv (time order), the same data the
+retriever's protocol split reads.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable
+from difflib import get_close_matches
+from pathlib import Path
+
+from agent.catalog import Item, load_movielens
+from agent.errors import InputError
+
+_ARTICLE_SUFFIX = re.compile(r"^(?P<body>.+), (?P<article>the|a|an|les|la|le|el|il|der|die|das)$")
+_BRACKETS = re.compile(r"\s*\([^)]*\)")
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+_STOP = frozenset({"the", "a", "an", "of", "and", "in", "on", "to", "it", "me", "my", "you", "i", "one", "more"})
+
+
+def normalise(text: str) -> str:
+    """Lower-case ASCII words separated by single spaces ("Amélie!" -> "amelie")."""
+    folded = unicodedata.normalize("NFKD", text.lower()).encode("ascii", "ignore").decode("ascii")
+    return _NON_WORD.sub(" ", folded).strip()
+
+
+def title_forms(title: str) -> set[str]:
+    """Normalised ways to write a MovieLens title: "Usual Suspects, The" -> {"usual suspects",
+    "the usual suspects"}; bracketed alternative titles are dropped."""
+    base = _BRACKETS.sub("", title).strip() or title
+    forms = {normalise(base)}
+    match = _ARTICLE_SUFFIX.match(base.lower())
+    if match:
+        forms.add(normalise(f"{match['article']} {match['body']}"))
+        forms.add(normalise(match["body"]))
+    return {f for f in forms if f}
+
+
+class ChatCatalog:
+    """Titles -> ids, item facts and user histories for the chat tools."""
+
+    def __init__(self, items: Iterable[Item], ratings: Path | None = None):
+        self.items: dict[str, Item] = {item.id: item for item in items}
+        self.by_form: dict[str, list[str]] = defaultdict(list)
+        for item in self.items.values():
+            for form in title_forms(item.title):
+                self.by_form[form].append(item.id)
+        self.ratings = Path(ratings) if ratings else None
+        self.genres = sorted({g for item in self.items.values() for g in item.genres})
+
+    @classmethod
+    def from_movielens(cls, directory: Path) -> ChatCatalog:
+        directory = Path(directory)
+        return cls(load_movielens(directory).items, directory / "ratings.csv")
+
+    # --- titles -------------------------------------------------------------------------------
+
+    def _pick(self, ids: list[str]) -> str:
+        """Among same-titled items (remakes), the most rated: the one people usually mean."""
+        counts = self.rating_counts()
+        return max(ids, key=lambda i: (counts.get(i, 0), -int(i) if i.isdigit() else 0))
+
+    def resolve(self, ref: str) -> str:
+        """An item id from an id or a title (exact, then close matches); InputError names candidates."""
+        ref = ref.strip()
+        if ref in self.items:
+            return ref
+        key = normalise(ref)
+        if key in self.by_form:
+            return self._pick(self.by_form[key])
+        close = get_close_matches(key, list(self.by_form), n=3, cutoff=0.85)
+        if close:
+            return self._pick(self.by_form[close[0]])
+        near = get_close_matches(key, list(self.by_form), n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(repr(self.label(self.by_form[n][0])) for n in near)}?" if near else ""
+        raise InputError(f"no movie called {ref!r} in the catalog{hint}")
+
+    def find_title(self, message: str) -> str | None:
+        """The id of the longest catalog title named in a message, or None.
+
+        Quoted text is taken as a title first. Unquoted, a title needs two or more words that are
+        not all stop words, or to be written with a capital letter mid-sentence, so that ordinary
+        words ("toys", "heat", "love") are not read as the films of that name.
+        """
+        quoted = re.findall(r"[\"“']([^\"”']{2,80})[\"”']", message)
+        for q in quoted:
+            if normalise(q) in self.by_form:
+                return self._pick(self.by_form[normalise(q)])
+        words = normalise(message).split()
+        best: tuple[int, str] | None = None
+        for n in range(min(8, len(words)), 0, -1):
+            for start in range(len(words) - n + 1):
+                form = " ".join(words[start:start + n])
+                if form not in self.by_form or not self._plausible(form, message, start):
+                    continue
+                if best is None or n > best[0]:
+                    best = (n, form)
+            if best:
+                break
+        return self._pick(self.by_form[best[1]]) if best else None
+
+    @staticmethod
+    def _plausible(form: str, message: str, start: int) -> bool:
+        words = form.split()
+        if len(words) >= 2 and not all(w in _STOP for w in words):
+            return len(form) >= 6
+        if start == 0 or words[0] in _STOP or len(form) < 3:
+            return False
+        return re.search(rf"(?<!\w){re.escape(words[0][0].upper())}{re.escape(words[0][1:])}", message) is not None
+
+    def label(self, item_id: str) -> str:
+        item = self.items.get(item_id)
+        if item is None:
+            return item_id
+        return f"{item.title} ({item.year})" if item.year else item.title
+
+    # --- users --------------------------------------------------------------------------------
+
+    @functools.cached_property
+    def _histories(self) -> dict[str, list[tuple[int, str, float]]]:
+        histories: dict[str, list[tuple[int, str, float]]] = defaultdict(list)
+        if self.ratings is None or not self.ratings.exists():
+            return {}
+        with open(self.ratings, newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                histories[row["userId"]].append((int(row["timestamp"]), row["movieId"], float(row["rating"])))
+        for rows in histories.values():
+            rows.sort()
+        return dict(histories)
+
+    def rating_counts(self) -> dict[str, int]:
+        cache = self.__dict__.setdefault("_counts", {})
+        if not cache:
+            for rows in self._histories.values():
+                for _, item_id, _ in rows:
+                    cache[item_id] = cache.get(item_id, 0) + 1
+        return cache
+
+    def user_history(self, user: str) -> list[tuple[str, float]]:
+        """(item id, rating) of everything the user rated, oldest first."""
+        if self.ratings is None:
+            raise InputError("no ratings file: user histories need a MovieLens folder (--movielens)")
+        if user not in self._histories:
+            known = sorted(self._histories, key=int)[:3] if self._histories else []
+            raise InputError(f"unknown user {user!r}: known users are MovieLens userIds such as {', '.join(known)}")
+        return [(item_id, rating) for _, item_id, rating in self._histories[user]]

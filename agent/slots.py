@@ -1,0 +1,183 @@
+"""Slot extraction: the facts a chat message states (ids, titles, ordinals, genres, years, moods, files).
+
+A 135M model cannot be trusted to copy an id or a year into JSON, so arguments come from rules that
+are cheap, testable and explainable; the LLM's part is choosing the tool. Every value extracted
+here is still validated against the chosen tool's type hints.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+GENRE_WORDS: dict[str, str] = {
+    r"comed(y|ies)|rom-?coms?": "Comedy",
+    r"horror|slashers?": "Horror",
+    r"sci-?fi|science[- ]fiction": "Sci-Fi",
+    r"animat(ed|ion)|cartoons?|anime": "Animation",
+    r"kids|children'?s?|family": "Children",
+    r"romances?|romantic|rom-?coms?|love stor(y|ies)": "Romance",
+    r"thrillers?": "Thriller",
+    r"documentar(y|ies)": "Documentary",
+    r"westerns?": "Western",
+    r"war": "War",
+    r"musicals?": "Musical",
+    r"myster(y|ies)|whodunn?its?": "Mystery",
+    r"crime|gangsters?|heists?": "Crime",
+    r"dramas?": "Drama",
+    r"fantasy": "Fantasy",
+    r"action": "Action",
+    r"adventures?": "Adventure",
+    r"(film[- ])?noir": "Film-Noir",
+}
+_GENRES = [(re.compile(rf"(?<![\w-])(?:{pattern})(?![\w-])", re.I), genre) for pattern, genre in GENRE_WORDS.items()]
+
+MOODS = {
+    "lighter": re.compile(r"\blight(er|-hearted|hearted)?\b|\bfunnier\b|\bless (dark|serious|heavy|violent|sad|scary)\b|"
+                          r"\bmore (fun|upbeat|cheerful)\b|\bcheer(ful| me up)\b|\bupbeat\b|\bfeel[- ]good\b", re.I),
+    "darker": re.compile(r"\bdarker\b|\bmore (serious|intense|disturbing)\b|\bscarier\b|\bgrittier\b|\bless (funny|silly)\b", re.I),
+}
+MOOD_QUERY = {"lighter": "light-hearted funny feel-good", "darker": "dark gritty intense"}
+MOOD_AVOID = {
+    "lighter": ("Horror", "Thriller", "War", "Crime", "Film-Noir"),
+    "darker": ("Children", "Animation", "Musical"),
+}
+
+ORDINALS = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3,
+            "fifth": 4, "5th": 4, "sixth": 5, "6th": 5, "seventh": 6, "7th": 6, "eighth": 7, "8th": 7,
+            "ninth": 8, "9th": 8, "tenth": 9, "10th": 9, "last": -1}
+_ORDINAL = re.compile(rf"\b(?:the )?({'|'.join(ORDINALS)})(?: one| movie| film| pick)?\b|(?:#|\bnumber |\bno\. ?)(\d{{1,2}})\b", re.I)
+_BACK_REF = re.compile(r"\b(that|this) (one|movie|film)\b|\bthat one\b|\b(about|of) (it|that)\b|^\s*(it|that)\b", re.I)
+_NEGATE = re.compile(r"\bnot (that|this|the \w+)( one)?\b|\b(already|i'?ve) (seen|watched)\b|\bseen (it|that|this)\b|"
+                     r"\bno,? not\b|\bskip (that|this|the \w+)\b|\bsomething else\b|\bdrop (that|this|the \w+)\b", re.I)
+_USER = re.compile(r"\buser(?:\s*(?:id|#|number|no\.?))?\s*[:#]?\s*(\d{1,7})\b", re.I)
+_ITEM_ID = re.compile(r"\b(?:item|movie|film)\s*(?:id\s*)?[:#]\s*(\d{1,7})\b|\bid\s*[:#]?\s*(\d{1,7})\b", re.I)
+_PATH = re.compile(r"(?:^|\s)([~./\w-]*[\w-]+\.(wav|mp3|flac|ogg|m4a|opus|webm|jpe?g|png|webp|gif|bmp|tiff?))\b", re.I)
+AUDIO_SUFFIXES = {"wav", "mp3", "flac", "ogg", "m4a", "opus", "webm"}
+
+_YEAR = r"(1[89]\d\d|20\d\d)"
+_DECADE = re.compile(r"\b(?:the )?(?:(1[89]|20)(\d)0|'?(\d)0)'?s\b", re.I)
+_YEAR_RULES: list[tuple[re.Pattern, str]] = [
+    (re.compile(rf"\bbetween {_YEAR} and {_YEAR}\b", re.I), "between"),
+    (re.compile(rf"\b{_YEAR}\s*(?:-|to|until)\s*{_YEAR}\b", re.I), "between"),
+    (re.compile(rf"\b(?:after|newer than|later than|post) {_YEAR}\b", re.I), "after"),
+    (re.compile(rf"\b(?:since|from) {_YEAR}(?! ?s\b)(?: on(?:wards?)?)?\b|\b{_YEAR} or (?:later|newer|after)\b", re.I), "since"),
+    (re.compile(rf"\b(?:before|older than|earlier than|pre) {_YEAR}\b", re.I), "before"),
+    (re.compile(rf"\b(?:until|up to|through) {_YEAR}\b|\b{_YEAR} or (?:earlier|older|before)\b", re.I), "until"),
+    (re.compile(rf"\b(?:in|from|of) {_YEAR}\b", re.I), "in"),
+]
+_RECENT = re.compile(r"\b(recent|newer|new releases?|latest)\b", re.I)
+RECENT_YEAR = 2010
+"""'recent' in a catalog that ends in 2018 means the last decade or so."""
+
+_FILLER = re.compile(
+    r"\b(please|thanks?|thank you|ok(ay)?|hmm+|yes|no|nope|also|just|only|maybe|now|then|instead|rather|"
+    r"something|anything|one|ones|movies?|films?|stuff|again|but|and|or|a|an|the|me|i|it|that|this|some|"
+    r"show|give|more|less|like|about|with|to|of|for|want|would|could|can|you|do|have|any|other|else|"
+    r"let'?s|see|how|what|which|tell|is|are|was|on|in|from|after|before|since|between|until|up|older|newer|"
+    r"not|seen|watched|already|list|make|it'?s|i'?m|my|these|those|pick|picks|next|years?|year)\b",
+    re.I,
+)
+
+
+@dataclass
+class Slots:
+    """What one message states; None/empty where it says nothing."""
+
+    text: str
+    user: str | None = None
+    item_id: str | None = None
+    """An item named by id or by title."""
+    ordinal: int | None = None
+    """0-based position in the last answer ("the second one" -> 1; "the last one" -> -1)."""
+    refers_back: bool = False
+    negate: bool = False
+    genres: tuple[str, ...] = ()
+    year_min: int | None = None
+    year_max: int | None = None
+    mood: str | None = None
+    path: str | None = None
+    content_words: list[str] = field(default_factory=list)
+    """Words left after removing everything above and filler: a new request has some."""
+
+    @property
+    def has_years(self) -> bool:
+        return self.year_min is not None or self.year_max is not None
+
+    @property
+    def is_audio(self) -> bool:
+        return bool(self.path) and self.path.rsplit(".", 1)[-1].lower() in AUDIO_SUFFIXES
+
+
+def extract_years(text: str) -> tuple[int | None, int | None]:
+    """(year_min, year_max) stated in the text; 'after 2000' excludes 2000, 'since 2000' keeps it."""
+    for pattern, kind in _YEAR_RULES:
+        m = pattern.search(text)
+        if not m:
+            continue
+        years = [int(y) for y in m.groups() if y]
+        if kind == "between":
+            return min(years), max(years)
+        year = years[0]
+        return {"after": (year + 1, None), "since": (year, None), "before": (None, year - 1),
+                "until": (None, year), "in": (year, year)}[kind]
+    m = _DECADE.search(text)
+    if m:
+        if m.group(1):
+            start = int(m.group(1) + m.group(2) + "0")
+        else:
+            digit = int(m.group(3))
+            start = (1900 if digit >= 2 else 2000) + 10 * digit
+        return start, start + 9
+    if _RECENT.search(text):
+        return RECENT_YEAR, None
+    return None, None
+
+
+def extract_genres(text: str) -> tuple[str, ...]:
+    found: list[str] = []
+    for pattern, genre in _GENRES:
+        if pattern.search(text) and genre not in found:
+            found.append(genre)
+    return tuple(found)
+
+
+def extract_ordinal(text: str) -> int | None:
+    m = _ORDINAL.search(text)
+    if not m:
+        return None
+    if m.group(1):
+        return ORDINALS[m.group(1).lower()]
+    number = int(m.group(2))
+    return number - 1 if number >= 1 else None
+
+
+def extract_slots(message: str, catalog=None) -> Slots:
+    """Every slot of one message; ``catalog`` (a ChatCatalog) resolves titles named in it."""
+    text = " ".join(message.split())
+    slots = Slots(text=text)
+    if m := _USER.search(text):
+        slots.user = m.group(1)
+    if m := _ITEM_ID.search(text):
+        slots.item_id = m.group(1) or m.group(2)
+    if m := _PATH.search(text):
+        slots.path = m.group(1)
+    slots.ordinal = extract_ordinal(text)
+    slots.refers_back = bool(_BACK_REF.search(text))
+    slots.negate = bool(_NEGATE.search(text))
+    slots.year_min, slots.year_max = extract_years(text)
+    slots.genres = extract_genres(text)
+    slots.mood = next((name for name, pattern in MOODS.items() if pattern.search(text)), None)
+    if slots.item_id is None and catalog is not None:
+        slots.item_id = catalog.find_title(text)
+    slots.content_words = _content_words(text, slots)
+    return slots
+
+
+def _content_words(text: str, slots: Slots) -> list[str]:
+    rest = _PATH.sub(" ", text)
+    for pattern in (_USER, _ITEM_ID, _ORDINAL, _DECADE, _RECENT, *(p for p, _ in _YEAR_RULES), *MOODS.values()):
+        rest = pattern.sub(" ", rest)
+    rest = re.sub(r"\b\d+\b", " ", rest)
+    rest = _FILLER.sub(" ", rest)
+    return re.findall(r"[a-z][a-z'-]+", rest.lower())

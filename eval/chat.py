@@ -1,0 +1,168 @@
+"""Chat benchmarks: does the agent pick the intended tool, and are its answers relevant?
+
+1. Tool choice: scripted turns (eval/data/chat_turns.jsonl: a message, optionally what was shown
+   before and who the user is, and the tool a person would expect). Every mode's pick is checked
+   to be a registered tool, and its accuracy is reported for LLM-only, rules-only and combined.
+2. Chat relevance: natural-language requests (eval/data/chat_requests.jsonl, same format and
+   relevance rules as eval/data/requests.jsonl) sent to a fresh chat session each; precision@10 of
+   the answer's items against BM25 over titles, genres and tags, with a paired test.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.errors import InputError
+from agent.jsonl import NonBlankStr, iter_json_objects, validation_reason
+
+DATA = Path(__file__).resolve().parent / "data"
+DEFAULT_TURNS = DATA / "chat_turns.jsonl"
+DEFAULT_CHAT_REQUESTS = DATA / "chat_requests.jsonl"
+
+
+class Turn(BaseModel):
+    """One scripted chat turn and the tool a person would expect it to use."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: NonBlankStr
+    message: NonBlankStr
+    tool: NonBlankStr
+    shown: tuple[str, ...] = Field((), description="Titles shown in the previous answer, if any.")
+    user: str | None = Field(None, description="The session's MovieLens user, if any.")
+
+
+def load_turns(path: Path = DEFAULT_TURNS) -> list[Turn]:
+    """Read scripted turns; any bad row stops the load with every error listed."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"turns file not found: {path} (the bundled one is {DEFAULT_TURNS})")
+    turns, errors = [], []
+    for line_no, row, problem in iter_json_objects(path):
+        try:
+            if problem is not None:
+                raise ValueError(problem)
+            turns.append(Turn.model_validate(row))
+        except ValidationError as exc:
+            errors.append(f"{path}:{line_no}: {validation_reason(exc)}")
+        except ValueError as exc:
+            errors.append(f"{path}:{line_no}: {exc}")
+    if errors:
+        raise InputError(f"{len(errors)} bad row(s) in {path}:\n" + "\n".join(errors[:20]))
+    if not turns:
+        raise InputError(f"no turns in {path}")
+    return turns
+
+
+def tool_choice_accuracy(agent, turns: list[Turn], modes: list[str]) -> dict:
+    """Per mode: accuracy, whether every pick was a registered tool, and per-turn picks.
+
+    The LLM scores each turn once; every mode is decided from the same scores."""
+    from agent.tool_choice import MODES, combine, rule_scores
+
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        raise InputError(f"unknown tool-choice mode(s) {unknown}; choose from {', '.join(MODES)}")
+    tools = agent.tools
+    missing = sorted({t.tool for t in turns} - set(tools))
+    if missing:
+        raise InputError(f"turns expect tools that are not registered: {missing}")
+    chooser = agent.chooser
+    picks: dict[str, list[str]] = {m: [] for m in modes}
+    seconds = []
+    from tqdm import tqdm
+
+    for turn in tqdm(turns, desc="tool choice", unit="turn"):
+        feasible = _turn_state_tools(turn, agent, tools)
+        start = time.perf_counter()
+        llm = chooser.llm_scores(feasible, turn.message, list(turn.shown), turn.user) if set(modes) - {"rules"} else {}
+        seconds.append(time.perf_counter() - start)
+        rules = rule_scores(feasible, turn.message)
+        for mode in modes:
+            picks[mode].append(combine(feasible, llm, rules, mode, chooser.rule_weight).name)
+    out = {"n_turns": len(turns), "llm_seconds_p50": float(np.median(seconds)), "modes": {}}
+    for mode in modes:
+        correct = [p == t.tool for p, t in zip(picks[mode], turns, strict=True)]
+        out["modes"][mode] = {
+            "accuracy": float(np.mean(correct)),
+            "always_registered": all(p in tools for p in picks[mode]),
+            "errors": [{"id": t.id, "message": t.message, "expected": t.tool, "picked": p}
+                       for p, t, ok in zip(picks[mode], turns, correct, strict=True) if not ok],
+        }
+    return out
+
+
+def _turn_state_tools(turn: Turn, agent, tools) -> dict:
+    """The tools a chat session would let the chooser pick for this turn (same state rules)."""
+    from agent.chat_state import ChatState
+    from agent.slots import extract_slots
+
+    state = ChatState(user=turn.user, shown=[{"id": f"shown{i}", "title": t} for i, t in enumerate(turn.shown)])
+    slots = extract_slots(turn.message, agent.catalog)
+    state.update(slots)
+    return state.feasible(tools, slots)
+
+
+def chat_ranker(agent):
+    """text -> the item ids of a fresh chat session's answer (what `recsage chat --json` returns)."""
+
+    def rank(text: str) -> list[str]:
+        done = [e for e in agent.session().send(text) if e["type"] == "done"][-1]
+        return [str(item["id"]) for item in done["items"]]
+
+    return rank
+
+
+def chat_relevance(agent, movielens: Path, requests_file: Path = DEFAULT_CHAT_REQUESTS) -> dict:
+    """Precision@10 / NDCG@10 of chat answers and of BM25 over the same requests, with a paired test."""
+    from agent.bm25 import bm25_ranker
+    from agent.catalog import load_movielens
+    from eval.requests import compare, evaluate_requests, load_relevance_catalog, load_requests
+
+    requests = load_requests(requests_file)
+    judge = load_relevance_catalog(movielens)
+    results = {
+        "bm25": evaluate_requests(requests, bm25_ranker(load_movielens(movielens).items), judge, progress=True),
+        "chat": evaluate_requests(requests, chat_ranker(agent), judge, progress=True),
+    }
+    paired = {m: compare(results["chat"], results["bm25"], metric=m) for m in ("P@10", "NDCG@10")}
+    return {"results": results, "chat_vs_bm25": {m: asdict(c) for m, c in paired.items()}}
+
+
+def run_bench(agent, movielens: Path, turns_file: Path | None, requests_file: Path | None, modes: list[str],
+              relevance: bool = True) -> dict:
+    """Both benchmarks, printed as tables; returns everything for a JSON file."""
+    from rich.table import Table
+
+    from agent.console import table_console
+
+    console = table_console()
+    choice = tool_choice_accuracy(agent, load_turns(turns_file or DEFAULT_TURNS), modes)
+    table = Table("mode", "turns", "intended tool", "always registered",
+                  title=f"tool choice (LLM scoring p50 {choice['llm_seconds_p50']:.2f} s/turn)")
+    for mode, r in choice["modes"].items():
+        table.add_row(mode, str(choice["n_turns"]), f"{r['accuracy']:.0%}", str(r["always_registered"]))
+    console.print(table)
+    for mode, r in choice["modes"].items():
+        for e in r["errors"]:
+            console.print(f"  {mode} {e['id']}: {e['message']!r} expected {e['expected']}, picked {e['picked']}")
+    out = {"tool_choice": choice}
+    if relevance:
+        rel = chat_relevance(agent, movielens, requests_file or DEFAULT_CHAT_REQUESTS)
+        table = Table("system", "requests", "P@10 (95% CI)", "NDCG@10 (95% CI)", "p50 s/request",
+                      title="chat relevance (requests of eval/data/chat_requests.jsonl)")
+        for name, r in rel["results"].items():
+            p, n = r["metrics"]["P@10"], r["metrics"]["NDCG@10"]
+            table.add_row(name, str(r["n_requests"]), f"{p['mean']:.3f} ({p['ci_low']:.3f}-{p['ci_high']:.3f})",
+                          f"{n['mean']:.3f} ({n['ci_low']:.3f}-{n['ci_high']:.3f})", f"{r['latency_s']['p50']:.2f}")
+        console.print(table)
+        for metric, c in rel["chat_vs_bm25"].items():
+            console.print(f"chat - bm25 {metric}: {c['mean_diff']:+.3f} (95% CI {c['ci_low']:+.3f}..{c['ci_high']:+.3f}, "
+                          f"p={c['p_value']:.3f})")
+        out["relevance"] = rel
+    return out

@@ -1,0 +1,199 @@
+"""Built-in agent tools, registered through the same ``register_tools`` hook a third-party plugin uses.
+
+Each tool is a typed function (or, when it holds a model, a class that loads it on first use); its
+docstring's first line is what the tool chooser shows the LLM, its hints are the argument schema.
+``triggers`` are cheap rule features that help a 135M model choose (see agent/tool_choice.py).
+Tools never change the chat state: they read it through the context and report what they did.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from agent.errors import InputError
+from agent.hookspecs import hookimpl
+from agent.tools import Observation, ToolContext, tool
+
+DEFAULT_K = 10
+
+
+def _item_line(item: dict) -> str:
+    year = f" ({item['year']})" if item.get("year") else ""
+    genres = f" [{', '.join(item['genres'])}]" if item.get("genres") else ""
+    return f"{item.get('rank', '-')}. {item['title']}{year}{genres} (id {item['id']})"
+
+
+def _items_observation(result: dict, what: str) -> Observation:
+    items = result.get("items", [])
+    if not items:
+        return Observation(f"no {what} matched; loosen the filters or ask for something else", ok=False)
+    lines = "\n".join(_item_line(i) for i in items)
+    return Observation(f"{len(items)} {what}:\n{lines}", items=items, data={"request_text": result.get("request_text")})
+
+
+def _excluded_ids(context: ToolContext, exclude, avoid_genres) -> list[str]:
+    """Explicit exclusions plus every catalog item of an avoided genre ("something lighter")."""
+    out = list(dict.fromkeys(exclude))
+    if avoid_genres and context.catalog is not None:
+        avoid = set(avoid_genres)
+        out += [i for i, item in context.catalog.items.items() if avoid & set(item.genres)]
+    return out
+
+
+def _filters(genres, year_min: int | None, year_max: int | None):
+    from agent.retrieve import Filters
+
+    if year_min is not None and year_max is not None and year_min > year_max:
+        raise InputError(f"year_min {year_min} is after year_max {year_max}")
+    return Filters(tuple(genres), year_min, year_max)
+
+
+def _explain(context: ToolContext) -> bool:
+    return bool(getattr(context.settings, "chat_explain", True))
+
+
+@tool(triggers=(r"\brecommend", r"\bsuggest", r"\bwhat should i watch\b", r"\bin the mood for\b",
+                r"\bi (want|need|feel like)\b", r"\blight(er)?\b|\bdarker\b|\bfunnier\b|\bscarier\b",
+                r"\bnot (that|this|the \w+)\b|\bseen (it|that)\b|\bsomething else\b",
+                r"\b(give|show) me\b", r"\bsomething\b", r"\bmovie night\b", r"\bfor me\b"),
+      examples=("a scary movie for Halloween",))
+def recommend(context: ToolContext, query: str = "", user: str | None = None, genres: tuple[str, ...] = (),
+              year_min: int | None = None, year_max: int | None = None, exclude: tuple[str, ...] = (),
+              avoid_genres: tuple[str, ...] = (), k: int = DEFAULT_K) -> Observation:
+    """Recommend movies for a request (mood, theme, genre) and/or a user's taste, each with a reason."""
+    result = context.recommender.recommend(
+        user=user, query=query or None, k=k, filters=_filters(genres, year_min, year_max),
+        exclude=_excluded_ids(context, exclude, avoid_genres), explain=_explain(context),
+    )
+    return _items_observation(result, "recommendations")
+
+
+@tool(triggers=(r"\bsearch\b", r"\bfind\b", r"\blook(ing)? up\b", r"\bwhich (movies?|films?)\b",
+                r"\b(is|are) there (any )?(movies?|films?)\b", r"\blist (movies?|films?)\b"),
+      examples=("find movies about volcanoes",))
+def search_catalog(context: ToolContext, query: str, k: int = DEFAULT_K) -> Observation:
+    """Search the catalog by words (title, plot, genre, tags), not personalised."""
+    result = context.recommender.recommend(query=query, k=k, explain=False, rerank=False)
+    return _items_observation(result, "search results")
+
+
+@tool(triggers=(r"\btell me (more )?about\b", r"\bdetails?\b", r"\bwho (directed|stars|is in)\b",
+                r"\bwhat is (it|that|the \w+ one) about\b", r"\bplot\b", r"\binfo(rmation)?\b", r"\bcast\b",
+                r"\bwhat('s| is) .* about\b"),
+      examples=("who stars in Jaws?",))
+def item_details(context: ToolContext, item: str) -> Observation:
+    """Facts about one movie (year, genres, tags, plot, people), by id or title."""
+    item_id = context.catalog.resolve(item) if context.catalog is not None else item
+    facts = context.recommender.item(item_id)
+    return Observation(facts.get("card") or facts["title"], data={"item": facts, "focus": item_id})
+
+
+@tool(triggers=(r"\bmore like\b", r"\bsimilar\b", r"\blike (the )?\w+ one\b", r"\bin the same (vein|spirit|style)\b",
+                r"\bsomething like\b", r"\bif i liked\b", r"\b(same|similar) (vibe|feel)\b"),
+      examples=("more like Jaws",))
+def similar_items(context: ToolContext, item: str, exclude: tuple[str, ...] = (), genres: tuple[str, ...] = (),
+                  year_min: int | None = None, year_max: int | None = None, k: int = DEFAULT_K) -> Observation:
+    """Movies similar to one given movie (by id, by title, or by its place in the last answer)."""
+    item_id = context.catalog.resolve(item) if context.catalog is not None else item
+    result = context.recommender.recommend(
+        history=[item_id], k=k, exclude=[*exclude, item_id], filters=_filters(genres, year_min, year_max),
+        explain=_explain(context),
+    )
+    obs = _items_observation(result, "similar movies")
+    obs.data["focus"] = item_id
+    return obs
+
+
+@tool(triggers=(r"\bonly\b", r"\bjust\b", r"\bfilter\b", r"\b(after|before|since|between|until) (19|20)\d\d\b",
+                r"\b(from|in) the (19|20)?\d0'?s\b", r"\bolder\b|\bnewer\b|\brecent\b", r"\bkeep\b"),
+      examples=("only dramas",))
+def filter_items(context: ToolContext, genres: tuple[str, ...] = (), year_min: int | None = None,
+                 year_max: int | None = None, query: str = "", user: str | None = None,
+                 exclude: tuple[str, ...] = (), k: int = DEFAULT_K) -> Observation:
+    """Narrow the current recommendations to genres and/or a year range."""
+    if not genres and year_min is None and year_max is None:
+        raise InputError("say which genre or years to keep, e.g. 'only comedies' or 'only after 2000'")
+    if not query and user is None:
+        query = " ".join(genres) or "popular movies"
+    return recommend(context, query=query, user=user, genres=genres, year_min=year_min, year_max=year_max,
+                     exclude=exclude, k=k)
+
+
+@tool(triggers=(r"\bhistory\b", r"\b(have i|i have|i've|did i) (seen|watched|rated)\b", r"\bmy (ratings|movies)\b",
+                r"\bwhat (did|has) (i|user \d+)\b", r"\brated\b"),
+      examples=("what has user 12 rated?",))
+def user_history(context: ToolContext, user: str, k: int = DEFAULT_K) -> Observation:
+    """What a user has rated, most recent first (their taste, for the chat)."""
+    if context.catalog is None:
+        raise InputError("user histories need the MovieLens ratings (--movielens)")
+    history = context.catalog.user_history(user)
+    rows = history[::-1][:k]
+    items = []
+    for rank, (item_id, rating) in enumerate(rows, start=1):
+        item = context.catalog.items.get(item_id)
+        items.append({"id": item_id, "title": item.title if item else item_id, "year": item.year if item else None,
+                      "genres": list(item.genres) if item else [], "rank": rank, "rating": rating})
+    lines = "\n".join(f"{_item_line(i)} rated {i['rating']:g}" for i in items)
+    return Observation(f"user {user} rated {len(history)} movies; the latest {len(items)}:\n{lines}", items=items)
+
+
+class _ConverterTool:
+    """Shared lazy loading: the converter (and its model) is built on the first call, once."""
+
+    converter_name = ""
+
+    def __init__(self):
+        self._converter = None
+        self._lock = threading.Lock()
+
+    def converter(self, settings):
+        with self._lock:
+            if self._converter is None:
+                from agent.config import load_settings
+                from agent.plugins import converter_classes
+
+                classes = converter_classes()
+                if self.converter_name not in classes:
+                    raise InputError(f"no {self.converter_name!r} converter is registered; see `recsage plugins`")
+                self._converter = classes[self.converter_name][0](settings or load_settings())
+            return self._converter
+
+
+class TranscribeAudio(_ConverterTool):
+    name = "transcribe_audio"
+    converter_name = "whisper"
+    triggers = (r"\.(wav|mp3|flac|ogg|m4a|opus|webm)\b", r"\btranscri", r"\bvoice (note|message)\b",
+                r"\b(listen|audio|recording)\b")
+    examples = ("transcribe note.m4a",)
+
+    def __call__(self, context: ToolContext, path: Path) -> Observation:
+        """Transcribe a voice note (an audio file) into text."""
+        conv = self.converter(context.settings).convert(Path(path))
+        text = conv.details.get("text", "")
+        if not text:
+            raise InputError(f"no speech found in {path}: record the voice note again, closer to the microphone")
+        return Observation(f'transcript: "{text}"', data={"text": text})
+
+
+class DescribeImage(_ConverterTool):
+    name = "describe_image"
+    converter_name = "ocr"
+    triggers = (r"\.(jpe?g|png|webp|gif|bmp|tiff?)\b", r"\b(photo|picture|image|poster|screenshot)\b")
+    examples = ("read the poster in scan.png",)
+
+    def __call__(self, context: ToolContext, path: Path) -> Observation:
+        """Read a photo or poster: the text printed on it (titles, names), and a caption if CLIP is set up."""
+        conv = self.converter(context.settings).convert(Path(path))
+        text = conv.card_fields.get("poster_text", "")
+        if not text:
+            raise InputError(f"no readable text in {path}; without CLIP weights a photo is read by OCR only")
+        return Observation(f'text on the image: "{text}"', data={"text": text})
+
+
+@hookimpl
+def register_tools(register):
+    for fn in (recommend, search_catalog, item_details, similar_items, filter_items, user_history):
+        register(fn)
+    register(TranscribeAudio())
+    register(DescribeImage())

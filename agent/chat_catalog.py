@@ -36,11 +36,11 @@ def title_forms(title: str) -> set[str]:
     """Normalised ways to write a MovieLens title: "Usual Suspects, The" -> {"usual suspects",
     "the usual suspects"}; bracketed alternative titles are dropped."""
     base = _BRACKETS.sub("", title).strip() or title
-    forms = {normalise(base)}
     match = _ARTICLE_SUFFIX.match(base.lower())
     if match:
-        forms.add(normalise(f"{match['article']} {match['body']}"))
-        forms.add(normalise(match["body"]))
+        forms = {normalise(f"{match['article']} {match['body']}"), normalise(match["body"])}
+    else:
+        forms = {normalise(base)}
     return {f for f in forms if f}
 
 

@@ -51,7 +51,7 @@ _BACK_REF = re.compile(r"\b(that|this) (one|movie|film)\b|\bthat one\b|\b(about|
 _NEGATE = re.compile(r"\bnot (that|this|the \w+)( one)?\b|\b(already|i'?ve) (seen|watched)\b|\bseen (it|that|this)\b|"
                      r"\bno,? not\b|\bskip (that|this|the \w+)\b|\bsomething else\b|\bdrop (that|this|the \w+)\b", re.I)
 _USER = re.compile(r"\buser(?:\s*(?:id|#|number|no\.?))?\s*[:#]?\s*(\d{1,7})\b", re.I)
-_ITEM_ID = re.compile(r"\b(?:item|movie|film)\s*(?:id\s*)?[:#]\s*(\d{1,7})\b|\bid\s*[:#]?\s*(\d{1,7})\b", re.I)
+_ITEM_ID = re.compile(r"\b(?:item\s*(?:id\s*)?[:#]?|(?:movie|film)\s*(?:id\s*)?[:#]|id\s*[:#]?)\s*(\d{1,7})\b", re.I)
 _PATH = re.compile(r"(?:^|\s)([~./\w-]*[\w-]+\.(wav|mp3|flac|ogg|m4a|opus|webm|jpe?g|png|webp|gif|bmp|tiff?))\b", re.I)
 AUDIO_SUFFIXES = {"wav", "mp3", "flac", "ogg", "m4a", "opus", "webm"}
 
@@ -159,7 +159,7 @@ def extract_slots(message: str, catalog=None) -> Slots:
     if m := _USER.search(text):
         slots.user = m.group(1)
     if m := _ITEM_ID.search(text):
-        slots.item_id = m.group(1) or m.group(2)
+        slots.item_id = m.group(1)
     if m := _PATH.search(text):
         slots.path = m.group(1)
     slots.ordinal = extract_ordinal(text)

@@ -129,3 +129,18 @@ def test_recsage_serve_command_serves_items_and_the_page(movielens_store):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_bench_serve_command(movielens_store, tmp_path):
+    """`recsage bench serve` on the real stack: a small burst, every chat succeeds, table printed."""
+    import json
+
+    store, movielens = movielens_store
+    out = tmp_path / "bench.json"
+    result = subprocess.run([str(Path(sys.executable).parent / "recsage"), "bench", "serve", "--store", str(store),
+                             "--movielens", str(movielens), "--concurrency", "2", "--json", str(out)],
+                            capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(out.read_text())
+    assert summary["chats"] == summary["succeeded"] == 2
+    assert "p95" in result.stdout

@@ -15,6 +15,7 @@ from agent.config import Settings
 from agent.server import create_app
 from agent.server_io import BackgroundServer
 from tests.agent.server_fakes import FakeChatAgent, FakeRecommender
+from tests.agent.test_server_real import TOKEN, real_agent, server_url  # noqa: F401 - fixtures for the real test
 
 WAIT_S = 30
 
@@ -150,3 +151,28 @@ def test_voice_note_recorded_in_the_page_reaches_the_server(browser, tmp_path):
         assert page_titles(turn)
         call = recommender.calls[-1]
         assert call["audio"].suffix in (".webm", ".ogg", ".m4a") and call["audio_bytes"] > 100
+
+
+@pytest.mark.integration
+def test_real_chat_in_the_page(browser, server_url, tmp_path):
+    """The page on the real stack (token typed into the page): the titles it shows are the catalog's
+    facts of the items the agent recommended, with the streamed answer beside them."""
+    import httpx
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server_url + "/")
+    token = browser.find_element(By.ID, "token")
+    WebDriverWait(browser, WAIT_S).until(lambda d: token.is_displayed())  # /healthz says auth is on
+    token.send_keys(TOKEN)
+    send_message(browser, "recommend a funny animated movie about toys")
+    turn = wait_for_answer(browser, 1, timeout_s=600)
+    assert "error" not in turn.get_attribute("class"), turn.text
+    assert turn.find_element(By.CSS_SELECTOR, ".answer").text.strip()
+    cards = turn.find_elements(By.CSS_SELECTOR, ".item")
+    assert cards
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    for card in cards:
+        facts = httpx.get(f"{server_url}/v1/items/{card.get_attribute('data-id')}", headers=headers).json()
+        assert card.find_element(By.CSS_SELECTOR, ".title").text == f"{facts['title']} ({facts['year']})"
+    assert_not_blank(browser.get_screenshot_as_png(), tmp_path / "real_chat.png")

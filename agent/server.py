@@ -14,6 +14,7 @@ import logging
 import secrets
 import tempfile
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -64,8 +65,25 @@ class SafeJSONResponse(JSONResponse):
 
 @dataclass
 class SessionEntry:
+    """A chat session and who is answering in it. A turn holds it for at most ``lease_s``: a stream
+    cancelled before it started never releases it, so a stale hold is taken over, not kept forever."""
+
     session: Any
-    busy: threading.Lock = field(default_factory=threading.Lock)
+    holder: object | None = None
+    since: float = 0.0
+    guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def acquire(self, lease_s: float) -> object | None:
+        with self.guard:
+            if self.holder is not None and time.monotonic() - self.since < lease_s:
+                return None
+            self.holder, self.since = object(), time.monotonic()
+            return self.holder
+
+    def release(self, holder: object) -> None:
+        with self.guard:
+            if self.holder is holder:
+                self.holder = None
 
 
 class ChatSessions:
@@ -226,13 +244,14 @@ async def chat(request: Request, folder: UploadFolder) -> StreamingResponse:
         raise InputError("send a message, an image or a voice note")
     timeout = state.settings.request_timeout_s
     session_id, entry = await run_blocking(state.sessions.open, body.session_id, body.user, timeout_s=timeout)
-    if not entry.busy.acquire(blocking=False):
+    holder = entry.acquire(lease_s=timeout)
+    if holder is None:
         raise ApiError(409, "this chat session is still answering its previous message; wait for its done event")
     try:
         stream = BlockingStream(entry.session.send(body.message, **media), timeout)
         first = await stream.next()  # input errors become a 4xx before any byte is sent
     except BaseException:
-        entry.busy.release()
+        entry.release(holder)
         raise
 
     async def events() -> AsyncIterator[str]:
@@ -245,7 +264,7 @@ async def chat(request: Request, folder: UploadFolder) -> StreamingResponse:
         except Exception as exc:  # noqa: BLE001 - reported to the client as an error event
             yield sse_event({"type": "error", **_stream_error(exc)})
         finally:
-            entry.busy.release()
+            entry.release(holder)
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 

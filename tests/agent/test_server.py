@@ -288,3 +288,17 @@ def test_bench_serve_reports_failed_chats(tmp_path):
         results = [stream_chat(url, "slow"), stream_chat(url, "fun")]
     summary = summarize(results, 2, [1.0], 0.0)
     assert summary["succeeded"] == 1 and "503" in summary["errors"][0]
+
+
+def test_a_stale_session_hold_is_taken_over():
+    from agent.server import SessionEntry
+
+    entry = SessionEntry(session=None)
+    first = entry.acquire(lease_s=60)
+    assert first is not None and entry.acquire(lease_s=60) is None
+    second = entry.acquire(lease_s=0)  # the first holder's lease has run out
+    assert second is not None
+    entry.release(first)  # a late release by the old holder does not free the new one
+    assert entry.acquire(lease_s=60) is None
+    entry.release(second)
+    assert entry.acquire(lease_s=60) is not None

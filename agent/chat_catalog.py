@@ -23,6 +23,8 @@ from agent.errors import InputError
 _ARTICLE_SUFFIX = re.compile(r"^(?P<body>.+), (?P<article>the|a|an|les|la|le|el|il|der|die|das)$")
 _BRACKETS = re.compile(r"\s*\([^)]*\)")
 _NON_WORD = re.compile(r"[^a-z0-9]+")
+_WORD = re.compile(r"[A-Za-z0-9]+")
+_CUES = frozenset({"like", "than", "about", "on", "of", "to", "loved", "liked", "enjoyed", "watched", "seen", "saw"})
 _STOP = frozenset({"the", "a", "an", "of", "and", "in", "on", "to", "it", "me", "my", "you", "i", "one", "more"})
 
 
@@ -30,6 +32,17 @@ def normalise(text: str) -> str:
     """Lower-case ASCII words separated by single spaces ("Amélie!" -> "amelie")."""
     folded = unicodedata.normalize("NFKD", text.lower()).encode("ascii", "ignore").decode("ascii")
     return _NON_WORD.sub(" ", folded).strip()
+
+
+def _named(cased: list[str], before: list[str]) -> bool:
+    """Whether words found in a message name a title: capitalised as one (a lone word not first in
+    the sentence), or two or more real words right after a cue word."""
+    content = [w for w in cased if w.lower() not in _STOP]
+    if not content:
+        return False
+    if all(w[0].isupper() or w[0].isdigit() for w in content) and (len(content) > 1 or before):
+        return True
+    return len(content) > 1 and bool(before) and before[-1] in _CUES
 
 
 def title_forms(title: str) -> set[str]:
@@ -50,9 +63,13 @@ class ChatCatalog:
     def __init__(self, items: Iterable[Item], ratings: Path | None = None):
         self.items: dict[str, Item] = {item.id: item for item in items}
         self.by_form: dict[str, list[str]] = defaultdict(list)
+        self.message_forms: set[str] = set()
+        """Forms as a person writes them in a sentence ("the matrix", not "matrix")."""
         for item in self.items.values():
-            for form in title_forms(item.title):
+            forms = title_forms(item.title)
+            for form in forms:
                 self.by_form[form].append(item.id)
+            self.message_forms.add(max(forms, key=len))
         self.ratings = Path(ratings) if ratings else None
         self.genres = sorted({g for item in self.items.values() for g in item.genres})
 
@@ -86,35 +103,21 @@ class ChatCatalog:
     def find_title(self, message: str) -> str | None:
         """The id of the longest catalog title named in a message, or None.
 
-        Quoted text is taken as a title first. Unquoted, a title needs two or more words that are
-        not all stop words, or to be written with a capital letter mid-sentence, so that ordinary
-        words ("toys", "heat", "love") are not read as the films of that name.
+        Quoted text is taken as a title first. Unquoted, a title must be written as one (its words
+        capitalised: "I loved Heat") or follow a cue ("more like toy story"), so that ordinary words
+        ("toys", "the crew", "a road trip movie") are not read as the films of that name.
         """
-        quoted = re.findall(r"[\"“']([^\"”']{2,80})[\"”']", message)
-        for q in quoted:
-            if normalise(q) in self.by_form:
-                return self._pick(self.by_form[normalise(q)])
-        words = normalise(message).split()
-        best: tuple[int, str] | None = None
+        for quoted in re.findall(r"[\"“']([^\"”']{2,80})[\"”']", message):
+            if normalise(quoted) in self.by_form:
+                return self._pick(self.by_form[normalise(quoted)])
+        cased = _WORD.findall(unicodedata.normalize("NFKD", message).encode("ascii", "ignore").decode("ascii"))
+        words = [w.lower() for w in cased]
         for n in range(min(8, len(words)), 0, -1):
             for start in range(len(words) - n + 1):
                 form = " ".join(words[start:start + n])
-                if form not in self.by_form or not self._plausible(form, message, start):
-                    continue
-                if best is None or n > best[0]:
-                    best = (n, form)
-            if best:
-                break
-        return self._pick(self.by_form[best[1]]) if best else None
-
-    @staticmethod
-    def _plausible(form: str, message: str, start: int) -> bool:
-        words = form.split()
-        if len(words) >= 2 and not all(w in _STOP for w in words):
-            return len(form) >= 6
-        if start == 0 or words[0] in _STOP or len(form) < 3:
-            return False
-        return re.search(rf"(?<!\w){re.escape(words[0][0].upper())}{re.escape(words[0][1:])}", message) is not None
+                if form in self.message_forms and _named(cased[start:start + n], words[:start]):
+                    return self._pick(self.by_form[form])
+        return None
 
     def label(self, item_id: str) -> str:
         item = self.items.get(item_id)

@@ -23,6 +23,8 @@ class ChatState:
     user: str | None = None
     query: str = ""
     """The current request's text (the last message that asked for something new)."""
+    search: str = ""
+    """The same request as search words (:attr:`agent.slots.Slots.search_text`)."""
     mood: str | None = None
     genres: tuple[str, ...] = ()
     year_min: int | None = None
@@ -71,7 +73,7 @@ class ChatState:
         if slots.user:
             self.user = slots.user
         if self.is_new_request(slots):
-            self.query, self.mood, self.excluded = slots.text, None, []
+            self.query, self.search, self.mood, self.excluded = slots.text, slots.search_text, None, []
             self.genres, self.year_min, self.year_max = slots.genres, slots.year_min, slots.year_max
         else:
             if slots.genres:
@@ -93,7 +95,7 @@ class ChatState:
 
     def query_text(self) -> str:
         """The request as the retriever should read it: the text plus the mood's words."""
-        return " ".join(p for p in (self.query, MOOD_QUERY.get(self.mood or "", "")) if p)
+        return " ".join(p for p in (self.search or self.query, MOOD_QUERY.get(self.mood or "", "")) if p)
 
     def arguments(self, parameters: dict, slots: Slots) -> dict:
         """Arguments for a tool from the state and the message, by parameter name; a parameter the

@@ -101,6 +101,12 @@ class Slots:
     """Words left after removing everything above and filler: a new request has some."""
 
     @property
+    def search_text(self) -> str:
+        """The request as search words: the message minus chat filler, years and moods, which only
+        add noise to word matching ("anything with dinosaurs?" -> "dinosaurs")."""
+        return " ".join(self.content_words) or self.text
+
+    @property
     def has_years(self) -> bool:
         return self.year_min is not None or self.year_max is not None
 
@@ -121,17 +127,19 @@ def extract_years(text: str) -> tuple[int | None, int | None]:
         year = years[0]
         return {"after": (year + 1, None), "since": (year, None), "before": (None, year - 1),
                 "until": (None, year), "in": (year, year)}[kind]
-    m = _DECADE.search(text)
-    if m:
-        if m.group(1):
-            start = int(m.group(1) + m.group(2) + "0")
-        else:
-            digit = int(m.group(3))
-            start = (1900 if digit >= 2 else 2000) + 10 * digit
-        return start, start + 9
+    decades = [_decade_start(m) for m in _DECADE.finditer(text)]
+    if decades:  # "the 70s or 80s" spans both
+        return min(decades), max(decades) + 9
     if _RECENT.search(text):
         return RECENT_YEAR, None
     return None, None
+
+
+def _decade_start(m: re.Match) -> int:
+    if m.group(1):
+        return int(m.group(1) + m.group(2) + "0")
+    digit = int(m.group(3))
+    return (1900 if digit >= 2 else 2000) + 10 * digit
 
 
 def extract_genres(text: str) -> tuple[str, ...]:

@@ -74,7 +74,7 @@ def recommend(context: ToolContext, query: str = "", user: str | None = None, ge
       examples=("find movies about volcanoes",))
 def search_catalog(context: ToolContext, query: str, k: int = DEFAULT_K) -> Observation:
     """Search the catalog by words (title, plot, genre, tags), not personalised."""
-    result = context.recommender.recommend(query=query, k=k, explain=False, rerank=False)
+    result = context.recommender.recommend(query=query, k=k, explain=False)
     return _items_observation(result, "search results")
 
 

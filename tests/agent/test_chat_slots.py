@@ -115,3 +115,9 @@ def test_years_refine_in_place_and_a_contradiction_replaces_them():
     assert (state.year_min, state.year_max) == (1961, 1979)
     state.update(extract_slots("only before 1950"))
     assert (state.year_min, state.year_max) == (None, 1949)
+
+
+def test_two_decades_span_both_and_search_text_drops_chat_filler():
+    assert extract_years("a gangster movie from the 70s or 80s") == (1970, 1989)
+    assert extract_slots("anything with dinosaurs?").search_text == "dinosaurs"
+    assert extract_slots("hmm").search_text == "hmm"  # nothing left: keep the words given

@@ -83,8 +83,9 @@ class ChatState:
                 self.year_max = slots.year_max if slots.year_max is not None else self.year_max
                 if self.year_min is not None and self.year_max is not None and self.year_min > self.year_max:
                     self.year_min, self.year_max = slots.year_min, slots.year_max
-        if slots.mood:
+        if slots.mood:  # a mood overrides genres it avoids ("a thriller" then "something lighter")
             self.mood = slots.mood
+            self.genres = tuple(g for g in self.genres if g not in MOOD_AVOID[slots.mood])
         if slots.negate:
             target = self.referenced_item(slots)
             if target and target not in self.excluded:

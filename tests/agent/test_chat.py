@@ -213,3 +213,12 @@ def test_the_llm_takes_part_in_a_session(monkeypatch):
     result = turn(fake_agent(tools=tools, chooser=chooser).session(), "funny toys")
     assert result["tool"] == "search_catalog"
     assert "describe_image" not in seen[0] and "item_details" not in seen[0]  # no file, no item named
+
+
+def test_a_mood_drops_the_genre_filter_it_contradicts():
+    agent = fake_agent()
+    session = agent.session()
+    turn(session, "a gory horror")
+    assert agent.recommender.calls[-1]["filters"].genres == ("Horror",)
+    lighter = turn(session, "something lighter")
+    assert lighter["items"] and agent.recommender.calls[-1]["filters"].genres == ()

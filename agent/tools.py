@@ -74,10 +74,11 @@ def _is_plain_callable(obj) -> bool:
 
 
 def _docstring(obj) -> str | None:
-    """A function's docstring; for a tool object, its ``__call__``'s, else its class's."""
+    """A function's docstring; for a tool object, its own ``__call__``'s, else its class's."""
     if _is_plain_callable(obj):
         return inspect.getdoc(obj)
-    return inspect.getdoc(type(obj).__call__) or inspect.getdoc(type(obj))
+    own = getattr(type(obj).__call__, "__doc__", None)
+    return inspect.cleandoc(own) if own else inspect.getdoc(type(obj))
 
 
 def _context_param(hint) -> bool:

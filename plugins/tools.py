@@ -139,9 +139,13 @@ def user_history(context: ToolContext, user: str, k: int = DEFAULT_K) -> Observa
 
 
 class _ConverterTool:
-    """Shared lazy loading: the converter (and its model) is built on the first call, once."""
+    """Base of the media tools; the subclass's docstring is what the LLM reads. The converter (and
+    its model) is built on the first call, once; a file without content is a tool error."""
 
     converter_name = ""
+    empty = ""
+    """Why a file gave no text and what to do, with ``{path}``."""
+    label = ""
 
     def __init__(self):
         self._converter = None
@@ -159,36 +163,43 @@ class _ConverterTool:
                 self._converter = classes[self.converter_name][0](settings or load_settings())
             return self._converter
 
+    def text_of(self, conversion) -> str:
+        raise NotImplementedError
+
+    def __call__(self, context: ToolContext, path: Path) -> Observation:
+        text = self.text_of(self.converter(context.settings).convert(Path(path)))
+        if not text:
+            raise InputError(self.empty.format(path=path))
+        return Observation(f'{self.label}: "{text}"', data={"text": text})
+
 
 class TranscribeAudio(_ConverterTool):
+    """Transcribe a voice note (an audio file) into text."""
+
     name = "transcribe_audio"
     converter_name = "whisper"
+    empty = "no speech found in {path}: record the voice note again, closer to the microphone"
+    label = "transcript"
     triggers = (r"\.(wav|mp3|flac|ogg|m4a|opus|webm)\b", r"\btranscri", r"\bvoice (note|message)\b",
                 r"\b(listen|audio|recording)\b")
     examples = ("transcribe note.m4a",)
 
-    def __call__(self, context: ToolContext, path: Path) -> Observation:
-        """Transcribe a voice note (an audio file) into text."""
-        conv = self.converter(context.settings).convert(Path(path))
-        text = conv.details.get("text", "")
-        if not text:
-            raise InputError(f"no speech found in {path}: record the voice note again, closer to the microphone")
-        return Observation(f'transcript: "{text}"', data={"text": text})
+    def text_of(self, conversion) -> str:
+        return conversion.details.get("text", "")
 
 
 class DescribeImage(_ConverterTool):
+    """Read a photo or poster: the text printed on it (titles, names, taglines)."""
+
     name = "describe_image"
     converter_name = "ocr"
+    empty = "no readable text in {path}; without CLIP weights a photo is read by OCR only"
+    label = "text on the image"
     triggers = (r"\.(jpe?g|png|webp|gif|bmp|tiff?)\b", r"\b(photo|picture|image|poster|screenshot)\b")
     examples = ("read the poster in scan.png",)
 
-    def __call__(self, context: ToolContext, path: Path) -> Observation:
-        """Read a photo or poster: the text printed on it (titles, names), and a caption if CLIP is set up."""
-        conv = self.converter(context.settings).convert(Path(path))
-        text = conv.card_fields.get("poster_text", "")
-        if not text:
-            raise InputError(f"no readable text in {path}; without CLIP weights a photo is read by OCR only")
-        return Observation(f'text on the image: "{text}"', data={"text": text})
+    def text_of(self, conversion) -> str:
+        return conversion.card_fields.get("poster_text", "")
 
 
 @hookimpl

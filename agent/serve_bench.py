@@ -9,6 +9,7 @@ the models, so the burst measures serving, not loading.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -97,6 +98,10 @@ def summarize(results: list[dict], concurrency: int, walls: list[float], warmup_
             "warmup_s": warmup_s, "per_chat": results}
 
 
+def _seconds(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.2f}"
+
+
 def print_summary(s: dict) -> None:
     from rich.table import Table
 
@@ -105,10 +110,9 @@ def print_summary(s: dict) -> None:
     table = Table("concurrency", "chats", "ok", "failed", "answers with items", "first token p50 s", "first token p95 s",
                   "total p50 s", "total p95 s", "total max s", "burst wall s",
                   title=f"recsage serve: concurrent streamed chats over loopback (warm-up chat {s['warmup_s']:.1f} s)")
-    fmt = lambda v: "-" if v is None or v != v else f"{v:.2f}"  # noqa: E731 - NaN or None -> "-"
     table.add_row(str(s["concurrency"]), str(s["chats"]), str(s["succeeded"]), str(s["failed"]), str(s["with_items"]),
-                  fmt(s["first_token_s"]["p50"]), fmt(s["first_token_s"]["p95"]), fmt(s["total_s"]["p50"]),
-                  fmt(s["total_s"]["p95"]), fmt(s["total_s"]["max"]), ", ".join(f"{w:.1f}" for w in s["burst_wall_s"]))
+                  _seconds(s["first_token_s"]["p50"]), _seconds(s["first_token_s"]["p95"]), _seconds(s["total_s"]["p50"]),
+                  _seconds(s["total_s"]["p95"]), _seconds(s["total_s"]["max"]), ", ".join(f"{w:.1f}" for w in s["burst_wall_s"]))
     table_console().print(table)
 
 

@@ -302,3 +302,23 @@ def test_a_stale_session_hold_is_taken_over():
     assert entry.acquire(lease_s=60) is None
     entry.release(second)
     assert entry.acquire(lease_s=60) is not None
+
+
+def test_openai_client_parses_both_modes(tmp_path):
+    """The openai package itself reads our responses: a completion, a stream, an auth error."""
+    import openai
+
+    from agent.server_io import BackgroundServer
+
+    recommender = FakeRecommender(tmp_path)
+    app = create_app(recommender, FakeChatAgent(recommender), Settings(), token="tok")
+    with BackgroundServer(app) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="tok", max_retries=0)
+        whole = client.chat.completions.create(model="recsage", messages=MESSAGES)
+        stream = client.chat.completions.create(model="recsage", messages=MESSAGES, stream=True)
+        pieces = [c.choices[0].delta.content or "" for c in stream]
+        assert "".join(pieces).strip() == whole.choices[0].message.content
+        assert whole.model_extra["recsage"]["items"]
+        assert [m.id for m in client.models.list()] == ["recsage"]
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=url + "/v1", api_key="bad", max_retries=0).models.list()

@@ -154,7 +154,7 @@ def test_voice_note_recorded_in_the_page_reaches_the_server(browser, tmp_path):
 
 
 @pytest.mark.integration
-def test_real_chat_in_the_page(browser, server_url, tmp_path):
+def test_real_chat_in_the_page(browser, server_url, tmp_path):  # noqa: F811 - the imported fixture
     """The page on the real stack (token typed into the page): the titles it shows are the catalog's
     facts of the items the agent recommended, with the streamed answer beside them."""
     import httpx

@@ -53,6 +53,9 @@ RECEPTION_WORDS = {
                  "acclaim", "critically", "box office", "blockbuster")
 }
 ITEM_CLAIMS = {**GENRE_WORDS, **RECEPTION_WORDS}
+GENRE_IMPLIES = {"comedy": ("funny", "hilarious", "humorous", "humor"), "horror": ("scary",),
+                 "animation": ("animated", "cartoon"), "children": ("kids", "family")}
+"""Request words a card's genre already supports (a comedy is funny)."""
 """Words that state a fact about the item; each needs one of its supporting words in the card."""
 INSTRUCTION_LIKE = re.compile(
     r"ignore\b.{0,40}\b(instruction|prompt|rule)s?|(previous|above|prior|earlier) (instruction|prompt)s?"
@@ -100,7 +103,7 @@ def check(explanation: str, evidence: Evidence) -> Check:
     starts = _sentence_starts(explanation)
     for match in _CAPS_RUN.finditer(explanation):
         run = re.sub(r"['’]s$", "", match.group()).rstrip("'’-")  # "Tom Hanks's" names Tom Hanks
-        if run in ALWAYS_OK or _found(run, haystack):
+        if run in ALWAYS_OK or re.fullmatch(r"I['’](m|d|ll|ve)", run) or _found(run, haystack):
             continue
         rest = run.split(None, 1)[1] if " " in run else ""
         if match.start() in starts and (not rest or _found(rest, haystack)):
@@ -111,11 +114,39 @@ def check(explanation: str, evidence: Evidence) -> Check:
     # What the item is (genres, awards) must come from its own card: the request and the history
     # describe the viewer, so "animated" in a request does not make a live-action pick animated.
     card = _norm(" ".join(evidence.card.values()))
+    problems += _echoed_request(explanation, evidence)
     text = _norm(explanation)
     for word, support in ITEM_CLAIMS.items():
         if _norm(word) in text and not any(_norm(s).strip() in card for s in support):
             problems.append(f"claim about the item not supported by its card: {word!r}")
     return Check(not problems, problems)
+
+
+def _without_titles(text: str, titles: Sequence[str]) -> str:
+    """``text`` normalised, with every form of the given titles cut out."""
+    text = _norm(text)
+    for title in titles:
+        for form in (title, display_title(title)):
+            text = text.replace(_norm(form), " ")
+    return text
+
+
+def _stem(word: str) -> str:
+    return word.rstrip("s")[:6]  # toys ~ toy, animated ~ animation: enough to compare with a card
+
+
+def _echoed_request(explanation: str, evidence: Evidence) -> list[str]:
+    """Words of the request that the explanation uses but the item's card and title do not have:
+    the request says what the viewer wants, not what the item is ("a lighthouse keeper" asked for
+    does not put a lighthouse keeper in the film)."""
+    if not evidence.request:
+        return []
+    item_words = tokenize(" ".join([evidence.title, *evidence.card.values()]))
+    item_stems = {_stem(w) for w in item_words + [v for w in item_words for v in GENRE_IMPLIES.get(w, ())]}
+    asked = {w for r in evidence.request for w in tokenize(r.text) if len(w) > 3}
+    unquoted = _QUOTED.sub(" ", explanation)  # quoting the request attributes it to the request
+    echoed = sorted(w for w in set(tokenize(unquoted)) & asked if _stem(w) not in item_stems)
+    return [f"request words presented as facts about the item: {', '.join(echoed)}"] if echoed else []
 
 
 def _format_problems(explanation: str, titles: Sequence[str] = ()) -> list[str]:
@@ -128,11 +159,8 @@ def _format_problems(explanation: str, titles: Sequence[str] = ()) -> list[str]:
         problems.append("instruction-like text or markup")
     if len(_SENTENCE_END.findall(explanation)) > 2:
         problems.append("more than two sentences")
-    untitled = _norm(explanation)
-    for title in titles:  # "Star Wars: Episode V" after "Star Wars: Episode IV" is not a loop
-        for form in (title, display_title(title)):
-            untitled = untitled.replace(_norm(form), " ")
-    words = untitled.split()
+    # "Star Wars: Episode V" after "Star Wars: Episode IV" is not a loop
+    words = _without_titles(explanation, titles).split()
     trigrams = [tuple(words[i:i + 3]) for i in range(len(words) - 2)]
     if len(trigrams) != len(set(trigrams)):
         problems.append("repeats itself")
@@ -150,14 +178,16 @@ def finish_sentence(text: str) -> str:
 def cited_refs(explanation: str, evidence: Evidence) -> list[str]:
     """Evidence ids the explanation uses: a title or list value it names, or shared content words."""
     said = _norm(explanation)
-    said_words = set(tokenize(explanation))
+    # Card fields are cited for what the explanation says beyond the titles it names.
+    beyond_titles = _without_titles(explanation, [evidence.title] + [link.title for link in evidence.history])
+    said_words = set(beyond_titles.split())
     cites = []
     for ref, text in evidence.pieces().items():
         if ref == "title" or ref.startswith("h"):
             titles = [link.title for link in evidence.history if link.ref == ref] or [evidence.title]
             used = any(_found(display_title(t), said) or _found(t, said) for t in titles)
         elif "," in text or len(text) < 40:
-            used = any(len(v.strip()) > 2 and _norm(v) in said for v in text.split(","))
+            used = any(len(v.strip()) > 2 and _norm(v) in beyond_titles for v in text.split(","))
         else:
             used = len(said_words & {w for w in tokenize(text) if len(w) > 3}) >= 2
         if ref in ("query", "transcript", "photo_text") and re.search(r"\b(request|asked)\b", explanation):

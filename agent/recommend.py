@@ -80,13 +80,26 @@ class Recommender:
 
     @property
     def searcher(self):
-        def build():
-            from agent.catalog import load_movielens
-            from agent.search import HybridTextSearch
+        from agent.search import HybridTextSearch
 
-            return HybridTextSearch(self.store, self.settings, load_movielens(self.movielens).items)
+        return self._part("searcher", lambda: HybridTextSearch(self.store, self.settings, self.catalog_items()))
 
-        return self._part("searcher", build)
+    def catalog_items(self) -> list:
+        """Every item in the store as a catalog Item (title, year, genres, tags from its card), so
+        request-only search covers exactly what was ingested, MovieLens or any other catalog."""
+        from agent.catalog import Item
+        from agent.store import TEXT_COLLECTION
+
+        got = self.store.collection(TEXT_COLLECTION, create=False).get(include=["metadatas", "documents"])
+        items = []
+        for item_id, meta, card in zip(got["ids"], got["metadatas"], got["documents"], strict=True):
+            meta, fields = meta or {}, parse_card(card or "")
+            items.append(Item(
+                id=item_id, title=meta.get("title") or fields.get("title") or item_id, year=meta.get("year"),
+                genres=tuple(json.loads(meta.get("genres", "[]"))),
+                tags=tuple(_tags(fields)),
+            ))
+        return items
 
     @property
     def reranker(self):
@@ -134,6 +147,8 @@ class Recommender:
         if history is None:
             return np.zeros(0, dtype=np.int64), []
         ids = [str(i).strip() for i in history if str(i).strip()]
+        if not ids:
+            raise InputError("the history is empty: give at least one item id (--history ID,ID,...)")
         dense, unknown = self.retriever.history_from_ids(ids)
         if len(dense) == 0:
             raise InputError(f"none of the history ids {ids[:5]} is a known item: the history is empty")
@@ -239,11 +254,14 @@ class Recommender:
                 "explanation": None, "explanation_status": None, "cites": []}
             items.append({**row, "rank": rank, "evidence": ev.to_json(), **note})
         timings["total"] = time.perf_counter() - start
+        notes = [f"the {self.system} retriever ranks by history alone and does not use the request text; "
+                 "the hybrid retriever (or a request without history) does"] if request and len(dense) and \
+            self.system != "hybrid" else []
         return {
             "user": None if user is None else str(user), "history_size": int(len(dense)),
             "ignored_history_ids": ignored, "system": self.system if len(dense) else "text-search",
             "request_text": request, "reranked": bool(do_rerank and rows), "items": items,
-            "timings": {name: round(s, 4) for name, s in timings.items()},
+            "timings": {name: round(s, 4) for name, s in timings.items()}, "notes": notes,
         }
 
     def item(self, item_id: str) -> dict:
@@ -257,7 +275,7 @@ class Recommender:
         return {
             "id": str(item_id), "title": meta.get("title", fields.get("title", "")), "year": meta.get("year"),
             "genres": json.loads(meta.get("genres", "[]")),
-            "tags": [t.strip() for t in fields.get("tags", "").split(",") if t.strip()],
+            "tags": _tags(fields),
             "card": card, "poster": poster if poster and Path(poster).exists() else None,
         }
 
@@ -269,6 +287,10 @@ def _validate(k: int, explain: bool, filters: Filters | None) -> None:
         raise InputError(f"k={k} is too many to explain: use k <= {MAX_EXPLAINED} with explanations")
     if filters and filters.year_min is not None and filters.year_max is not None and filters.year_min > filters.year_max:
         raise InputError(f"year_min {filters.year_min} is after year_max {filters.year_max}")
+
+
+def _tags(card_fields: dict[str, str]) -> list[str]:
+    return [t.strip() for t in card_fields.get("tags", "").split(",") if t.strip()]
 
 
 def _passes(row: dict, filters: Filters | None) -> bool:

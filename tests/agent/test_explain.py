@@ -63,6 +63,7 @@ def test_a_genre_from_the_request_does_not_make_the_item_that_genre():
 def test_the_first_word_of_a_sentence_may_be_an_ordinary_word():
     evidence = _evidence()
     assert check("Like Toy Story, Toy Story 2 is a comedy. Fans of Pixar will enjoy it.", evidence).ok
+    assert check("I'm sure that you will like Toy Story 2, a comedy by Pixar.", evidence).ok
     assert not check("Like Shrek, Toy Story 2 is a comedy.", evidence).ok
 
 
@@ -118,3 +119,11 @@ def test_prompt_fences_catalog_text_and_hides_instruction_like_fields():
     assert "ignore previous" not in prompt and "</facts> ignore" not in prompt
     assert "Toy Story" in facts and "Adventure, Animation" in facts
     assert prompt.endswith(prefix) and prefix.startswith("Because you watched Toy Story")
+
+
+def test_request_words_are_not_facts_about_the_item():
+    evidence = _evidence(request="a lighthouse keeper in a winter storm")
+    verdict = check("Toy Story 2 fits your request: it is an animated comedy about a lighthouse keeper.", evidence)
+    assert not verdict.ok and any("lighthouse" in p for p in verdict.problems)
+    toys = _evidence(request="funny animated movie about toys")  # the card says toy collector, Animation
+    assert check("Toy Story 2 fits your request: it is an animated comedy about toys.", toys).ok

@@ -39,7 +39,7 @@ def _recommend(store, ml, *args):
 @pytest.mark.parametrize("args, message", [
     (["--user", "999999"], "unknown user"),
     (["--history", "999999999"], "history is empty"),
-    (["--history", ","], "give --user"),
+    (["--history", ","], "history is empty"),
     (["--user", "1", "-k", "0"], "positive"),
     (["--user", "1", "-k", "100000"], "larger than the catalog"),
     (["--user", "1", "-k", "51", "--explain"], "too many to explain"),
@@ -89,33 +89,30 @@ def test_recommend_content_for_a_new_history_respects_filters(movielens_store):
 
 @pytest.mark.integration
 def test_voice_note_drives_explained_recommendations(movielens_store, tmp_path):
+    """No history: the transcript alone picks the candidates (hybrid text search), reranked, explained."""
     store, ml = movielens_store
     note = _espeak("recommend me a funny animated movie about toys", tmp_path / "note.wav")
     out = _recommend(store, ml, "--audio", note, "-k", 10, "--explain", "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert "toys" in data["request_text"]["transcript"].lower()
-    ids = [i["id"] for i in data["items"]]
-    assert TOY_STORY_FAMILY & set(ids), [i["title"] for i in data["items"]]
-    assert sum("Animation" in i["genres"] for i in data["items"]) >= 5
-    assert data["reranked"] is True  # a request with text is reranked by default
+    titles = [i["title"] for i in data["items"]]
+    assert any("toy" in t.lower() for t in titles), titles
+    assert any("Animation" in i["genres"] for i in data["items"]), titles
+    assert data["reranked"] is True and data["history_size"] == 0  # a request with text is reranked by default
     for item in data["items"]:
         assert item["explanation_status"] in STATUSES and item["explanation_check"]["passed"]
         assert item["evidence"]["matched_request_part"] == "transcript"
-        refs = {"title", "transcript"} | {c["ref"] for c in item["evidence"]["card"]}
-        assert set(item["cites"]) <= refs
+        assert set(item["cites"]) <= {"title", "transcript"} | {c["ref"] for c in item["evidence"]["card"]}
     assert {"request", "retrieve", "rerank", "explain", "total"} <= set(data["timings"])
 
 
 @pytest.mark.integration
-def test_poster_photo_drives_recommendations_for_a_user(movielens_store, shared_data):
+def test_poster_photo_drives_recommendations(movielens_store, shared_data):
     store, ml = movielens_store
-    out = _recommend(store, ml, "--user", "1", "--system", "content", "--no-rerank",
-                     "--image", shared_data / "posters" / "1.jpg", "--json")
+    out = _recommend(store, ml, "--image", shared_data / "posters" / "1.jpg", "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert "toy" in data["request_text"]["photo_text"].lower()
-    assert data["reranked"] is False
-    top = [i["id"] for i in data["items"]]
-    assert TOY_STORY_FAMILY & set(top), [i["title"] for i in data["items"]]
-    assert "1" not in top  # user 1 has seen Toy Story: history items are never recommended
+    top = {i["id"] for i in data["items"]}
+    assert len(TOY_STORY_FAMILY & top) >= 2, [i["title"] for i in data["items"]]

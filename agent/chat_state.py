@@ -104,7 +104,7 @@ class ChatState:
         known = {
             "query": self.query_text() or slots.text,
             "user": self.user,
-            "item": self.referenced_item(slots) or self.focus,
+            "item": self.referenced_item(slots),
             "genres": list(self.genres),
             "genre": self.genres[0] if self.genres else None,
             "year_min": self.year_min,

@@ -37,7 +37,7 @@ MOODS = {
                           r"\bmore (fun|upbeat|cheerful)\b|\bcheer(ful| me up)\b|\bupbeat\b|\bfeel[- ]good\b", re.I),
     "darker": re.compile(r"\bdarker\b|\bmore (serious|intense|disturbing)\b|\bscarier\b|\bgrittier\b|\bless (funny|silly)\b", re.I),
 }
-MOOD_QUERY = {"lighter": "light-hearted funny feel-good", "darker": "dark gritty intense"}
+MOOD_QUERY = {"lighter": "light-hearted feel-good comedy", "darker": "dark gritty intense drama"}
 MOOD_AVOID = {
     "lighter": ("Horror", "Thriller", "War", "Crime", "Film-Noir"),
     "darker": ("Children", "Animation", "Musical"),

@@ -21,6 +21,9 @@ from agent.tools import Tool
 RULE_WEIGHT = 4.0
 """Log-probability units per matching trigger: a trigger outweighs all but a confident LLM."""
 MODES = ("combined", "llm", "rules")
+DEFAULT_PRIOR = 0.5
+"""With no trigger matched, the default tool (recommend) gets half a trigger: the LLM must be
+fairly sure to send an ordinary request elsewhere."""
 CONTENT_FREE = "N/A"
 """The calibration message (Zhao et al. 2021, "Calibrate before use")."""
 
@@ -131,5 +134,7 @@ def combine(tools: Mapping[str, Tool], llm: dict[str, float], rules: dict[str, f
         scores = {n: llm[n] for n in tools}
     else:
         scores = {n: llm[n] + rule_weight * rules.get(n, 0.0) for n in tools}
+        if default in scores and not any(rules.values()):
+            scores[default] += rule_weight * DEFAULT_PRIOR
     name = max(tools, key=lambda n: (scores[n], n == default))
     return Choice(name, scores, llm, rules)

@@ -96,10 +96,16 @@ def similar_items(context: ToolContext, item: str, exclude: tuple[str, ...] = ()
                   year_min: int | None = None, year_max: int | None = None, k: int = DEFAULT_K) -> Observation:
     """Movies similar to one given movie (by id, by title, or by its place in the last answer)."""
     item_id = context.catalog.resolve(item) if context.catalog is not None else item
-    result = context.recommender.recommend(
-        history=[item_id], k=k, exclude=[*exclude, item_id], filters=_filters(genres, year_min, year_max),
-        explain=_explain(context),
-    )
+    filters, explain = _filters(genres, year_min, year_max), _explain(context)
+    try:
+        result = context.recommender.recommend(history=[item_id], k=k, exclude=[*exclude, item_id],
+                                               filters=filters, explain=explain)
+    except InputError:
+        # Items nobody rated enough are outside the collaborative retriever: fall back to their facts.
+        facts = context.recommender.item(item_id)
+        query = " ".join([facts["title"], *facts.get("genres", []), *facts.get("tags", [])[:8]])
+        result = context.recommender.recommend(query=query, k=k, exclude=[*exclude, item_id],
+                                               filters=filters, explain=explain)
     obs = _items_observation(result, "similar movies")
     obs.data["focus"] = item_id
     return obs

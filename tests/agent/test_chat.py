@@ -53,7 +53,7 @@ def test_something_lighter_changes_the_next_answer():
     lighter = turn(session, "something lighter")
     assert lighter["tool"] == "recommend"
     assert not {"3", "7"} & set(ids(lighter))
-    assert "light-hearted" in agent.recommender.calls[-1]["query"]
+    assert "feel-good" in agent.recommender.calls[-1]["query"]
     assert "slasher" in agent.recommender.calls[-1]["query"]  # still the same request, refined
 
 

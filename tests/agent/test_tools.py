@@ -183,3 +183,16 @@ def test_media_tools_fail_as_text_and_load_nothing_before_the_first_call(tmp_pat
     for name in ("transcribe_audio", "describe_image"):
         obs = tools[name](ctx, {"path": str(tmp_path / "missing.file")})
         assert not obs.ok and obs.text.startswith(f"error: {name}")
+
+
+def test_similar_items_falls_back_to_the_items_facts_outside_the_interaction_data():
+    class NoHistory(FakeRecommender):
+        def recommend(self, *, history=None, **kw):
+            if history:
+                raise InputError("none of the history ids is a known item")
+            return super().recommend(**kw)
+
+    rec = NoHistory()
+    obs = load_tools()["similar_items"](context(recommender=rec), {"item": "Toy Story"})
+    assert obs.ok and obs.items and "1" not in {i["id"] for i in obs.items}
+    assert "Toy Story" in rec.calls[-1]["query"] and "Animation" in rec.calls[-1]["query"]

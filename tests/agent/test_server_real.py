@@ -95,6 +95,23 @@ def test_photo_upload_steers_recommend_and_oversized_upload_is_413(real_agent, r
         assert missing.status_code == 404
 
 
+def test_voice_note_upload_is_transcribed_in_a_chat(server_url, tmp_path):
+    """/v1/chat with a spoken request (espeak-ng -> WAV upload -> Whisper): the streamed turn's
+    recommend call carries the transcript."""
+    import json
+
+    voice = tmp_path / "request.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(voice), "Recommend a scary horror movie."], check=True)
+    with httpx.stream("POST", server_url + "/v1/chat", headers={"Authorization": f"Bearer {TOKEN}"},
+                      data={"message": ""}, files={"audio": ("request.wav", voice.read_bytes(), "audio/wav")},
+                      timeout=600) as response:
+        assert response.status_code == 200, response.read()
+        events = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: ")]
+    assert events[0]["type"] == "session" and events[-1]["type"] == "done"
+    spoken = json.dumps([e for e in events if e["type"] in ("tool", "observation", "done")]).lower()
+    assert "horror" in spoken or "scary" in spoken, spoken[:2000]
+
+
 def _free_port() -> int:
     import socket
 

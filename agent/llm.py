@@ -151,7 +151,6 @@ def load_llm(settings=None, path: Path | str | None = None, adapter: Path | str 
     ``dtype``: "auto" = bf16 where the CPU/GPU computes it natively, else fp32; "bf16"; "fp32".
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from agent.config import apply_thread_settings, load_settings
 
@@ -166,6 +165,9 @@ def load_llm(settings=None, path: Path | str | None = None, adapter: Path | str 
     key = (str(path), str(adapter or ""), dtype)
     with _LOCK:
         if key not in _LOADED:
+            # imported under the lock: transformers' lazy module breaks when threads import it at once
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
             apply_thread_settings(settings)
             torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
             tokenizer = AutoTokenizer.from_pretrained(str(path))

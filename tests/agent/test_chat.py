@@ -222,3 +222,23 @@ def test_a_mood_drops_the_genre_filter_it_contradicts():
     assert agent.recommender.calls[-1]["filters"].genres == ("Horror",)
     lighter = turn(session, "something lighter")
     assert lighter["items"] and agent.recommender.calls[-1]["filters"].genres == ()
+
+
+def test_repl_commands_and_one_shot_json(capsys, tmp_path):
+    from agent.cli_chat import collect, repl_command
+
+    session = fake_agent().session()
+    assert repl_command(session, "funny animated movies about toys") is False
+    out = capsys.readouterr()
+    assert "Here are my picks" in out.out and "[recommend" in out.err
+    repl_command(session, "/history")
+    assert "user: funny animated movies about toys" in capsys.readouterr().out
+    with pytest.raises(InputError, match="needs a file"):
+        repl_command(session, "/image")
+    with pytest.raises(InputError, match="not found"):
+        repl_command(session, f"/audio {tmp_path / 'none.wav'} hello")
+    repl_command(session, "/reset")
+    assert session.history == []
+    assert repl_command(session, "/quit") is True
+    data = collect(session.send("only comedies"))
+    assert data["tool"] in ("filter_items", "recommend") and data["calls"][0]["ok"] and data["items"]

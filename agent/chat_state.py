@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from agent.slots import MOOD_AVOID, MOOD_QUERY, Slots
 
-_RESTRICT = re.compile(r"\b(only|just|keep|filter|limit|restrict|narrow)\b", re.I)
+_RESTRICT = re.compile(r"\b(only|just|keep|filter|limit|restrict|narrow)\b", re.IGNORECASE)
 _ANSWER_ID = re.compile(r"\(id ([^)\s]+)\)")
 """How an answer cites an item (prompts/chat_answer.j2): lets a client's transcript rebuild the state."""
 

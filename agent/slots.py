@@ -30,12 +30,12 @@ GENRE_WORDS: dict[str, str] = {
     r"adventures?": "Adventure",
     r"(film[- ])?noir": "Film-Noir",
 }
-_GENRES = [(re.compile(rf"(?<![\w-])(?:{pattern})(?![\w-])", re.I), genre) for pattern, genre in GENRE_WORDS.items()]
+_GENRES = [(re.compile(rf"(?<![\w-])(?:{pattern})(?![\w-])", re.IGNORECASE), genre) for pattern, genre in GENRE_WORDS.items()]
 
 MOODS = {
     "lighter": re.compile(r"\blight(er|-hearted|hearted)?\b|\bfunnier\b|\bless (dark|serious|heavy|violent|sad|scary)\b|"
-                          r"\bmore (fun|upbeat|cheerful)\b|\bcheer(ful| me up)\b|\bupbeat\b|\bfeel[- ]good\b", re.I),
-    "darker": re.compile(r"\bdarker\b|\bmore (serious|intense|disturbing)\b|\bscarier\b|\bgrittier\b|\bless (funny|silly)\b", re.I),
+                          r"\bmore (fun|upbeat|cheerful)\b|\bcheer(ful| me up)\b|\bupbeat\b|\bfeel[- ]good\b", re.IGNORECASE),
+    "darker": re.compile(r"\bdarker\b|\bmore (serious|intense|disturbing)\b|\bscarier\b|\bgrittier\b|\bless (funny|silly)\b", re.IGNORECASE),
 }
 MOOD_QUERY = {"lighter": "light-hearted feel-good comedy", "darker": "dark gritty intense drama"}
 MOOD_AVOID = {
@@ -46,27 +46,27 @@ MOOD_AVOID = {
 ORDINALS = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3,
             "fifth": 4, "5th": 4, "sixth": 5, "6th": 5, "seventh": 6, "7th": 6, "eighth": 7, "8th": 7,
             "ninth": 8, "9th": 8, "tenth": 9, "10th": 9, "last": -1}
-_ORDINAL = re.compile(rf"\b(?:the )?({'|'.join(ORDINALS)})(?: one| movie| film| pick)?\b|(?:#|\bnumber |\bno\. ?)(\d{{1,2}})\b", re.I)
-_BACK_REF = re.compile(r"\b(that|this) (one|movie|film)\b|\bthat one\b|\b(about|of) (it|that)\b|^\s*(it|that)\b", re.I)
+_ORDINAL = re.compile(rf"\b(?:the )?({'|'.join(ORDINALS)})(?: one| movie| film| pick)?\b|(?:#|\bnumber |\bno\. ?)(\d{{1,2}})\b", re.IGNORECASE)
+_BACK_REF = re.compile(r"\b(that|this) (one|movie|film)\b|\bthat one\b|\b(about|of) (it|that)\b|^\s*(it|that)\b", re.IGNORECASE)
 _NEGATE = re.compile(r"\bnot (that|this|the \w+)( one)?\b|\b(already|i'?ve) (seen|watched)\b|\bseen (it|that|this)\b|"
-                     r"\bno,? not\b|\bskip (that|this|the \w+)\b|\bsomething else\b|\bdrop (that|this|the \w+)\b", re.I)
-_USER = re.compile(r"\buser(?:\s*(?:id|#|number|no\.?))?\s*[:#]?\s*(\d{1,7})\b", re.I)
-_ITEM_ID = re.compile(r"\b(?:item\s*(?:id\s*)?[:#]?|(?:movie|film)\s*(?:id\s*)?[:#]|id\s*[:#]?)\s*(\d{1,7})\b", re.I)
-_PATH = re.compile(r"(?:^|\s)([~./\w-]*[\w-]+\.(wav|mp3|flac|ogg|m4a|opus|webm|jpe?g|png|webp|gif|bmp|tiff?))\b", re.I)
+                     r"\bno,? not\b|\bskip (that|this|the \w+)\b|\bsomething else\b|\bdrop (that|this|the \w+)\b", re.IGNORECASE)
+_USER = re.compile(r"\buser(?:\s*(?:id|#|number|no\.?))?\s*[:#]?\s*(\d{1,7})\b", re.IGNORECASE)
+_ITEM_ID = re.compile(r"\b(?:item\s*(?:id\s*)?[:#]?|(?:movie|film)\s*(?:id\s*)?[:#]|id\s*[:#]?)\s*(\d{1,7})\b", re.IGNORECASE)
+_PATH = re.compile(r"(?:^|\s)([~./\w-]*[\w-]+\.(wav|mp3|flac|ogg|m4a|opus|webm|jpe?g|png|webp|gif|bmp|tiff?))\b", re.IGNORECASE)
 AUDIO_SUFFIXES = {"wav", "mp3", "flac", "ogg", "m4a", "opus", "webm"}
 
 _YEAR = r"(1[89]\d\d|20\d\d)"
-_DECADE = re.compile(r"\b(?:the )?(?:(1[89]|20)(\d)0|'?(\d)0)'?s\b", re.I)
+_DECADE = re.compile(r"\b(?:the )?(?:(1[89]|20)(\d)0|'?(\d)0)'?s\b", re.IGNORECASE)
 _YEAR_RULES: list[tuple[re.Pattern, str]] = [
-    (re.compile(rf"\bbetween {_YEAR} and {_YEAR}\b", re.I), "between"),
-    (re.compile(rf"\b{_YEAR}\s*(?:-|to|until)\s*{_YEAR}\b", re.I), "between"),
-    (re.compile(rf"\b(?:after|newer than|later than|post) {_YEAR}\b", re.I), "after"),
-    (re.compile(rf"\b(?:since|from) {_YEAR}(?! ?s\b)(?: on(?:wards?)?)?\b|\b{_YEAR} or (?:later|newer|after)\b", re.I), "since"),
-    (re.compile(rf"\b(?:before|older than|earlier than|pre) {_YEAR}\b", re.I), "before"),
-    (re.compile(rf"\b(?:until|up to|through) {_YEAR}\b|\b{_YEAR} or (?:earlier|older|before)\b", re.I), "until"),
-    (re.compile(rf"\b(?:in|from|of) {_YEAR}\b", re.I), "in"),
+    (re.compile(rf"\bbetween {_YEAR} and {_YEAR}\b", re.IGNORECASE), "between"),
+    (re.compile(rf"\b{_YEAR}\s*(?:-|to|until)\s*{_YEAR}\b", re.IGNORECASE), "between"),
+    (re.compile(rf"\b(?:after|newer than|later than|post) {_YEAR}\b", re.IGNORECASE), "after"),
+    (re.compile(rf"\b(?:since|from) {_YEAR}(?! ?s\b)(?: on(?:wards?)?)?\b|\b{_YEAR} or (?:later|newer|after)\b", re.IGNORECASE), "since"),
+    (re.compile(rf"\b(?:before|older than|earlier than|pre) {_YEAR}\b", re.IGNORECASE), "before"),
+    (re.compile(rf"\b(?:until|up to|through) {_YEAR}\b|\b{_YEAR} or (?:earlier|older|before)\b", re.IGNORECASE), "until"),
+    (re.compile(rf"\b(?:in|from|of) {_YEAR}\b", re.IGNORECASE), "in"),
 ]
-_RECENT = re.compile(r"\b(recent|newer|new releases?|latest)\b", re.I)
+_RECENT = re.compile(r"\b(recent|newer|new releases?|latest)\b", re.IGNORECASE)
 RECENT_YEAR = 2010
 """'recent' in a catalog that ends in 2018 means the last decade or so."""
 
@@ -76,7 +76,7 @@ _FILLER = re.compile(
     r"show|give|more|less|like|about|with|to|of|for|want|would|could|can|you|do|have|any|other|else|"
     r"let'?s|see|how|what|which|tell|is|are|was|on|in|from|after|before|since|between|until|up|older|newer|"
     r"not|seen|watched|already|list|make|it'?s|i'?m|my|these|those|pick|picks|next|years?|year)\b",
-    re.I,
+    re.IGNORECASE,
 )
 
 

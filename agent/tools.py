@@ -150,7 +150,7 @@ class Tool:
             result = self.obj(**values)
         except RecsageError as exc:
             return Observation(f"error: {self.name}: {exc}", ok=False)
-        except Exception as exc:  # noqa: BLE001 - a plugin's crash becomes text, never a crashed chat
+        except Exception as exc:  # a plugin's crash becomes text, never a crashed chat
             log.exception("tool %s failed", self.name)
             return Observation(f"error: {self.name} failed: {type(exc).__name__}: {exc}", ok=False)
         return as_observation(result)

@@ -122,7 +122,12 @@ def chat_relevance(agent, movielens: Path, requests_file: Path = DEFAULT_CHAT_RE
     """Precision@10 / NDCG@10 of chat answers and of BM25 over the same requests, with a paired test."""
     from agent.bm25 import bm25_ranker
     from agent.catalog import load_movielens
-    from eval.requests import compare, evaluate_requests, load_relevance_catalog, load_requests
+    from eval.requests import (
+        compare,
+        evaluate_requests,
+        load_relevance_catalog,
+        load_requests,
+    )
 
     requests = load_requests(requests_file)
     judge = load_relevance_catalog(movielens)

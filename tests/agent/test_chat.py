@@ -123,7 +123,7 @@ def test_tool_errors_become_an_answer_not_a_crash():
     result = turn(session, "recommend me a good thriller")
     assert result["answer"].startswith("Sorry, I could not do that.") and "unknown user" in result["answer"]
     assert result["items"] == []
-    observation = [e for e in result["events"] if e["type"] == "observation"][0]
+    observation = next(e for e in result["events"] if e["type"] == "observation")
     assert observation["ok"] is False
 
 

@@ -103,7 +103,7 @@ def test_a_voice_note_is_transcribed_then_answered(agent, tmp_path):
     result = send(agent.session(), "", audio=voice)
     tools = [e["name"] for e in result["events"] if e["type"] == "tool"]
     assert tools[0] == "transcribe_audio" and len(tools) == 2
-    heard = [e["text"] for e in result["events"] if e["type"] == "observation"][0]
+    heard = next(e["text"] for e in result["events"] if e["type"] == "observation")
     assert "shark" in heard.lower() and "shark" in result["request"]["query"].lower()
     assert result["tool"] == "recommend" and result["items"]
 

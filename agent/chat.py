@@ -23,6 +23,7 @@ from agent.chat_catalog import ChatCatalog
 from agent.chat_state import ChatState
 from agent.config import Settings, load_settings
 from agent.errors import InputError
+from agent.evidence import display_title
 from agent.slots import extract_slots
 from agent.tool_choice import ToolChooser
 from agent.tools import Observation, Tool, ToolContext, load_tools
@@ -150,10 +151,14 @@ class ChatSession:
                 yield from self._finish(obs, tool_name)
                 return
             heard = obs.data.get("text", "")
-            if not message:
-                message = prompts.render("chat_image_request.j2", text=heard) if tool_name == "describe_image" else heard
-            else:
+            if message:
                 message = f"{message} {heard}"
+            elif tool_name == "describe_image":
+                named = self.agent.catalog.title_on_image(heard)
+                title = display_title(self.agent.catalog.items[named].title) if named else ""
+                message = prompts.render("chat_image_request.j2", text=heard, title=title)
+            else:
+                message = heard
         slots = extract_slots(message, self.agent.catalog)
         state.update(slots)
         tools = state.feasible(self.agent.tools, slots)

@@ -119,6 +119,11 @@ class ChatCatalog:
                     return self._pick(self.by_form[form])
         return None
 
+    def title_on_image(self, text: str) -> str | None:
+        """The item a poster's printed text names: all of it a title ("MATRIX"), else a title in it."""
+        key = normalise(text)
+        return self._pick(self.by_form[key]) if key in self.by_form else self.find_title(text)
+
     def label(self, item_id: str) -> str:
         item = self.items.get(item_id)
         if item is None:

@@ -75,7 +75,8 @@ _FILLER = re.compile(
     r"something|anything|one|ones|movies?|films?|stuff|again|but|and|or|a|an|the|me|i|it|that|this|some|"
     r"show|give|more|less|like|about|with|to|of|for|want|would|could|can|you|do|have|any|other|else|"
     r"let'?s|see|how|what|which|tell|is|are|was|on|in|from|after|before|since|between|until|up|older|newer|"
-    r"not|seen|watched|already|list|make|it'?s|i'?m|my|these|those|pick|picks|next|years?|year)\b",
+    r"not|seen|watched|already|list|make|it'?s|i'?m|my|these|those|pick|picks|next|years?|year|"
+    r"recommend|suggest|picture|photo|image)\b",
     re.IGNORECASE,
 )
 

@@ -108,6 +108,15 @@ def test_a_voice_note_is_transcribed_then_answered(agent, tmp_path):
     assert result["tool"] == "recommend" and result["items"]
 
 
+def test_a_poster_is_read_then_answered(agent, shared_data):
+    result = send(agent.session(), "", image=shared_data / "posters" / "1.jpg")  # Toy Story's poster
+    tools = [e["name"] for e in result["events"] if e["type"] == "tool"]
+    assert tools[0] == "describe_image" and len(tools) == 2
+    read = next(e["text"] for e in result["events"] if e["type"] == "observation")
+    assert "story" in read.lower()
+    assert result["items"] and "Toy Story" in result["answer"]
+
+
 def test_recsage_chat_one_shot_json_and_bad_input(movielens_store):
     store, movielens = movielens_store
     out = run_recsage("chat", "--store", store, "--movielens", movielens, "--no-explain", "--json",

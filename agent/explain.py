@@ -99,7 +99,8 @@ class Check:
 def check(explanation: str, evidence: Evidence) -> Check:
     """Does every checkable fact of ``explanation`` appear in ``evidence``? (See the module doc.)"""
     haystack = _norm(evidence.text())
-    problems = _format_problems(explanation, [evidence.title] + [link.title for link in evidence.history])
+    titles = [evidence.title] + [link.title for link in evidence.history]
+    problems = _format_problems(explanation, titles)
     starts = _sentence_starts(explanation)
     for match in _CAPS_RUN.finditer(explanation):
         run = re.sub(r"['’]s$", "", match.group()).rstrip("'’-")  # "Tom Hanks's" names Tom Hanks
@@ -115,7 +116,7 @@ def check(explanation: str, evidence: Evidence) -> Check:
     # describe the viewer, so "animated" in a request does not make a live-action pick animated.
     card = _norm(" ".join(evidence.card.values()))
     problems += _echoed_request(explanation, evidence)
-    text = _norm(explanation)
+    text = _without_titles(explanation, titles)  # "World War Z" says nothing about war films
     for word, support in ITEM_CLAIMS.items():
         if _norm(word) in text and not any(_norm(s).strip() in card for s in support):
             problems.append(f"claim about the item not supported by its card: {word!r}")
@@ -145,7 +146,8 @@ def _echoed_request(explanation: str, evidence: Evidence) -> list[str]:
     item_stems = {_stem(w) for w in item_words + [v for w in item_words for v in GENRE_IMPLIES.get(w, ())]}
     asked = {w for r in evidence.request for w in tokenize(r.text) if len(w) > 3}
     unquoted = _QUOTED.sub(" ", explanation)  # quoting the request attributes it to the request
-    echoed = sorted(w for w in set(tokenize(unquoted)) & asked if _stem(w) not in item_stems)
+    said = set(_without_titles(unquoted, [link.title for link in evidence.history]).split())
+    echoed = sorted(w for w in said & asked if _stem(w) not in item_stems)
     return [f"request words presented as facts about the item: {', '.join(echoed)}"] if echoed else []
 
 
@@ -157,7 +159,11 @@ def _format_problems(explanation: str, titles: Sequence[str] = ()) -> list[str]:
         problems.append("too long")
     if INSTRUCTION_LIKE.search(explanation):
         problems.append("instruction-like text or markup")
-    if len(_SENTENCE_END.findall(explanation)) > 2:
+    untitled = explanation
+    for title in titles:  # "Kill Bill: Vol. 1" is not a sentence end
+        for form in (title, display_title(title)):
+            untitled = untitled.replace(form, "T")
+    if len(_SENTENCE_END.findall(untitled)) > 2:
         problems.append("more than two sentences")
     # "Star Wars: Episode V" after "Star Wars: Episode IV" is not a loop
     words = _without_titles(explanation, titles).split()
@@ -169,7 +175,7 @@ def _format_problems(explanation: str, titles: Sequence[str] = ()) -> list[str]:
 
 def finish_sentence(text: str) -> str:
     """Cut a generation to its last finished sentence (generation stops mid-sentence at the token
-    limit); a text without a sentence end is returned unchanged and fails no check for that."""
+    limit or at a stop string); a text without a sentence end gets a full stop."""
     text = " ".join(text.split())
     ends = list(_SENTENCE_END.finditer(text))
     return text[: ends[-1].end()] if ends else text.rstrip(",;: ") + "."

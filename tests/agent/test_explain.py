@@ -127,3 +127,13 @@ def test_request_words_are_not_facts_about_the_item():
     assert not verdict.ok and any("lighthouse" in p for p in verdict.problems)
     toys = _evidence(request="funny animated movie about toys")  # the card says toy collector, Animation
     assert check("Toy Story 2 fits your request: it is an animated comedy about toys.", toys).ok
+
+
+def test_titles_are_not_genre_claims_or_sentence_ends():
+    evidence = build_evidence("6874", "Title: Kill Bill: Vol. 1 (2003)\nGenres: Action, Crime, Thriller",
+                              {"title": "Kill Bill: Vol. 1", "year": 2003}, np.array([1.0, 0.0]),
+                              history=[("7438", "Kill Bill: Vol. 2", 2004), ("1", "World War Z", 2013)],
+                              history_vectors=np.array([[1.0, 0.0], [0.5, 0.5]]))
+    text = "Like Kill Bill: Vol. 2 and World War Z, Kill Bill: Vol. 1 is a crime thriller."
+    assert check(text, evidence).ok, check(text, evidence).problems
+    assert not check("Kill Bill: Vol. 1 is a war film.", evidence).ok

@@ -104,7 +104,10 @@ class Tool:
 
     def _argument_model(self, obj: Callable):
         target = obj if _is_plain_callable(obj) else obj.__call__
-        hints = typing.get_type_hints(target)
+        try:
+            hints = typing.get_type_hints(target)
+        except NameError as exc:  # an annotation names something its module does not define
+            raise ToolError(f"tool {self.name!r}: cannot resolve its type hints ({exc})") from None
         fields: dict[str, tuple] = {}
         context_arg = None
         for name, param in inspect.signature(target).parameters.items():

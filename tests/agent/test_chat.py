@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
 from agent.config import Settings
 from agent.errors import InputError
 from agent.tool_choice import ToolChooser, combine, rule_scores
-from agent.tools import load_tools
+from agent.tools import Observation, Tool, load_tools
 from tests.agent.chat_fakes import fake_agent
 
 
@@ -242,3 +243,24 @@ def test_repl_commands_and_one_shot_json(capsys, tmp_path):
     assert repl_command(session, "/quit") is True
     data = collect(session.send("only comedies"))
     assert data["tool"] in ("filter_items", "recommend") and data["calls"][0]["ok"] and data["items"]
+
+
+def test_a_photo_alone_becomes_a_request(tmp_path):
+    class ReadText:
+        name = "describe_image"
+
+        def __call__(self, path: str) -> Observation:
+            """Read a photo (a text file in this test)."""
+            text = Path(path).read_text()
+            return Observation(f'text on the image: "{text}"', data={"text": text})
+
+    tools = {**load_tools(), "describe_image": Tool(ReadText())}
+    agent = fake_agent(tools=tools)
+    poster, note = tmp_path / "poster.jpg", tmp_path / "note.jpg"
+    poster.write_text("TOY STORY")
+    note.write_text("sci-fi dreams")
+    named = turn(agent.session(), "", image=poster)
+    assert [e["name"] for e in named["events"] if e["type"] == "tool"] == ["describe_image", "similar_items"]
+    assert agent.recommender.calls[-1]["history"] == ["1"]
+    other = turn(agent.session(), "", image=note)
+    assert other["tool"] == "recommend" and "dreams" in agent.recommender.calls[-1]["query"]

@@ -21,6 +21,10 @@ from agent.tools import Tool
 RULE_WEIGHT = 4.0
 """Log-probability units per matching trigger: a trigger outweighs all but a confident LLM."""
 MODES = ("combined", "llm", "rules")
+LLM_FLOOR = -RULE_WEIGHT
+"""Calibrated log-probabilities are clipped here in combined mode, so one matching trigger always
+outweighs the LLM's aversion (calibration can push a tool far down, e.g. user_history for "what have I
+watched so far?"); the LLM still decides between tools the rules score alike, and when none match."""
 DEFAULT_PRIOR = 0.5
 """With no trigger matched, the default tool (recommend) gets half a trigger: the LLM must be
 fairly sure to send an ordinary request elsewhere."""
@@ -133,7 +137,7 @@ def combine(tools: Mapping[str, Tool], llm: dict[str, float], rules: dict[str, f
     elif mode == "llm":
         scores = {n: llm[n] for n in tools}
     else:
-        scores = {n: llm[n] + rule_weight * rules.get(n, 0.0) for n in tools}
+        scores = {n: max(llm[n], LLM_FLOOR) + rule_weight * rules.get(n, 0.0) for n in tools}
         if default in scores and not any(rules.values()):
             scores[default] += rule_weight * DEFAULT_PRIOR
     name = max(tools, key=lambda n: (scores[n], n == default))

@@ -11,6 +11,7 @@ lock around each lazy load makes one Recommender safe to call from several threa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -212,57 +213,52 @@ class Recommender:
                   filters: Filters | None = None, exclude: Sequence[str] = (), explain: bool = False,
                   rerank: bool | None = None) -> dict:
         """JSON-ready recommendations (see the module doc of agent.recommend and README)."""
-        start = time.perf_counter()
-        timings: dict[str, float] = {}
-        _validate(k, explain, filters)
-        dense, ignored = self._history(user, history)
-        request = self.request_text(query, image, audio)
+        clock = Stopwatch()
+        with clock("request"):
+            _validate(k, explain, filters)
+            dense, ignored = self._history(user, history)
+            request = self.request_text(query, image, audio)
+            self._check_k(k, dense, request)
+            text = " ".join(request.values())
+            part_vectors = self.embedder.embed([text, *request.values()]) if request else None
+        do_rerank = rerank if rerank is not None else (
+            self.settings.rerank_requests if request else self.settings.rerank_sequential)
+        with clock("retrieve"):
+            pool = k + len(set(exclude)) + (self.settings.rerank_depth if do_rerank else 0)
+            rows = (self._from_history(dense, pool, filters, part_vectors[0] if request else None) if len(dense)
+                    else self._from_request(text, pool, filters))
+            rows = [r for r in rows if r["id"] not in {str(i) for i in exclude}]
+        with clock("rerank"):
+            if do_rerank and rows:
+                rows = self._rerank(rows, text, [display_title(self.retriever.item_meta[i].get("title", ""))
+                                                 for i in dense[-RERANK_HISTORY_TITLES:]])
+        rows = rows[:k]
+        with clock("evidence"):
+            evidences = self._evidence(rows, dense, request, part_vectors[1:] if request else None)
+        with clock("explain"):
+            explanations = self.explainer.explain(evidences) if explain and rows else []
+        items = [{**row, "rank": rank, "evidence": ev.to_json(),
+                  **(explanations[rank - 1].to_json() if explanations else NO_EXPLANATION)}
+                 for rank, (row, ev) in enumerate(zip(rows, evidences, strict=True), start=1)]
+        return {
+            "user": None if user is None else str(user), "history_size": len(dense),
+            "ignored_history_ids": ignored, "system": self.system if len(dense) else "text-search",
+            "request_text": request, "reranked": bool(do_rerank and rows), "items": items,
+            "timings": clock.totals(), "notes": self._notes(request, dense),
+        }
+
+    def _check_k(self, k: int, dense: np.ndarray, request: dict[str, str]) -> None:
         if len(dense) == 0 and not request:
             raise InputError("nothing to recommend from: give a user, a history, or a request (query, photo, voice note)")
         catalog = self.retriever.split.n_items if len(dense) else self.store.count()
         if k > catalog:
             raise InputError(f"k={k} is larger than the catalog ({catalog} items): use a smaller k")
-        text = " ".join(request.values())
-        part_vectors = self.embedder.embed([text, *request.values()]) if request else None
-        timings["request"] = time.perf_counter() - start
-        do_rerank = rerank if rerank is not None else (
-            self.settings.rerank_requests if request else self.settings.rerank_sequential)
-        pool = k + len(set(exclude)) + (self.settings.rerank_depth if do_rerank else 0)
-        t = time.perf_counter()
-        if len(dense):
-            rows = self._from_history(dense, pool, filters, part_vectors[0] if request else None)
-        else:
-            rows = self._from_request(text, pool, filters)
-        excluded = {str(i) for i in exclude}
-        rows = [r for r in rows if r["id"] not in excluded]
-        timings["retrieve"] = time.perf_counter() - t
-        t = time.perf_counter()
-        if do_rerank and rows:
-            titles = [display_title(self.retriever.item_meta[i].get("title", "")) for i in dense[-RERANK_HISTORY_TITLES:]]
-            rows = self._rerank(rows, text, titles)
-        timings["rerank"] = time.perf_counter() - t
-        rows = rows[:k]
-        t = time.perf_counter()
-        evidences = self._evidence(rows, dense, request, part_vectors[1:] if request else None)
-        timings["evidence"] = time.perf_counter() - t
-        t = time.perf_counter()
-        explanations = self.explainer.explain(evidences) if explain and rows else []
-        timings["explain"] = time.perf_counter() - t
-        items = []
-        for rank, (row, ev) in enumerate(zip(rows, evidences, strict=True), start=1):
-            note = explanations[rank - 1].to_json() if explanations else {
-                "explanation": None, "explanation_status": None, "cites": []}
-            items.append({**row, "rank": rank, "evidence": ev.to_json(), **note})
-        timings["total"] = time.perf_counter() - start
-        notes = [f"the {self.system} retriever ranks by history alone and does not use the request text; "
-                 "the hybrid retriever (or a request without history) does"] if request and len(dense) and \
-            self.system != "hybrid" else []
-        return {
-            "user": None if user is None else str(user), "history_size": int(len(dense)),
-            "ignored_history_ids": ignored, "system": self.system if len(dense) else "text-search",
-            "request_text": request, "reranked": bool(do_rerank and rows), "items": items,
-            "timings": {name: round(s, 4) for name, s in timings.items()}, "notes": notes,
-        }
+
+    def _notes(self, request: dict[str, str], dense: np.ndarray) -> list[str]:
+        if request and len(dense) and self.system != "hybrid":
+            return [(f"the {self.system} retriever picks candidates by history alone; the request text only "
+                     "reaches the reranker and the explanations (the hybrid retriever also steers candidates by it)")]
+        return []
 
     def item(self, item_id: str) -> dict:
         """One catalog item's facts and card; InputError if the store does not hold it."""
@@ -278,6 +274,27 @@ class Recommender:
             "tags": _tags(fields),
             "card": card, "poster": poster if poster and Path(poster).exists() else None,
         }
+
+
+NO_EXPLANATION = {"explanation": None, "explanation_status": None, "cites": []}
+
+
+class Stopwatch:
+    """Seconds per named stage, plus the total since creation."""
+
+    def __init__(self):
+        self.start, self.seconds = time.perf_counter(), {}
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str):
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t
+
+    def totals(self) -> dict[str, float]:
+        return {name: round(s, 4) for name, s in {**self.seconds, "total": time.perf_counter() - self.start}.items()}
 
 
 def _validate(k: int, explain: bool, filters: Filters | None) -> None:

@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from agent.evidence import build_evidence, display_title, parse_card, request_matches, similar_history
+from agent.evidence import (
+    build_evidence,
+    display_title,
+    parse_card,
+    request_matches,
+    similar_history,
+)
 
 CARD = """Title: Toy Story (1995)
 Genres: Adventure, Animation, Children, Comedy, Fantasy

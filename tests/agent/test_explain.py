@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 
 from agent.evidence import build_evidence
-from agent.explain import Explainer, check, cited_refs, explanation_prompt, template_explanation
+from agent.explain import (
+    Explainer,
+    check,
+    cited_refs,
+    explanation_prompt,
+    template_explanation,
+)
 
 CARD = """Title: Toy Story 2 (1999)
 Genres: Adventure, Animation, Children, Comedy

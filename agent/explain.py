@@ -173,12 +173,17 @@ def _format_problems(explanation: str, titles: Sequence[str] = ()) -> list[str]:
     return problems
 
 
-def finish_sentence(text: str) -> str:
-    """Cut a generation to its last finished sentence (generation stops mid-sentence at the token
-    limit or at a stop string); a text without a sentence end gets a full stop."""
-    text = " ".join(text.split())
-    ends = list(_SENTENCE_END.finditer(text))
-    return text[: ends[-1].end()] if ends else text.rstrip(",;: ") + "."
+def complete(prefix: str, continuation: str) -> str:
+    """The pre-filled start plus the model's words, cut to their last finished sentence (generation
+    stops mid-sentence at the token limit or at a stop string; a continuation without a sentence end
+    gets a full stop). Only the model's words are cut: a title in the start may hold a full stop
+    ("Kill Bill: Vol. 1"). No words at all give "", which fails the check."""
+    words = " ".join(continuation.split())
+    ends = list(_SENTENCE_END.finditer(words))
+    words = words[: ends[-1].end()] if ends else words.rstrip(",;: ") + "."
+    if not any(c.isalnum() for c in words):
+        return ""
+    return prefix + (" " if words[0].isalnum() else "") + words
 
 
 def cited_refs(explanation: str, evidence: Evidence) -> list[str]:
@@ -311,8 +316,7 @@ class Explainer:
     def _generate(self, evidences: Sequence[Evidence], strict: bool) -> list[str]:
         pairs = [explanation_prompt(self.llm, e, strict) for e in evidences]
         outs = self.llm.generate([p for p, _ in pairs], max_new_tokens=MAX_NEW_TOKENS, stop=(". ", "\n"))
-        return [finish_sentence(prefix + (" " if out and out[0].isalnum() else "") + out)
-                for (_, prefix), out in zip(pairs, outs, strict=True)]
+        return [complete(prefix, out) for (_, prefix), out in zip(pairs, outs, strict=True)]
 
     def explain(self, evidences: Sequence[Evidence]) -> list[Explanation]:
         """One explanation per evidence, in order; each passes :func:`check`."""

@@ -143,3 +143,13 @@ def test_titles_are_not_genre_claims_or_sentence_ends():
     text = "Like Kill Bill: Vol. 2 and World War Z, Kill Bill: Vol. 1 is a crime thriller."
     assert check(text, evidence).ok, check(text, evidence).problems
     assert not check("Kill Bill: Vol. 1 is a war film.", evidence).ok
+
+
+def test_only_the_models_words_are_cut_and_no_words_fail():
+    evidence = build_evidence("6874", "Title: Kill Bill: Vol. 1 (2003)\nGenres: Action, Crime, Thriller",
+                              {"title": "Kill Bill: Vol. 1", "year": 2003}, np.array([1.0, 0.0]),
+                              history=[("7438", "Kill Bill: Vol. 2", 2004)], history_vectors=np.array([[1.0, 0.0]]))
+    out = Explainer(llm=ScriptedLlm(["ends in a duel", ""], ["ends in a duel"])).explain([evidence, evidence])
+    assert out[0].text == ("Because you watched Kill Bill: Vol. 2, you may enjoy Kill Bill: Vol. 1 (2003), "
+                           "a crime thriller that ends in a duel.")
+    assert out[0].status == "generated" and out[1].status == "repaired"

@@ -22,13 +22,13 @@ import numpy as np
 
 from agent.config import Settings, default_data_dir, load_settings
 from agent.errors import InputError
-from agent.evidence import build_evidence, display_title, parse_card
+from agent.evidence import build_evidence, parse_card
+from agent.rerank import HISTORY_TITLES, title_line
 from agent.retrieve import Filters
 
 MAX_EXPLAINED = 50
 """Explanations are one batched generation; more than this is a listing, not a recommendation."""
 SEARCH_POOL = 200
-RERANK_HISTORY_TITLES = 5
 
 
 def default_movielens() -> Path | None:
@@ -230,8 +230,9 @@ class Recommender:
             rows = [r for r in rows if r["id"] not in {str(i) for i in exclude}]
         with clock("rerank"):
             if do_rerank and rows:
-                rows = self._rerank(rows, text, [display_title(self.retriever.item_meta[i].get("title", ""))
-                                                 for i in dense[-RERANK_HISTORY_TITLES:]])
+                # the history exactly as the reranker was trained and evaluated on it
+                rows = self._rerank(rows, text, [title_line(self.retriever.item_meta[i])
+                                                 for i in dense[-HISTORY_TITLES:]])
         rows = rows[:k]
         with clock("evidence"):
             evidences = self._evidence(rows, dense, request, part_vectors[1:] if request else None)

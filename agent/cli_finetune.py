@@ -15,7 +15,7 @@ from agent.cli_retrieval import _default_movielens
 
 @cli.group(invoke_without_command=True)
 @click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
-              help="Training config (TOML), e.g. finetune/configs/rerank_small.toml.")
+              help="Training config (TOML), e.g. finetune/configs/rerank.toml.")
 @click.option("--qlora", is_flag=True, help="Load the base model in 4 bits (bitsandbytes; needs a CUDA GPU).")
 @click.option("--max-minutes", type=float, default=None, help="Stop cleanly after this long; rerun to resume.")
 @click.option("--json", "as_json", is_flag=True, help="Print the training card as JSON.")

@@ -481,7 +481,7 @@ def load_reranker(settings) -> LlmReranker:
     if adapter is not None and str(adapter) and not (Path(adapter) / "adapter_config.json").exists():
         raise RecsageError(
             f"reranker adapter {adapter} has no adapter_config.json: restore finetune/adapters/rerank "
-            "(git checkout), train one with `recsage finetune --config finetune/configs/rerank_small.toml`, "
+            "(git checkout), train one with `recsage finetune --config finetune/configs/rerank.toml`, "
             "or set rerank_adapter = \"\" for the zero-shot model"
         )
     # fp32 weights under bf16 autocast: as fast as bf16 weights here, and the residual stream keeps

@@ -237,12 +237,15 @@ class LlmReranker:
         """Project final hidden states (n, d) onto a few vocabulary rows only: (n, len(token_ids))."""
         import torch
 
-        weight = self.model.get_output_embeddings().weight[token_ids]  # (t, d)
-        logits = hidden.float() @ weight.float().T
-        bias = getattr(self.model.get_output_embeddings(), "bias", None)
-        if bias is not None:
-            logits = logits + bias[token_ids].float()
-        return logits.to(torch.float32)
+        head = self.model.get_output_embeddings()
+        weight = head.weight[token_ids]  # (t, d)
+        # fp32 even inside the caller's bf16 autocast: logits are ~20-30 in size, where bf16 steps
+        # by 0.125-0.25, which tied most yes/no margins (measured: 3 cards -> 0.25, 0.25, 0.25)
+        with torch.autocast(device_type=hidden.device.type, enabled=False):
+            logits = hidden.float() @ weight.float().T
+            if getattr(head, "bias", None) is not None:
+                logits = logits + head.bias[token_ids].float()
+        return logits
 
     # --- public -------------------------------------------------------------------------------
 

@@ -272,3 +272,15 @@ def test_real_smollm2_reranks_five_candidates_quickly():
     assert len({reranker.token_id(x) for x in LABELS[:20]}) == 20
     assert reranker.token_id("yes") != reranker.token_id("no")
     assert tok.chat_template
+
+
+def test_label_logits_stay_fp32_inside_bf16_autocast(tiny):
+    """Yes/no margins are differences of large logits: under bf16 they tie (0.125-0.25 steps)."""
+    reranker = make(tiny, mode="pointwise")
+    torch.manual_seed(0)
+    hidden = torch.randn(4, 32) * 40
+    weight = reranker.model.get_output_embeddings().weight[[5, 6]].float()
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        got = reranker._label_logits(hidden, [5, 6])
+    assert got.dtype == torch.float32
+    assert torch.equal(got, hidden.float() @ weight.T)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -205,3 +206,56 @@ def test_bf16_adapter_is_exported_and_loads(tiny_model, tmp_path):
 def test_bad_adapter_dtype_is_refused(tiny_model, tmp_path):
     with pytest.raises(InputError, match="adapter_dtype"):
         make_config(tiny_model, tmp_path, adapter_dtype="int4")
+
+
+def _write_toml(config: LoraTrainConfig, path: Path) -> Path:
+    def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(json.dumps(x) for x in v) + "]"
+        return repr(v)
+
+    path.write_text("".join(f"{k} = {value(v)}\n" for k, v in asdict(config).items()))
+    return path
+
+
+def test_sigkill_of_the_training_process_then_rerun_ends_like_an_uninterrupted_run(tiny_model, tmp_path):
+    """The real thing: `recsage finetune` in a subprocess, SIGKILLed after a checkpoint, rerun."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    steps = 300
+    reference = train_lora(make_config(tiny_model, tmp_path / "a", max_steps=steps, save_every=5, eval_every=0),
+                           progress=False)
+    config = make_config(tiny_model, tmp_path / "b", max_steps=steps, save_every=5, eval_every=0)
+    toml = _write_toml(config, tmp_path / "b.toml")
+    cmd = [str(Path(sys.executable).parent / "recsage"), "finetune", "--config", str(toml)]
+    state = Path(config.output_dir) / "checkpoint" / "state.json"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed_at = None
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if state.is_file():
+            try:
+                killed_at = json.loads(state.read_text())["step"]
+            except (ValueError, KeyError):  # being swapped in
+                killed_at = None
+            if killed_at and killed_at >= 10:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+        time.sleep(0.01)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert killed_at is not None and killed_at < steps
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert rerun.returncode == 0, rerun.stderr
+    card = json.loads((Path(config.output_dir) / "training_card.json").read_text())
+    assert card["steps"] == reference["steps"] == steps and card["sessions"] == 2
+    assert [s for s, _ in card["loss_curve"]] == [s for s, _ in reference["loss_curve"]]
+    assert [l for _, l in card["loss_curve"]] == pytest.approx([l for _, l in reference["loss_curve"]], abs=1e-5)

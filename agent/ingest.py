@@ -34,6 +34,16 @@ class MediaFailure:
     reason: str
 
 
+@contextmanager
+def accumulate_seconds(seconds: dict[str, float], stage: str):
+    """Add the wall time of the ``with`` block to ``seconds[stage]`` (stages may repeat)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - start
+
+
 @dataclass
 class IngestReport:
     store: str
@@ -52,13 +62,8 @@ class IngestReport:
         out["seconds"] = {k: round(v, 3) for k, v in self.seconds.items()}
         return out
 
-    @contextmanager
     def timed(self, stage: str):
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+        return accumulate_seconds(self.seconds, stage)
 
 
 @dataclass

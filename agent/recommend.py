@@ -11,7 +11,6 @@ lock around each lazy load makes one Recommender safe to call from several threa
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
@@ -286,13 +285,10 @@ class Stopwatch:
     def __init__(self):
         self.start, self.seconds = time.perf_counter(), {}
 
-    @contextlib.contextmanager
     def __call__(self, stage: str):
-        t = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t
+        from agent.ingest import accumulate_seconds
+
+        return accumulate_seconds(self.seconds, stage)
 
     def totals(self) -> dict[str, float]:
         return {name: round(s, 4) for name, s in {**self.seconds, "total": time.perf_counter() - self.start}.items()}

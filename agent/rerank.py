@@ -162,29 +162,16 @@ class LlmReranker:
     # --- model ----------------------------------------------------------------------------------
 
     def _load(self) -> None:
+        """The provisioned LLM (or ``path``) through the one shared loader, fp32 weights: the
+        reranker runs them under bf16 autocast and reads its logits in fp32."""
         with self._lock:
             if self._model is not None and self._tokenizer is not None:
                 return
-            import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from agent.llm import load_llm
 
-            settings = self.settings
-            if settings is None:
-                from agent.config import load_settings
-
-                settings = self.settings = load_settings()
-            from agent.config import apply_thread_settings
-
-            apply_thread_settings(settings)
-            path = self._path
-            if path is None:
-                from agent.models import model_path
-
-                path = model_path(settings, "llm")
-            if self._tokenizer is None:
-                self._tokenizer = AutoTokenizer.from_pretrained(str(path))
-            if self._model is None:
-                self._model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+            llm = load_llm(self.settings, path=self._path, dtype="fp32")
+            self._model = self._model if self._model is not None else llm.model
+            self._tokenizer = self._tokenizer if self._tokenizer is not None else llm.tokenizer
         self._model.eval()
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -251,6 +252,20 @@ def _progress(enabled: bool, total: int):
         yield lambda n: None
         return
     from rich.console import Console
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        # A log file or CI output gets no live bar (rich draws it only on a terminal), so say
+        # after every committed batch how far the ingest got: the line is what a rerun resumes from.
+        done = 0
+
+        def log_line(n: int) -> None:
+            nonlocal done
+            done += n
+            print(f"ingest: {done}/{total} items stored", file=sys.stderr, flush=True)
+
+        yield log_line
+        return
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,

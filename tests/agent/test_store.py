@@ -100,20 +100,18 @@ def test_sigkill_mid_ingest_then_rerun_has_every_item_once(tmp_path, real_settin
     store_dir = tmp_path / "store"
     cmd = [str(BIN / "recsage"), "--config", str(config), "ingest", "--catalog", str(catalog), "--store", str(store_dir)]
     env = {**os.environ, "RECSAGE_HOME": str(real_settings.home)}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    sqlite = store_dir / "chroma.sqlite3"
+    log = tmp_path / "ingest.log"
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    # Watch the child's progress lines, not the store: a second Chroma client on the same directory
+    # while the child creates its collection races with it.
     deadline = time.time() + 120
-    partial = 0
-    while time.time() < deadline and proc.poll() is None:
-        time.sleep(0.5)
-        if sqlite.exists():
-            partial = Store(store_dir).count()
-            if partial >= 32:
-                break
-    assert proc.poll() is None, "ingest finished before it could be killed; raise n"
+    while time.time() < deadline and proc.poll() is None and "ingest: 32/" not in log.read_text():
+        time.sleep(0.2)
+    assert proc.poll() is None, f"ingest ended (exit {proc.poll()}) before it could be killed:\n{log.read_text()[-3000:]}"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert 0 < partial < n
+    partial = Store(store_dir).count()
+    assert 32 <= partial < n
     subprocess.run(cmd + ["--json"], env=env, check=True, capture_output=True)
     got = Store(store_dir).collection().get(include=[])["ids"]
     assert len(got) == n and set(got) == {f"m{i}" for i in range(n)}

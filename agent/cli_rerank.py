@@ -30,13 +30,14 @@ def _timed(fn, *args) -> tuple[list[float], float]:
 @click.pass_context
 def bench_rerank(ctx, store_dir, movielens, requests_file, n):
     """Seconds to rerank the hybrid search's top candidates per request: the product path (shared-prefix
-    cache, yes/no logits only, bf16 autocast) against a naive run of the same weights (fp32, every
-    candidate's full prompt, full-vocabulary logits). Same requests, same candidates, same run."""
+    cache, candidates packed into one row, yes/no logits only, bf16 weights where native) against a
+    naive run of the same weights (fp32, every candidate's full prompt, full-vocabulary logits).
+    Same requests, same candidates, same run."""
     from rich.table import Table
 
     from agent.catalog import load_movielens
     from agent.console import table_console
-    from agent.rerank import LlmReranker, load_reranker
+    from agent.rerank import load_reranker
     from agent.search import HybridTextSearch
     from agent.store import Store
     from eval.requests import load_requests
@@ -48,7 +49,7 @@ def bench_rerank(ctx, store_dir, movielens, requests_file, n):
     searcher = HybridTextSearch(store, settings, load_movielens(movielens).items)
     texts = [r.text for r in load_requests(requests_file)][:n]
     fast = load_reranker(settings)
-    naive = LlmReranker(settings, mode="pointwise", model=fast.model, tokenizer=fast.tokenizer, autocast="off")
+    naive = load_reranker(settings, dtype="fp32")  # the same weights in fp32, no autocast
     candidates = []
     for text in texts:
         ids = [i for i, _ in searcher.search(text, settings.rerank_depth)]
@@ -68,7 +69,7 @@ def bench_rerank(ctx, store_dir, movielens, requests_file, n):
                   title=f"rerank latency, {settings.threads} threads")
     naive_p50 = float(np.percentile(rows["naive"], 50))
     for name, label in (("naive", "naive: fp32, full prompts, full logits"),
-                        ("recsage", "recsage: cached prefix, yes/no logits, bf16 autocast")):
+                        ("recsage", "recsage: cached prefix, packed, yes/no logits, bf16")):
         p50, p95 = np.percentile(rows[name], [50, 95])
         table.add_row(label, str(len(texts)), str(settings.rerank_depth), f"{p50:.3f}", f"{p95:.3f}",
                       f"{naive_p50 / p50:.2f}x")

@@ -12,10 +12,11 @@ from agent.rerank import (
     LABELS,
     LlmReranker,
     fence_text,
-    rerank_view,
     interpolate,
+    pack_suffixes,
     position_bias,
     rerank_ranking,
+    rerank_view,
 )
 
 CHAT_TEMPLATE = (
@@ -45,6 +46,7 @@ def tiny():
         vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
         pad_token_id=1, tie_word_embeddings=False,
+        initializer_range=0.3,  # sharp attention, so a wrong mask or position changes the scores
     )
     model = LlamaForCausalLM(config).eval()
     return model, tok
@@ -157,15 +159,25 @@ def test_pointwise_scores_are_yes_minus_no_per_candidate(tiny):
     assert dict(out)["m0"] == pytest.approx(10.0) and dict(out)["m5"] == pytest.approx(21.0)
 
 
-def test_pointwise_cached_prefix_matches_uncached_forward(tiny):
-    """Reusing the shared prefix's cache over a right-padded batch, projecting onto yes/no only,
-    gives each candidate the same score as the naive baseline: its own full prompt through the whole
-    model with full-vocabulary logits (checked here against a hand-rolled forward as well)."""
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])  # boolean mask / additive float mask
+@pytest.mark.parametrize("batch_size", [32, 4])  # one packed chunk / two (the prefix cache reused twice)
+def test_pointwise_cached_prefix_matches_uncached_forward(tiny, attention, batch_size):
+    """Reusing the shared prefix's cache for all candidates packed into a few rows (each seeing only
+    the prefix and itself), projecting onto yes/no only, gives each candidate the same score as the
+    naive baseline: its own full prompt through the whole model with full-vocabulary logits (checked
+    here against a hand-rolled forward as well). Cards differ in length, so a leak between packed
+    candidates or a wrong position would show."""
     model, tok = tiny
-    reranker = make(tiny, mode="pointwise")
-    cards = [c for _, c in CANDS]
-    cached = reranker.pointwise_scores("a sad drama", cards, ["Old Film"])
-    naive = reranker.pointwise_scores_naive("a sad drama", cards, ["Old Film"])
+    before = model.config._attn_implementation
+    model.set_attn_implementation(attention)
+    try:
+        reranker = make(tiny, mode="pointwise", batch_size=batch_size)
+        cards = [c for _, c in CANDS]
+        cached = reranker.pointwise_scores("a sad drama", cards, ["Old Film"])
+        naive = reranker.pointwise_scores_naive("a sad drama", cards, ["Old Film"])
+    finally:
+        model.set_attn_implementation(before)
+    assert len({round(x, 4) for x in naive}) == len(cards)  # distinct scores: a swap would show
     assert cached == pytest.approx(naive, abs=1e-4)
     text = reranker.pointwise_prompt("a sad drama", cards[2], ["Old Film"])
     assert "<item>Movie 2 | Drama | story number 2" in text and "Old Film" in text
@@ -176,6 +188,26 @@ def test_pointwise_cached_prefix_matches_uncached_forward(tiny):
     no = [tok.encode(w)[0] for w in ("no", "No")]
     expected = torch.logsumexp(logits[yes], 0) - torch.logsumexp(logits[no], 0)
     assert cached[2] == pytest.approx(float(expected), abs=1e-4)
+
+
+def test_pack_suffixes_hand_computed():
+    """Lengths 5, 3, 3, 1 at 6 tokens a row: 2 rows, longest first into the shortest row, so
+    row 0 = [s0, s3] and row 1 = [s1, s2], width 6 (row 0 padded by nothing, both full)."""
+    suffixes = [[10] * 5, [11] * 3, [12] * 3, [13]]
+    ids, positions, mask, where = pack_suffixes(suffixes, prefix_len=2, row_tokens=6)
+    assert ids.tolist() == [[10, 10, 10, 10, 10, 13], [11, 11, 11, 12, 12, 12]]
+    assert positions.tolist() == [[2, 3, 4, 5, 6, 2], [2, 3, 4, 2, 3, 4]]
+    assert where == [(0, 4), (1, 2), (1, 5), (0, 5)]
+    assert mask.shape == (2, 1, 6, 8)
+    # s3 (row 0, column 5) sees the 2 prefix tokens and itself, not s0
+    assert mask[0, 0, 5].tolist() == [True, True, False, False, False, False, False, True]
+    # s2's second token (row 1, column 4) sees the prefix and s2's first two tokens, not s1
+    assert mask[1, 0, 4].tolist() == [True, True, False, False, False, True, True, False]
+    ids, _, mask, where = pack_suffixes([[1, 2, 3], [4]], prefix_len=1, row_tokens=2)
+    assert ids.tolist() == [[1, 2, 3], [4, 0, 0]] and where == [(0, 2), (1, 0)]
+    assert mask[1, 0, 2].tolist() == [True, False, False, False]  # padding sees the prefix only
+    additive = pack_suffixes([[1, 2, 3], [4]], prefix_len=1, row_tokens=2, boolean_mask=False)[2]
+    assert additive[1, 0, 0].tolist() == [0.0, 0.0, float("-inf"), float("-inf")]
 
 
 def test_rerank_view_keeps_title_facts_and_drops_people():

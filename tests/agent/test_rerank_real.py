@@ -36,13 +36,14 @@ REQUESTS = {
 def test_lora_reranker_scores_each_movie_highest_for_its_own_request(real_settings):
     """A 135M judge carries an item prior (Toy Story reads as a "yes" to most requests), so the
     request's effect is what is checked: each card scores higher under the request it matches than
-    under the others, in the product path and in the naive fp32 baseline, which agree."""
+    under the others, in the product path (bf16 weights where native, packed candidates) and in the
+    naive fp32 baseline, which agree."""
     from agent.rerank import load_reranker
 
-    reranker = load_reranker(real_settings)
+    reranker, baseline = load_reranker(real_settings), load_reranker(real_settings, dtype="fp32")
     cards = list(CARDS.values())
     fast = {name: reranker.pointwise_scores(text, cards) for name, text in REQUESTS.items()}
-    naive = {name: reranker.pointwise_scores_naive(text, cards) for name, text in REQUESTS.items()}
+    naive = {name: baseline.pointwise_scores_naive(text, cards) for name, text in REQUESTS.items()}
     for j, card_name in enumerate(CARDS):
         for scores in (fast, naive):
             assert max(REQUESTS, key=lambda r: scores[r][j]) == card_name, scores

@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from agent.cli import _emit_json, _settings, cli
-from agent.errors import InputError
 from agent.cli_retrieval import _default_movielens
+from agent.errors import InputError
 
 
 @cli.group(invoke_without_command=True)
@@ -57,7 +57,7 @@ def finetune_data(ctx, store_dir, movielens, n, sequential, negatives, seed, out
 
     if n == 0 and sequential == 0:
         raise InputError("nothing to build: pass -n N requests and/or --sequential N windows")
-    reranker = LlmReranker(_settings(ctx), mode="pointwise")
+    reranker = LlmReranker(_settings(ctx))
     rows, card = [], {"output": str(out)}
     if n:
         request_rows, card["request"] = _request_rows(store_dir, movielens, n, negatives, seed, out, reranker)

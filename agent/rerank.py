@@ -1,16 +1,12 @@
-"""Zero-shot LLM reranking of retriever candidates, scored from logits (never from generated text).
+"""LLM reranking of retriever candidates, scored from logits (never from generated text).
 
-Two modes, both one forward computation per request and neither able to name an item outside the
-candidates (scores are read for the candidates' own labels, so the output is always a permutation):
-
-- ``listwise``: every candidate fenced in one prompt under a label letter (A, B, ...); the score of
-  candidate i is the log-probability of its letter at the answer position, renormalised over the
-  candidate letters. Position bias is handled by scoring the list in its given order and reversed
-  and averaging the two log-probabilities per candidate (``orders="both"``).
-- ``pointwise``: one yes/no question per candidate; the prompt text before the card (system prompt,
-  request, history) is shared, so its key/value cache is computed once and all candidates' suffixes
-  run over it in one pass, packed a few to a row with a mask that keeps them apart (no padding
-  waste, little masked attention). Score = logit(yes) - logit(no). No list, so no position bias.
+Pointwise yes/no: one question per candidate, score = logit(yes) - logit(no) at the answer
+position. The prompt text before the card (system prompt, request, history) is shared, so its
+key/value cache is computed once and all candidates' suffixes run over it in one pass, packed a few
+to a row with a mask that keeps them apart (no padding waste, little masked attention). The output
+is always a permutation of the candidates, and with no list in the prompt there is no position bias.
+(A listwise prompt with label letters was tried first: SmolLM2-135M copied the candidate order, and
+shuffled it was no better than random.)
 
 Only the hidden state at the answer position is projected, and only onto the few label tokens
 (no full-vocabulary logits). Catalog text is data, not instructions: each card is truncated and
@@ -28,7 +24,7 @@ import copy
 import re
 import threading
 import time
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +32,6 @@ import numpy as np
 import prompts
 from agent.llm import cache_kwarg, native_bf16, returned_cache
 
-MODES = ("listwise", "pointwise")
 SEQUENTIAL_REQUEST = "the movie this viewer will want to watch next, given what they recently watched"
 """The request text when there is none (history-only recommendation): the sequential task."""
 HISTORY_TITLES = 10
@@ -47,8 +42,8 @@ def title_line(meta: Mapping) -> str:
     """How the reranker names a history item: "Title (year)", as in training and evaluation."""
     title, year = str(meta.get("title", "")).strip(), meta.get("year")
     return f"{title} ({year})" if year not in (None, "", -1) else title
-ORDERS = ("original", "both")
-LABELS = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
 CARD_CHARS = 160
 """Characters of each candidate's rerank view: ~35 tokens, so 20 candidates cost ~800 tokens."""
 # Card lines the reranker reads, in this order (people, poster OCR and long fields cost tokens
@@ -174,7 +169,7 @@ def _sdpa(model) -> bool:
 
 
 class LlmReranker:
-    """Rerank candidates with a causal LM read at the answer position.
+    """Rerank candidates with a causal LM's yes/no logits at the answer position.
 
     ``model``/``tokenizer`` may be given (tests pass a tiny random model); otherwise the provisioned
     ``llm`` role is loaded on first use. ``autocast``: "auto" uses bf16 autocast on CPUs with native
@@ -185,8 +180,6 @@ class LlmReranker:
         self,
         settings=None,
         *,
-        mode: str = "pointwise",
-        orders: str = "both",
         card_chars: int = CARD_CHARS,
         autocast: str = "auto",
         model=None,
@@ -194,15 +187,9 @@ class LlmReranker:
         path: Path | str | None = None,
         batch_size: int = 32,
     ):
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if orders not in ORDERS:
-            raise ValueError(f"orders must be one of {ORDERS}, got {orders!r}")
         if autocast not in ("auto", "bf16", "off"):
             raise ValueError(f"autocast must be auto, bf16 or off, got {autocast!r}")
         self.settings = settings
-        self.mode = mode
-        self.orders = orders
         self.card_chars = card_chars
         self.autocast = autocast
         self.batch_size = batch_size
@@ -305,61 +292,10 @@ class LlmReranker:
         if len(set(ids)) != len(ids):
             raise ValueError("candidate ids must be unique")
         start = time.perf_counter()
-        if self.mode == "listwise":
-            scores = self.listwise_scores(request_text, [c[1] for c in candidates], history_titles)
-        else:
-            scores = self.pointwise_scores(request_text, [c[1] for c in candidates], history_titles)
+        scores = self.pointwise_scores(request_text, [c[1] for c in candidates], history_titles)
         self.last_stats["seconds"] = time.perf_counter() - start
         order = sorted(range(len(ids)), key=lambda j: (-scores[j], j))
         return [(ids[j], float(scores[j])) for j in order]
-
-    def listwise_scores(self, request: str, cards: Sequence[str], history: Sequence[str] = ()) -> list[float]:
-        """Mean over the scored orders of each candidate's label log-probability (over the labels)."""
-        n = len(cards)
-        if n > len(LABELS):
-            raise ValueError(f"listwise mode labels at most {len(LABELS)} candidates, got {n}")
-        orders = [list(range(n))]
-        if self.orders == "both" and n > 1:
-            orders.append(list(reversed(range(n))))
-        totals = np.zeros(n)
-        tokens = 0
-        for order in orders:
-            logp = self._listwise_once(request, [cards[j] for j in order], history)
-            tokens = self.last_stats.get("tokens", 0)
-            for pos, j in enumerate(order):
-                totals[j] += logp[pos]
-        self.last_stats.update({"mode": "listwise", "passes": len(orders), "tokens": tokens})
-        return list(totals / len(orders))
-
-    def listwise_prompt(self, request: str, cards: Sequence[str], history: Sequence[str] = ()) -> str:
-        """The chat-formatted listwise prompt: fenced, truncated cards under labels A, B, ..."""
-        labels = LABELS[: len(cards)]
-        system = prompts.render("rerank_listwise.j2", part="system", request="", history=[], candidates=[])
-        user = prompts.render(
-            "rerank_listwise.j2",
-            part="user",
-            request=fence_text(request, 0),
-            history=[fence_text(t, 120) for t in history],
-            candidates=[(label, self.candidate_text(card)) for label, card in zip(labels, cards)],
-        )
-        return self._chat(system, user)
-
-    def _listwise_once(self, request: str, cards: Sequence[str], history: Sequence[str]) -> np.ndarray:
-        import torch
-
-        labels = LABELS[: len(cards)]
-        enc = self.tokenizer(self.listwise_prompt(request, cards, history), return_tensors="pt",
-                             add_special_tokens=False)
-        token_ids = [self.token_id(label) for label in labels]
-        if len(set(token_ids)) != len(token_ids):
-            raise ValueError("label letters do not map to distinct tokens in this tokenizer")
-        model = self.model
-        with torch.inference_mode(), self._autocast_ctx():
-            out = model.model(input_ids=enc["input_ids"], attention_mask=enc.get("attention_mask"), use_cache=False)
-            hidden = out.last_hidden_state[:, -1, :]
-            logits = self._label_logits(hidden, token_ids)[0]
-        self.last_stats["tokens"] = int(enc["input_ids"].shape[1])
-        return torch.log_softmax(logits, dim=-1).numpy().astype(np.float64)
 
     def _pointwise_parts(self, request: str, history: Sequence[str]) -> tuple[str, str]:
         """The chat-formatted pointwise prompt split around the card: (shared prefix, suffix)."""
@@ -481,37 +417,6 @@ def rerank_ranking(
     return order + [i for i, _ in tail]
 
 
-def position_bias(
-    reranker: LlmReranker,
-    examples: Iterable[tuple[str, Sequence[tuple[Hashable, str]]] | tuple[str, Sequence[tuple[Hashable, str]], Sequence[str]]],
-) -> dict:
-    """How often the first-listed candidate ends up first (chance is 1/n).
-
-    ``examples``: (request_text, candidates[, history_titles]). Returns {"first_stays_first": rate,
-    "chance": mean 1/n, "n": examples, "mean_rank_of_first": mean 0-based rank of the first-listed}.
-    """
-    hits, chance, ranks, count = 0, 0.0, [], 0
-    for example in examples:
-        request, candidates = example[0], list(example[1])
-        history = example[2] if len(example) > 2 else ()
-        if not candidates:
-            continue
-        result = [i for i, _ in reranker.rerank(request, candidates, history)]
-        first = candidates[0][0]
-        hits += result[0] == first
-        ranks.append(result.index(first))
-        chance += 1.0 / len(candidates)
-        count += 1
-    if not count:
-        raise ValueError("position_bias needs at least one example with candidates")
-    return {
-        "first_stays_first": hits / count,
-        "chance": chance / count,
-        "n": count,
-        "mean_rank_of_first": float(np.mean(ranks)),
-    }
-
-
 def load_reranker(settings, dtype: str = "auto") -> LlmReranker:
     """The product reranker: the provisioned LLM with the configured LoRA adapter merged in
     (``settings.rerank_adapter``; the shipped one unless overridden), pointwise yes/no scoring.
@@ -532,4 +437,4 @@ def load_reranker(settings, dtype: str = "auto") -> LlmReranker:
         )
     llm = load_llm(settings, adapter=adapter or None, dtype=dtype)
     # no autocast: the weights already are in the dtype the computation runs in
-    return LlmReranker(settings, mode="pointwise", model=llm.model, tokenizer=llm.tokenizer, autocast="off")
+    return LlmReranker(settings, model=llm.model, tokenizer=llm.tokenizer, autocast="off")

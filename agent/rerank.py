@@ -129,7 +129,8 @@ def pack_suffixes(suffixes: Sequence[Sequence[int]], prefix_len: int, row_tokens
     each suffix its (row, index of its last token)). Each suffix token attends to the whole prefix
     and causally to its own suffix only, and its positions continue from the prefix, so every suffix
     is scored exactly as if it ran alone after the prefix. Rows are filled longest suffix first into
-    the currently shortest row, so padding stays small. Padding tokens see only the prefix.
+    the currently shortest row, so padding stays small (equal lengths in token order). Padding
+    tokens see only the prefix.
     ``boolean_mask``: True = may attend (SDPA); else an additive float mask (0 / -inf, eager).
     """
     import torch
@@ -137,7 +138,9 @@ def pack_suffixes(suffixes: Sequence[Sequence[int]], prefix_len: int, row_tokens
     n_rows = max(1, min(len(suffixes), round(sum(len(s) for s in suffixes) / row_tokens)))
     rows: list[list[int]] = [[] for _ in range(n_rows)]  # suffix indices per row
     fill = [0] * n_rows
-    for i in sorted(range(len(suffixes)), key=lambda i: -len(suffixes[i])):
+    # ties broken by the tokens, not the input order: the rows (and so every bf16 rounding) depend
+    # only on which candidates there are, so candidate order cannot change a score at all
+    for i in sorted(range(len(suffixes)), key=lambda i: (-len(suffixes[i]), list(suffixes[i]))):
         r = fill.index(min(fill))
         rows[r].append(i)
         fill[r] += len(suffixes[i])

@@ -15,23 +15,36 @@ would have.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
-import shutil
 import time
-import tomllib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
-from difflib import get_close_matches
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from agent.errors import InputError
-from agent.jsonl import iter_json_objects
+from finetune.lora_checkpoint import (
+    CHECKPOINT,
+    file_sha256,
+    load_checkpoint,
+    save_checkpoint,
+    trainable_parameters,
+)
+from finetune.lora_config import (
+    LoraTrainConfig,
+    config_from_dict,
+    config_help,
+    load_config,
+    validate_config,
+)
+from finetune.lora_data import collate, encode_pair, epoch_order, read_pairs, split_rows
 
-CHECKPOINT = "checkpoint"
+__all__ = [  # the trainer's public face; config and data helpers live in lora_config / lora_data
+    "LoraTrainConfig", "collate", "config_from_dict", "config_help", "encode_pair", "epoch_order",
+    "export_adapter", "load_config", "merge_adapter", "read_pairs", "split_rows", "train_lora",
+    "validate_config",
+]
+
 ADAPTER = "adapter"
 CARD = "training_card.json"
 PLOT = "loss.png"
@@ -41,238 +54,6 @@ _RESUME_KEYS = (
     "seed", "val_fraction", "max_val_examples", "max_length", "append_eos", "warmup_steps",
     "weight_decay", "qlora",
 )
-
-
-@dataclass
-class LoraTrainConfig:
-    """Settings of one LoRA run; a TOML file maps onto it key by key (see finetune/configs/)."""
-
-    data: str = field(default="", metadata={"help": (
-        "JSONL file of {\"prompt\": str, \"answer\": str} rows. The prompt is already formatted "
-        "(chat template included if wanted); loss is taken on the answer tokens only.")})
-    output_dir: str = field(default="", metadata={"help": (
-        "Folder for checkpoint/, adapter/, training_card.json and loss.png. Rerunning with the "
-        "same folder resumes from its checkpoint.")})
-    base_model: str = field(default="", metadata={"help": (
-        "Base causal LM: a local folder or hub id. Empty: the provisioned LLM role "
-        "(`recsage models pull`).")})
-    r: int = field(default=16, metadata={"help": "LoRA rank."})
-    alpha: int = field(default=32, metadata={"help": "LoRA alpha (the update is scaled by alpha / r)."})
-    dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input, in [0, 1)."})
-    target_modules: str | list[str] = field(default="all-linear", metadata={"help": (
-        "Modules that get adapters: 'all-linear' or a list of module names such as "
-        "[\"q_proj\", \"v_proj\"].")})
-    lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate (constant after warmup)."})
-    warmup_steps: int = field(default=0, metadata={"help": "Linear learning-rate warmup, in optimizer steps."})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay on the adapter weights."})
-    epochs: int = field(default=1, metadata={"help": "Passes over the training rows (used when max_steps is 0)."})
-    max_steps: int = field(default=0, metadata={"help": (
-        "Optimizer steps to train in total; 0 = epochs x steps per epoch. Raising it and rerunning "
-        "continues a finished run.")})
-    batch_size: int = field(default=4, metadata={"help": "Rows per forward pass."})
-    grad_accum: int = field(default=1, metadata={"help": (
-        "Forward passes per optimizer step (effective batch = batch_size x grad_accum).")})
-    seed: int = field(default=0, metadata={"help": (
-        "Seeds the train/validation split, the adapter init, dropout and each epoch's data order.")})
-    bf16: bool = field(default=True, metadata={"help": (
-        "bf16 autocast (weights stay fp32). 1.4-1.7x faster on CPUs with AVX512-BF16; set false "
-        "on CPUs without it.")})
-    val_fraction: float = field(default=0.1, metadata={"help": (
-        "Share of rows held out for validation loss (deterministic by seed), in [0, 0.5].")})
-    max_val_examples: int = field(default=64, metadata={"help": "At most this many held-out rows are scored."})
-    eval_every: int = field(default=50, metadata={"help": "Validation loss every N optimizer steps (0 = only at the end)."})
-    save_every: int = field(default=25, metadata={"help": "Checkpoint every N optimizer steps (0 = only at the end)."})
-    max_minutes: float = field(default=0.0, metadata={"help": (
-        "Stop cleanly (checkpoint, card, adapter) after this many minutes of this session; "
-        "0 = no limit. Rerun to continue.")})
-    threads: int = field(default=2, metadata={"help": "torch CPU threads."})
-    max_length: int = field(default=1024, metadata={"help": (
-        "Tokens per row; longer prompts lose their beginning (the answer is always kept).")})
-    append_eos: bool = field(default=True, metadata={"help": "Append the EOS token to every answer."})
-    qlora: bool = field(default=False, metadata={"help": (
-        "Load the base in 4-bit NF4 with bitsandbytes (CUDA only) and train LoRA on top.")})
-    adapter_dtype: str = field(default="fp32", metadata={"help": (
-        "Precision of the saved adapter weights: 'fp32' or 'bf16' (half the size; the shipped "
-        "adapter uses bf16 to stay small enough to commit).")})
-    export_dir: str = field(default="", metadata={"help": (
-        "Also copy the finished adapter (weights, adapter_config.json, training card) here, e.g. "
-        "finetune/adapters/rerank, the folder recsage loads by default. Empty: no copy.")})
-
-
-_FIELDS = {f.name: f for f in fields(LoraTrainConfig)}
-_BOUNDS: dict[str, tuple[float, float | None, str]] = {
-    "r": (1, 1024, "an integer from 1 to 1024"),
-    "alpha": (1, 100000, "a positive integer"),
-    "dropout": (0.0, 0.999, "a number in [0, 1)"),
-    "lr": (1e-9, 1.0, "a number in (0, 1]"),
-    "warmup_steps": (0, None, "an integer >= 0"),
-    "weight_decay": (0.0, 1.0, "a number in [0, 1]"),
-    "epochs": (1, 100000, "an integer >= 1"),
-    "max_steps": (0, None, "an integer >= 0 (0 = use epochs)"),
-    "batch_size": (1, 4096, "an integer >= 1"),
-    "grad_accum": (1, 4096, "an integer >= 1"),
-    "val_fraction": (0.0, 0.5, "a number in [0, 0.5]"),
-    "max_val_examples": (1, None, "an integer >= 1"),
-    "eval_every": (0, None, "an integer >= 0 (0 = only at the end)"),
-    "save_every": (0, None, "an integer >= 0 (0 = only at the end)"),
-    "max_minutes": (0.0, None, "a number >= 0 (0 = no limit)"),
-    "threads": (1, 256, "an integer from 1 to 256"),
-    "max_length": (8, 1_000_000, "an integer >= 8"),
-}
-
-
-def config_help() -> dict[str, str]:
-    """Field name -> help text, for the CLI and the configs README."""
-    return {name: f.metadata.get("help", "") for name, f in _FIELDS.items()}
-
-
-def validate_config(config: LoraTrainConfig) -> LoraTrainConfig:
-    """Check every value; the error names the key, what it got and what is valid."""
-    for name, f in _FIELDS.items():
-        value = getattr(config, name)
-        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-        if name == "target_modules":
-            ok = (isinstance(value, str) and value.strip()) or (
-                isinstance(value, list) and value and all(isinstance(v, str) and v for v in value)
-            )
-            if not ok:
-                raise InputError(
-                    f"config key 'target_modules' is {value!r}: use 'all-linear' or a non-empty list of "
-                    "module names, e.g. [\"q_proj\", \"v_proj\"]"
-                )
-            continue
-        if kind == "bool":
-            if not isinstance(value, bool):
-                raise InputError(f"config key {name!r} is {value!r}: use true or false")
-            continue
-        if kind == "str":
-            if not isinstance(value, str):
-                raise InputError(f"config key {name!r} is {value!r}: use a string (a path or name)")
-            continue
-        if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
-            raise InputError(f"config key {name!r} is {value!r}: use an integer")
-        if kind == "float":
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise InputError(f"config key {name!r} is {value!r}: use a number")
-            setattr(config, name, float(value))
-            value = float(value)
-        if name in _BOUNDS:
-            low, high, valid = _BOUNDS[name]
-            if value < low or (high is not None and value > high):
-                raise InputError(f"config key {name!r} is {value!r}: use {valid}")
-    if config.adapter_dtype not in ("fp32", "bf16"):
-        raise InputError(f"config key 'adapter_dtype' is {config.adapter_dtype!r}: use \"fp32\" or \"bf16\"")
-    if not config.data:
-        raise InputError("config key 'data' is missing: give a JSONL file of {\"prompt\", \"answer\"} rows")
-    if not config.output_dir:
-        raise InputError("config key 'output_dir' is missing: give a folder for the adapter and checkpoints")
-    return config
-
-
-def load_config(toml_path: str | Path, **overrides: Any) -> LoraTrainConfig:
-    """Read a TOML config (flat keys, as in finetune/configs/*.toml) and apply CLI overrides.
-
-    Relative paths in the file are taken relative to the current directory (run from the repo
-    root), so the same config works from the CLI and from CI.
-    """
-    path = Path(toml_path)
-    if not path.is_file():
-        raise InputError(f"config file not found: {path} (see finetune/configs/ for examples)")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path} is not valid TOML: {exc}") from exc
-    raw.update({k: v for k, v in overrides.items() if v is not None})
-    return config_from_dict(raw, source=str(path))
-
-
-def config_from_dict(raw: dict[str, Any], source: str = "config") -> LoraTrainConfig:
-    unknown = [k for k in raw if k not in _FIELDS]
-    if unknown:
-        key = unknown[0]
-        close = get_close_matches(key, list(_FIELDS), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise InputError(
-            f"{source}: unknown config key {key!r}{hint}; valid keys: {', '.join(_FIELDS)}"
-        )
-    return validate_config(LoraTrainConfig(**raw))
-
-
-# --- data -----------------------------------------------------------------------------------------
-
-
-def read_pairs(path: Path) -> list[dict[str, str]]:
-    """The (prompt, answer) rows; any bad row stops the run with its line number."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"training data not found: {path} (config key 'data')")
-    rows, errors = [], []
-    for line_no, row, problem in iter_json_objects(path):
-        if problem is None and not (isinstance(row.get("prompt"), str) and isinstance(row.get("answer"), str)
-                                    and row["answer"]):
-            problem = "need string 'prompt' and non-empty string 'answer'"
-        if problem is not None:
-            errors.append(f"{path}:{line_no}: {problem}")
-            continue
-        rows.append({"prompt": row["prompt"], "answer": row["answer"]})
-    if errors:
-        raise InputError(f"{len(errors)} bad row(s) in {path}:\n" + "\n".join(errors[:20]))
-    if not rows:
-        raise InputError(f"no rows in {path}")
-    return rows
-
-
-def split_rows(n: int, val_fraction: float, max_val: int, seed: int) -> tuple[list[int], list[int]]:
-    """Deterministic (train, validation) index lists."""
-    import numpy as np
-
-    order = np.random.default_rng(seed).permutation(n).tolist()
-    n_val = min(max_val, round(n * val_fraction)) if val_fraction > 0 else 0
-    if n_val and n - n_val < 1:
-        n_val = n - 1
-    return sorted(order[n_val:]), sorted(order[:n_val])
-
-
-def encode_pair(tokenizer, prompt: str, answer: str, max_length: int, append_eos: bool) -> dict:
-    """Token ids with labels -100 on the prompt, so only the answer carries loss."""
-    prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"] if prompt else []
-    answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
-    if append_eos and tokenizer.eos_token_id is not None:
-        answer_ids = answer_ids + [tokenizer.eos_token_id]
-    if not answer_ids:
-        raise InputError(f"answer {answer!r} has no tokens")
-    if len(answer_ids) >= max_length:
-        raise InputError(f"an answer is {len(answer_ids)} tokens, not less than max_length {max_length}")
-    truncated = len(prompt_ids) + len(answer_ids) > max_length
-    if truncated:
-        prompt_ids = prompt_ids[len(prompt_ids) + len(answer_ids) - max_length:]
-    return {
-        "input_ids": prompt_ids + answer_ids,
-        "labels": [-100] * len(prompt_ids) + answer_ids,
-        "truncated": truncated,
-    }
-
-
-def collate(encoded: list[dict], pad_id: int):
-    import torch
-
-    width = max(len(e["input_ids"]) for e in encoded)
-    ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(encoded), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(encoded), width), dtype=torch.long)
-    for row, e in enumerate(encoded):
-        n = len(e["input_ids"])
-        ids[row, :n] = torch.tensor(e["input_ids"])
-        labels[row, :n] = torch.tensor(e["labels"])
-        mask[row, :n] = 1
-    return ids, mask, labels
-
-
-def epoch_order(n_train: int, seed: int, epoch: int) -> list[int]:
-    """The data order of one epoch: a function of (seed, epoch) only, so resume replays it."""
-    import numpy as np
-
-    return np.random.default_rng([seed, epoch]).permutation(n_train).tolist()
 
 
 # --- model --------------------------------------------------------------------------------------
@@ -328,86 +109,6 @@ def _peft_wrap(model, config: LoraTrainConfig):
         target_modules=config.target_modules, task_type="CAUSAL_LM", bias="none",
     )
     return get_peft_model(model, lora)
-
-
-# --- checkpoints ---------------------------------------------------------------------------------
-
-
-def _trainable(model) -> dict[str, Any]:
-    return {n: p for n, p in model.named_parameters() if p.requires_grad}
-
-
-def save_checkpoint(out: Path, model, optimizer, state: dict) -> None:
-    """Write checkpoint.tmp/ fully, then swap it in, so a kill never leaves a half checkpoint."""
-    import torch
-    from safetensors.torch import save_file
-
-    tmp, final, old = out / (CHECKPOINT + ".tmp"), out / CHECKPOINT, out / (CHECKPOINT + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file({n: p.detach().contiguous().cpu() for n, p in _trainable(model).items()},
-              str(tmp / "adapter.safetensors"))
-    tensors: dict[str, Any] = {"torch_rng": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        tensors["cuda_rng"] = torch.cuda.get_rng_state()
-    for index, values in optimizer.state_dict()["state"].items():
-        for key, value in values.items():
-            tensors[f"opt.{index}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
-    torch.save(tensors, tmp / "trainer_state.pt")
-    (tmp / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
-    for f in tmp.iterdir():  # make the files durable before the swap
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
-    if final.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        final.rename(old)
-    tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _checkpoint_dir(out: Path) -> Path | None:
-    for name in (CHECKPOINT, CHECKPOINT + ".old"):  # .old survives a kill between the two renames
-        if (out / name / "state.json").is_file():
-            return out / name
-    return None
-
-
-def load_checkpoint(out: Path, model, optimizer) -> dict | None:
-    import torch
-    from safetensors.torch import load_file
-
-    folder = _checkpoint_dir(out)
-    if folder is None:
-        return None
-    state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
-    weights = load_file(str(folder / "adapter.safetensors"))
-    params = _trainable(model)
-    if set(weights) != set(params):
-        raise InputError(f"checkpoint in {folder} does not match this model's adapter; "
-                         "use a new output_dir or delete the checkpoint")
-    with torch.no_grad():
-        for name, p in params.items():
-            p.copy_(weights[name].to(p.device, p.dtype))
-    tensors = torch.load(folder / "trainer_state.pt", weights_only=True)
-    opt_sd = optimizer.state_dict()
-    opt_state: dict[int, dict] = {}
-    for key, value in tensors.items():
-        if key.startswith("opt."):
-            _, index, name = key.split(".", 2)
-            opt_state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": opt_state, "param_groups": opt_sd["param_groups"]})
-    torch.set_rng_state(tensors["torch_rng"])
-    if "cuda_rng" in tensors and torch.cuda.is_available():
-        torch.cuda.set_rng_state(tensors["cuda_rng"])
-    return state
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # --- training -----------------------------------------------------------------------------------
@@ -466,7 +167,7 @@ def train_lora(
     device = "cuda" if torch.cuda.is_available() else "cpu"
 
     rows = read_pairs(Path(config.data))
-    data_sha = _file_sha256(Path(config.data))
+    data_sha = file_sha256(Path(config.data))
     train_idx, val_idx = split_rows(len(rows), config.val_fraction, config.max_val_examples, config.seed)
     model, tokenizer = _load_base(base, config.qlora)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
@@ -477,7 +178,7 @@ def train_lora(
 
     model = _peft_wrap(model, config)
     model.train()
-    params = list(_trainable(model).values())
+    params = list(trainable_parameters(model).values())
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
     per_step = config.batch_size * config.grad_accum

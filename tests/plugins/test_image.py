@@ -24,7 +24,7 @@ from agent.config import Settings
 from agent.converters import Conversion
 from agent.errors import InputError, ModelNotReady
 from agent.images import load_image
-from plugins import image as image_plugin
+from plugins import ocr as ocr_plugin
 from plugins.image import (
     ClipConverter,
     OcrConverter,
@@ -213,8 +213,8 @@ class FakeEngine:
 
 
 def test_ocr_small_batch_runs_in_process_in_order(tmp_path, settings, monkeypatch):
-    monkeypatch.setattr(image_plugin, "ocr_model_files", lambda s: {})
-    monkeypatch.setattr(image_plugin, "build_ocr_engine", lambda files, threads=1: FakeEngine())
+    monkeypatch.setattr(ocr_plugin, "ocr_model_files", lambda s: {})
+    monkeypatch.setattr(ocr_plugin, "build_ocr_engine", lambda files, threads=1: FakeEngine())
     paths = []
     for i, red in enumerate((10, 20, 30)):
         p = tmp_path / f"{i}.png"
@@ -238,21 +238,21 @@ def test_ocr_pads_elongated_images_and_names_the_file_on_engine_errors(tmp_path,
                 raise ValueError("engine exploded")
             return super().__call__(image)
 
-    monkeypatch.setattr(image_plugin, "ocr_model_files", lambda s: {})
-    monkeypatch.setattr(image_plugin, "build_ocr_engine", lambda files, threads=1: Recorder())
+    monkeypatch.setattr(ocr_plugin, "ocr_model_files", lambda s: {})
+    monkeypatch.setattr(ocr_plugin, "build_ocr_engine", lambda files, threads=1: Recorder())
     strip, boom = tmp_path / "strip.png", tmp_path / "boom.png"
     Image.new("RGB", (3000, 20), (50, 0, 0)).save(strip)
     Image.new("RGB", (30, 30), (13, 0, 0)).save(boom)
     converter = OcrConverter(settings)
     assert converter.convert(strip).card_fields == {"poster_text": "RED50"}
-    assert max(seen[0]) <= image_plugin.MAX_ASPECT * min(seen[0])
+    assert max(seen[0]) <= ocr_plugin.MAX_ASPECT * min(seen[0])
     with pytest.raises(InputError, match="OCR failed on .*boom.png.*engine exploded"):
         converter.convert(boom)
 
 
 def _fake_worker_init(files, settings):
     """Worker initializer for the pool tests (runs in the spawned process)."""
-    image_plugin._WORKER.update(engine=FakeEngine(), settings=settings)
+    ocr_plugin._WORKER.update(engine=FakeEngine(), settings=settings)
 
 
 def _failing_worker_init(files, settings):
@@ -267,7 +267,7 @@ class CrashingEngine(FakeEngine):
 
 
 def _crashing_worker_init(files, settings):
-    image_plugin._WORKER.update(engine=CrashingEngine(), settings=settings)
+    ocr_plugin._WORKER.update(engine=CrashingEngine(), settings=settings)
 
 
 def _use_pool_with(monkeypatch, initializer):
@@ -281,8 +281,8 @@ def _use_pool_with(monkeypatch, initializer):
         )
 
     monkeypatch.setattr(OcrConverter, "_start_pool", start_pool)
-    monkeypatch.setattr(image_plugin, "ocr_model_files", lambda s: {})
-    monkeypatch.setattr(image_plugin, "build_ocr_engine", lambda files, threads=1: FakeEngine())
+    monkeypatch.setattr(ocr_plugin, "ocr_model_files", lambda s: {})
+    monkeypatch.setattr(ocr_plugin, "build_ocr_engine", lambda files, threads=1: FakeEngine())
 
 
 def _red_images(tmp_path, reds):

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import InputError
+from finetune.optimizer_state import optimizer_tensors, restore_optimizer
 
 CHECKPOINT = "checkpoint"
+OPTIMIZER_PREFIX = "opt."  # key prefix of optimizer slots in trainer_state.pt (existing checkpoints use it)
 
 
 def trainable_parameters(model) -> dict[str, Any]:
@@ -35,9 +37,7 @@ def save_checkpoint(out: Path, model, optimizer, state: dict) -> None:
     tensors: dict[str, Any] = {"torch_rng": torch.get_rng_state()}
     if torch.cuda.is_available():
         tensors["cuda_rng"] = torch.cuda.get_rng_state()
-    for index, values in optimizer.state_dict()["state"].items():
-        for key, value in values.items():
-            tensors[f"opt.{index}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    tensors.update(optimizer_tensors(optimizer, OPTIMIZER_PREFIX))
     torch.save(tensors, tmp / "trainer_state.pt")
     (tmp / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
     for f in tmp.iterdir():  # make the files durable before the swap
@@ -74,13 +74,7 @@ def load_checkpoint(out: Path, model, optimizer) -> dict | None:
         for name, p in params.items():
             p.copy_(weights[name].to(p.device, p.dtype))
     tensors = torch.load(folder / "trainer_state.pt", weights_only=True)
-    opt_sd = optimizer.state_dict()
-    opt_state: dict[int, dict] = {}
-    for key, value in tensors.items():
-        if key.startswith("opt."):
-            _, index, name = key.split(".", 2)
-            opt_state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": opt_state, "param_groups": opt_sd["param_groups"]})
+    restore_optimizer(optimizer, tensors, optimizer.state_dict()["param_groups"], OPTIMIZER_PREFIX)
     torch.set_rng_state(tensors["torch_rng"])
     if "cuda_rng" in tensors and torch.cuda.is_available():
         torch.cuda.set_rng_state(tensors["cuda_rng"])

@@ -33,6 +33,7 @@ import numpy as np
 
 from eval.metrics import evaluate
 from eval.protocol import Split, SplitName
+from finetune.optimizer_state import optimizer_tensors, restore_optimizer
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -40,6 +41,7 @@ CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.json"
 LAST_FILE = "last.safetensors"
 # fields that may change when resuming a run (they do not change what one epoch computes)
+OPTIMIZER_PREFIX = "optim."  # key prefix of optimizer slots in last.safetensors (existing checkpoints use it)
 RESUMABLE_CHANGES = {"epochs", "patience", "max_minutes", "threads"}
 
 
@@ -426,25 +428,6 @@ def _load_state(network, path: Path) -> None:
         raise ValueError(f"{path} does not fit this config: missing {missing}, unexpected {unexpected}")
 
 
-def _optimizer_tensors(optimizer) -> tuple[dict, dict]:
-    """Optimizer state as flat tensors (safetensors) + JSON-able param groups."""
-    state = optimizer.state_dict()
-    tensors = {}
-    for index, slots in state["state"].items():
-        for name, value in slots.items():
-            tensors[f"optim.{index}.{name}"] = value.detach().contiguous().clone()
-    return tensors, {"param_groups": state["param_groups"]}
-
-
-def _restore_optimizer(optimizer, tensors: dict, groups: dict) -> None:
-    slots: dict[int, dict] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, index, name = key.split(".", 2)
-            slots.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": slots, "param_groups": groups["param_groups"]})
-
-
 # ---------------------------------------------------------------- training
 
 
@@ -577,7 +560,7 @@ def _train(split: Split, config: SasrecConfig, out_dir: Path | None, resume: boo
 
         last = load_file(str(ckpt / LAST_FILE))
         network.load_state_dict({k[len("model."):]: v for k, v in last.items() if k.startswith("model.")})
-        _restore_optimizer(optimizer, last, saved["optimizer"])
+        restore_optimizer(optimizer, last, saved["optimizer"]["param_groups"], OPTIMIZER_PREFIX)
         state = saved["state"]
         if (out_dir / WEIGHTS_FILE).exists():
             from safetensors.torch import load_file as load_best
@@ -627,11 +610,12 @@ def _train(split: Split, config: SasrecConfig, out_dir: Path | None, resume: boo
             state["stale"] += 1
         if ckpt is not None:
             ckpt.mkdir(parents=True, exist_ok=True)
-            tensors, groups = _optimizer_tensors(optimizer)
+            tensors = optimizer_tensors(optimizer, OPTIMIZER_PREFIX)
             tensors.update({f"model.{k}": v for k, v in _state_tensors(network).items()})
             _save_tensors(tensors, ckpt / LAST_FILE)
             _write_json(ckpt / STATE_FILE, {"config": asdict(config), "n_items": n_items,
-                                            "optimizer": groups, "state": state})
+                                            "optimizer": {"param_groups": optimizer.state_dict()["param_groups"]},
+                                            "state": state})
         bar.update(1)
         bar.set_postfix(loss=f"{total / count:.4f}", val=f"{val['NDCG@10']:.4f}", best=f"{state['best_ndcg']:.4f}")
     bar.close()

@@ -19,7 +19,7 @@ from agent.retrieve import HYBRID_FILE, HYBRID_GRID, SASREC_COLLECTION, open_ret
 def train_retriever(store_dir: Path, movielens: Path, settings: Settings, seed: int = 0,
                     max_minutes: float = 0.0, progress: bool = True) -> dict:
     from finetune.fusion import choose_weights
-    from finetune.sasrec import SasrecConfig
+    from finetune.sasrec_config import SasrecConfig
     from finetune.train_retriever import load_ease, load_sasrec, train_all
 
     retriever = open_retriever(store_dir, movielens, settings)

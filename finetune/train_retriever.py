@@ -45,7 +45,8 @@ from finetune.ease import (
     train_ease,
 )
 from finetune.fusion import choose_weights, fuse_score_matrices, ranks_from_matrix
-from finetune.sasrec import SasrecConfig, SasrecModel, train_sasrec
+from finetune.sasrec import SasrecModel, train_sasrec
+from finetune.sasrec_config import SasrecConfig, with_overrides
 
 DEFAULT_FUSION_GRID: dict[str, tuple[float, ...]] = {
     "sasrec": (1.0,),
@@ -92,7 +93,7 @@ def train_all(
         train_ease(split, EaseConfig(l2=ease_report["l2"], refit_on_val=True)).save(out_dir / "ease_refit")
         timings["ease_refit_fit"] = time.perf_counter() - t
 
-    config = sasrec_mod.with_overrides(sasrec_config or SasrecConfig(), seed=seed)
+    config = with_overrides(sasrec_config or SasrecConfig(), seed=seed)
     t = time.perf_counter()
     sasrec = train_sasrec(split, config, out_dir / "sasrec", resume=resume, progress=progress)
     timings["sasrec_wall"] = time.perf_counter() - t

@@ -10,13 +10,8 @@ import torch
 
 from eval.metrics import evaluate
 from eval.protocol import rank_users
-from finetune.sasrec import (
-    SasrecConfig,
-    load_sasrec,
-    train_sasrec,
-    training_windows,
-    with_overrides,
-)
+from finetune.sasrec import load_sasrec, train_sasrec, training_windows
+from finetune.sasrec_config import SasrecConfig, with_overrides
 from tests.finetune.helpers import cycle_split
 
 TINY = SasrecConfig(hidden=16, n_blocks=1, dropout=0.1, max_len=10, epochs=40, batch_size=16,

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from eval.protocol import make_split
-from finetune.sasrec import SasrecConfig
+from finetune.sasrec_config import SasrecConfig
 from finetune.train_retriever import (
     evaluate_all,
     format_table,

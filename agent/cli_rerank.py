@@ -30,7 +30,7 @@ def _timed(fn, *args) -> tuple[list[float], float]:
 @click.pass_context
 def bench_rerank(ctx, store_dir, movielens, requests_file, n):
     """Seconds to rerank the hybrid search's top candidates per request: the product path (shared-prefix
-    cache, candidates packed into one row, yes/no logits only, bf16 weights where native) against a
+    cache, candidates packed into rows, yes/no logits only, bf16 weights where native) against a
     naive run of the same weights (fp32, every candidate's full prompt, full-vocabulary logits).
     Same requests, same candidates, same run."""
     from rich.table import Table
@@ -49,7 +49,7 @@ def bench_rerank(ctx, store_dir, movielens, requests_file, n):
     searcher = HybridTextSearch(store, settings, load_movielens(movielens).items)
     texts = [r.text for r in load_requests(requests_file)][:n]
     fast = load_reranker(settings)
-    naive = load_reranker(settings, dtype="fp32")  # the same weights in fp32, no autocast
+    naive = load_reranker(settings, dtype="fp32")  # the same weights in fp32
     candidates = []
     for text in texts:
         ids = [i for i, _ in searcher.search(text, settings.rerank_depth)]
@@ -63,7 +63,7 @@ def bench_rerank(ctx, store_dir, movielens, requests_file, n):
         rows["recsage"].append(seconds)
         base, seconds = _timed(naive.pointwise_scores_naive, text, cards)
         rows["naive"].append(seconds)
-        # rank agreement, not equality: bf16 autocast moves scores slightly
+        # rank agreement, not equality: bf16 weights move scores slightly
         gaps.append(float(np.corrcoef(got, base)[0, 1]) if len(cards) > 1 else 1.0)
     table = Table("variant", "requests", "candidates", "p50 s", "p95 s", "speed-up (p50)",
                   title=f"rerank latency, {settings.threads} threads")

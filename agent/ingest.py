@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-import time
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -23,6 +22,7 @@ from agent.config import Settings, apply_thread_settings
 from agent.converters import Conversion, MediaConverter, TextEmbedder
 from agent.errors import ModelNotReady, RecsageError
 from agent.store import IMAGE_COLLECTION, TEXT_COLLECTION, Store, encode_list
+from agent.timing import accumulate_seconds
 
 PARTIAL = ":partial"  # suffix on the stored hash of an item whose media failed: retry next run
 
@@ -33,16 +33,6 @@ class MediaFailure:
     file: str
     converter: str
     reason: str
-
-
-@contextmanager
-def accumulate_seconds(seconds: dict[str, float], stage: str):
-    """Add the wall time of the ``with`` block to ``seconds[stage]`` (stages may repeat)."""
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - start
 
 
 @dataclass
@@ -255,8 +245,8 @@ def _progress(enabled: bool, total: int):
 
     console = Console(stderr=True)
     if not console.is_terminal:
-        # A log file or CI output gets no live bar (rich draws it only on a terminal), so say
-        # after every committed batch how far the ingest got: the line is what a rerun resumes from.
+        # A log file or CI output gets no live bar (rich draws it only on a terminal), so say after
+        # every committed batch how far the ingest got (a rerun skips what is stored).
         done = 0
 
         def log_line(n: int) -> None:
@@ -277,7 +267,7 @@ def _progress(enabled: bool, total: int):
 
     with Progress(
         TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=Console(stderr=True), transient=False,
+        console=console, transient=False,
     ) as bar:
         task = bar.add_task("ingest", total=total)
         yield lambda n: bar.advance(task, n)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from agent.errors import InputError
 from agent.evidence import build_evidence, parse_card
 from agent.rerank import HISTORY_TITLES, title_line
 from agent.retrieve import Filters
+from agent.timing import Stopwatch
 
 MAX_EXPLAINED = 50
 """Explanations are one batched generation; more than this is a listing, not a recommendation."""
@@ -226,7 +226,8 @@ class Recommender:
             pool = k + len(set(exclude)) + (self.settings.rerank_depth if do_rerank else 0)
             rows = (self._from_history(dense, pool, filters, part_vectors[0] if request else None) if len(dense)
                     else self._from_request(text, pool, filters))
-            rows = [r for r in rows if r["id"] not in {str(i) for i in exclude}]
+            excluded = {str(i) for i in exclude}
+            rows = [r for r in rows if r["id"] not in excluded]
         with clock("rerank"):
             if do_rerank and rows:
                 # the history exactly as the reranker was trained and evaluated on it
@@ -277,21 +278,6 @@ class Recommender:
 
 
 NO_EXPLANATION = {"explanation": None, "explanation_status": None, "cites": []}
-
-
-class Stopwatch:
-    """Seconds per named stage, plus the total since creation."""
-
-    def __init__(self):
-        self.start, self.seconds = time.perf_counter(), {}
-
-    def __call__(self, stage: str):
-        from agent.ingest import accumulate_seconds
-
-        return accumulate_seconds(self.seconds, stage)
-
-    def totals(self) -> dict[str, float]:
-        return {name: round(s, 4) for name, s in {**self.seconds, "total": time.perf_counter() - self.start}.items()}
 
 
 def _validate(k: int, explain: bool, filters: Filters | None) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import prompts
-from agent.llm import cache_kwarg, native_bf16, returned_cache
+from agent.llm import cache_kwarg, returned_cache
 
 SEQUENTIAL_REQUEST = "the movie this viewer will want to watch next, given what they recently watched"
 """The request text when there is none (history-only recommendation): the sequential task."""
@@ -176,8 +176,8 @@ class LlmReranker:
     """Rerank candidates with a causal LM's yes/no logits at the answer position.
 
     ``model``/``tokenizer`` may be given (tests pass a tiny random model); otherwise the provisioned
-    ``llm`` role is loaded on first use. ``autocast``: "auto" uses bf16 autocast on CPUs with native
-    bf16 (measured faster there), "bf16" forces it, "off" runs fp32.
+    ``llm`` role is loaded on first use (bf16 weights where the CPU has native bf16). The model runs
+    in its own dtype; only the yes/no logits are computed in fp32.
     """
 
     def __init__(
@@ -185,17 +185,13 @@ class LlmReranker:
         settings=None,
         *,
         card_chars: int = CARD_CHARS,
-        autocast: str = "auto",
         model=None,
         tokenizer=None,
         path: Path | str | None = None,
         batch_size: int = 32,
     ):
-        if autocast not in ("auto", "bf16", "off"):
-            raise ValueError(f"autocast must be auto, bf16 or off, got {autocast!r}")
         self.settings = settings
         self.card_chars = card_chars
-        self.autocast = autocast
         self.batch_size = batch_size
         self._path = path
         self._model = model
@@ -231,26 +227,8 @@ class LlmReranker:
             self._load()
         return self._tokenizer
 
-    def _use_bf16(self) -> bool:
-        if self.autocast == "bf16":
-            return True
-        if self.autocast == "off":
-            return False
-        device = next(self.model.parameters()).device.type
-        return native_bf16(device)
-
-    def _autocast_ctx(self):
-        import contextlib
-
-        import torch
-
-        device = next(self.model.parameters()).device.type
-        if self._use_bf16():
-            return torch.autocast(device_type=device, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     def token_id(self, text: str) -> int:
-        """The first token of ``text`` (used for label letters and yes/no)."""
+        """The first token of ``text`` (used for yes and no)."""
         if text not in self._token_cache:
             ids = self.tokenizer.encode(text, add_special_tokens=False)
             if not ids:
@@ -271,8 +249,8 @@ class LlmReranker:
 
         head = self.model.get_output_embeddings()
         weight = head.weight[token_ids]  # (t, d)
-        # fp32 even inside the caller's bf16 autocast: logits are ~20-30 in size, where bf16 steps
-        # by 0.125-0.25, which tied most yes/no margins (measured: 3 cards -> 0.25, 0.25, 0.25)
+        # fp32 even with bf16 weights (and under a caller's autocast): logits are ~20-30 in size,
+        # where bf16 steps by 0.125-0.25, which tied most yes/no margins (3 cards -> 0.25, 0.25, 0.25)
         with torch.autocast(device_type=hidden.device.type, enabled=False):
             logits = hidden.float() @ weight.float().T
             if getattr(head, "bias", None) is not None:
@@ -339,7 +317,7 @@ class LlmReranker:
         yes, no = self._yes_no_tokens()
         model = self.model
         scores: list[float] = []
-        with torch.inference_mode(), self._autocast_ctx():
+        with torch.inference_mode():
             prefix_cache = returned_cache(model.model(input_ids=prefix_ids, use_cache=True))
             p_len = prefix_ids.shape[1]
             for lo in range(0, len(suffixes), self.batch_size):
@@ -372,7 +350,7 @@ class LlmReranker:
 
     def pointwise_scores_naive(self, request: str, cards: Sequence[str], history: Sequence[str] = ()) -> list[float]:
         """The same scores the slow way, as a baseline and a check: every candidate's full prompt
-        through the whole model (no shared-prefix cache), full-vocabulary logits, no autocast."""
+        through the whole model (no shared-prefix cache), full-vocabulary logits."""
         import torch
 
         tok = self.tokenizer
@@ -440,5 +418,4 @@ def load_reranker(settings, dtype: str = "auto") -> LlmReranker:
             "or set rerank_adapter = \"\" for the zero-shot model"
         )
     llm = load_llm(settings, adapter=adapter or None, dtype=dtype)
-    # no autocast: the weights already are in the dtype the computation runs in
-    return LlmReranker(settings, model=llm.model, tokenizer=llm.tokenizer, autocast="off")
+    return LlmReranker(settings, model=llm.model, tokenizer=llm.tokenizer)

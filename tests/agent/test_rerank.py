@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 
 import numpy as np
@@ -52,7 +53,6 @@ def tiny():
 
 def make(tiny, **kwargs) -> LlmReranker:
     model, tok = tiny
-    kwargs.setdefault("autocast", "off")
     kwargs.setdefault("card_chars", 60)
     return LlmReranker(model=model, tokenizer=tok, **kwargs)
 
@@ -71,7 +71,8 @@ def test_output_is_a_permutation_of_the_candidates(tiny):
 def test_candidate_order_does_not_change_any_score(tiny):
     """No list in the prompt, so no position bias: each card's score is exactly the same whatever
     the order (rows are packed from the cards' lengths and tokens, never their order)."""
-    reranker = make(tiny, autocast="bf16")
+    model, tok = tiny  # in bf16, as in the product, where row mates change the rounding
+    reranker = LlmReranker(model=copy.deepcopy(model).to(torch.bfloat16), tokenizer=tok, card_chars=60)
     # cards of equal length (A-F) too: their order is what a length-only packing would follow
     cands = CANDS + [(f"e{c}", f"Title: Film {c}\nGenres: Drama") for c in "ABCDEF"]
     forward = dict(reranker.rerank("a sad drama", cands, ["Old Film"]))
@@ -87,8 +88,6 @@ def test_empty_and_duplicate_candidates(tiny):
     assert reranker.rerank("x", []) == []
     with pytest.raises(ValueError, match="unique"):
         reranker.rerank("x", [("a", "c"), ("a", "d")])
-    with pytest.raises(ValueError, match="autocast"):
-        LlmReranker(autocast="fp8")
 
 
 def test_label_projection_matches_full_logits(tiny):
@@ -277,13 +276,20 @@ def test_real_smollm2_reranks_five_candidates_quickly():
     assert tok.chat_template
 
 
-def test_label_logits_stay_fp32_inside_bf16_autocast(tiny):
-    """Yes/no margins are differences of large logits: under bf16 they tie (0.125-0.25 steps)."""
-    reranker = make(tiny)
+def test_label_logits_stay_fp32_with_bf16_weights_or_autocast(tiny):
+    """Yes/no margins are differences of large logits: in bf16 they tie (0.125-0.25 steps). The
+    product runs bf16 weights; a caller may also wrap the call in bf16 autocast."""
+    model, tok = tiny
     torch.manual_seed(0)
     hidden = torch.randn(4, 32) * 40
-    weight = reranker.model.get_output_embeddings().weight[[5, 6]].float()
+    reranker = make(tiny)
+    weight = model.get_output_embeddings().weight[[5, 6]].float()
     with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
         got = reranker._label_logits(hidden, [5, 6])
     assert got.dtype == torch.float32
     assert torch.equal(got, hidden.float() @ weight.T)
+    bf16 = LlmReranker(model=copy.deepcopy(model).to(torch.bfloat16), tokenizer=tok)
+    got = bf16._label_logits(hidden.bfloat16(), [5, 6])
+    weight = bf16.model.get_output_embeddings().weight[[5, 6]].float()
+    assert got.dtype == torch.float32
+    assert torch.equal(got, hidden.bfloat16().float() @ weight.T)

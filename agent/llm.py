@@ -152,11 +152,11 @@ def load_llm(settings=None, path: Path | str | None = None, adapter: Path | str 
     """
     import torch
 
-    from agent.config import apply_thread_settings, load_settings
+    from agent.core.config import apply_thread_settings, load_settings
 
     settings = settings or load_settings()
     if path is None:
-        from agent.models import model_path
+        from agent.provision.models import model_path
 
         path = model_path(settings, "llm")
     device = "cuda" if torch.cuda.is_available() else "cpu"

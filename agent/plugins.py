@@ -10,8 +10,8 @@ from collections.abc import Callable
 import pluggy
 
 from agent import hookspecs
-from agent.converters import Converter
-from agent.errors import RecsageError
+from agent.ingest.converters import Converter
+from agent.core.errors import RecsageError
 
 ENTRY_POINT_GROUP = "recsage"
 
@@ -66,6 +66,14 @@ def _collect(hook_name: str, key: Callable[[object], str]) -> dict[str, tuple[ob
 def converter_classes() -> dict[str, tuple[type[Converter], str]]:
     """Converter classes by name, with the plugin that registered each."""
     return _collect("register_converters", key=lambda cls: cls.name)  # type: ignore[return-value]
+
+
+def load_converter(settings, name: str) -> Converter:
+    """An instance of the converter registered as ``name``."""
+    classes = converter_classes()
+    if name not in classes:
+        raise RecsageError(f"no converter named {name!r} is registered; see `recsage plugins`")
+    return classes[name][0](settings)
 
 
 def tool_functions() -> dict[str, tuple[Callable, str]]:

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.config import Settings, default_data_dir, load_settings
-from agent.errors import InputError
-from agent.evidence import build_evidence, parse_card
-from agent.rerank import HISTORY_TITLES, title_line
-from agent.retrieve import Filters
-from agent.timing import Stopwatch
+from agent.core.config import Settings, default_data_dir, load_settings
+from agent.core.errors import InputError
+from agent.explain.evidence import build_evidence, parse_card
+from agent.rerank.reranker import HISTORY_TITLES, title_line
+from agent.retrieval.retriever import Filters
+from agent.core.timing import Stopwatch
 
 MAX_EXPLAINED = 50
 """Explanations are one batched generation; more than this is a listing, not a recommendation."""
@@ -40,7 +40,7 @@ class Recommender:
 
     def __init__(self, store_dir: Path, movielens: Path | None = None, settings: Settings | None = None,
                  system: str = "hybrid"):
-        from agent.retrieve import SYSTEMS
+        from agent.retrieval.retriever import SYSTEMS
 
         if system not in SYSTEMS:
             raise InputError(f"unknown system {system!r}; choose from: {', '.join(SYSTEMS)}")
@@ -64,7 +64,7 @@ class Recommender:
 
     @property
     def retriever(self):
-        from agent.retrieve import open_retriever
+        from agent.retrieval.retriever import open_retriever
 
         return self._part("retriever", lambda: open_retriever(self.store_dir, self.movielens, self.settings))
 
@@ -74,21 +74,21 @@ class Recommender:
 
     @property
     def embedder(self):
-        from agent.ingest import build_text_embedder
+        from agent.ingest.pipeline import build_text_embedder
 
         return self._part("embedder", lambda: build_text_embedder(self.settings))
 
     @property
     def searcher(self):
-        from agent.search import HybridTextSearch
+        from agent.retrieval.text_search import HybridTextSearch
 
         return self._part("searcher", lambda: HybridTextSearch(self.store, self.settings, self.catalog_items()))
 
     def catalog_items(self) -> list:
         """Every item in the store as a catalog Item (title, year, genres, tags from its card), so
         request-only search covers exactly what was ingested, MovieLens or any other catalog."""
-        from agent.catalog import Item
-        from agent.store import TEXT_COLLECTION
+        from agent.ingest.catalog import Item
+        from agent.ingest.store import TEXT_COLLECTION
 
         got = self.store.collection(TEXT_COLLECTION, create=False).get(include=["metadatas", "documents"])
         items = []
@@ -103,20 +103,20 @@ class Recommender:
 
     @property
     def reranker(self):
-        from agent.rerank import load_reranker
+        from agent.rerank.reranker import load_reranker
 
         return self._part("reranker", lambda: load_reranker(self.settings))
 
     @property
     def explainer(self):
-        from agent.explain import Explainer
+        from agent.explain.generate import Explainer
 
         return self._part("explainer", lambda: Explainer(self.settings))
 
     def converter(self, name: str):
-        from agent.cli import _converter
+        from agent.plugins import load_converter
 
-        return self._part(f"converter:{name}", lambda: _converter(self.settings, name))
+        return self._part(f"converter:{name}", lambda: load_converter(self.settings, name))
 
     # --- request ------------------------------------------------------------------------------------
 
@@ -178,7 +178,7 @@ class Recommender:
         return rows[:pool]
 
     def _rerank(self, rows: list[dict], request: str, history_titles: list[str]) -> list[dict]:
-        from agent.rerank import rerank_ranking
+        from agent.rerank.reranker import rerank_ranking
 
         depth = self.settings.rerank_depth
         cards = {i: r["document"] for i, r in self.store.get([r["id"] for r in rows[:depth]]).items()}
@@ -190,7 +190,7 @@ class Recommender:
     # --- evidence -----------------------------------------------------------------------------------
 
     def _vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
-        from agent.store import TEXT_COLLECTION
+        from agent.ingest.store import TEXT_COLLECTION
 
         got = self.store.collection(TEXT_COLLECTION, create=False).get(ids=ids, include=["embeddings"])
         return {i: np.asarray(v, dtype=np.float32) for i, v in zip(got["ids"], got["embeddings"], strict=True)}

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import importlib.resources
+
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -17,10 +19,10 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent.errors import InputError
-from agent.jsonl import NonBlankStr, iter_json_objects, validation_reason
+from agent.core.errors import InputError
+from agent.core.io import NonBlankStr, iter_json_objects, validation_reason
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(str(importlib.resources.files("eval") / "data"))
 DEFAULT_TURNS = DATA / "chat_turns.jsonl"
 DEFAULT_CHAT_REQUESTS = DATA / "chat_requests.jsonl"
 
@@ -63,12 +65,12 @@ def tool_choice_accuracy(agent, turns: list[Turn], modes: list[str]) -> dict:
     """Per mode: accuracy, whether every pick was a registered tool, and per-turn picks.
 
     The LLM scores each turn once; every mode is decided from the same scores."""
-    from agent.tool_choice import MODES, combine, rule_scores
+    from agent.chat.tool_choice import MODES, combine, rule_scores
 
     unknown = [m for m in modes if m not in MODES]
     if unknown:
         raise InputError(f"unknown tool-choice mode(s) {unknown}; choose from {', '.join(MODES)}")
-    tools = agent.tools
+    tools = agent.chat.tools
     missing = sorted({t.tool for t in turns} - set(tools))
     if missing:
         raise InputError(f"turns expect tools that are not registered: {missing}")
@@ -99,11 +101,11 @@ def tool_choice_accuracy(agent, turns: list[Turn], modes: list[str]) -> dict:
 
 def _turn_state_tools(turn: Turn, agent, tools) -> dict:
     """The tools a chat session would let the chooser pick for this turn (same state rules)."""
-    from agent.chat_state import ChatState
-    from agent.slots import extract_slots
+    from agent.chat.state import ChatState
+    from agent.chat.slots import extract_slots
 
     state = ChatState(user=turn.user, shown=[{"id": f"shown{i}", "title": t} for i, t in enumerate(turn.shown)])
-    slots = extract_slots(turn.message, agent.catalog)
+    slots = extract_slots(turn.message, agent.ingest.catalog)
     state.update(slots)
     return state.feasible(tools, slots)
 
@@ -120,8 +122,8 @@ def chat_ranker(agent):
 
 def chat_relevance(agent, movielens: Path, requests_file: Path = DEFAULT_CHAT_REQUESTS) -> dict:
     """Precision@10 / NDCG@10 of chat answers and of BM25 over the same requests, with a paired test."""
-    from agent.bm25 import bm25_ranker
-    from agent.catalog import load_movielens
+    from agent.retrieval.bm25 import bm25_ranker
+    from agent.ingest.catalog import load_movielens
     from eval.requests import (
         compare,
         evaluate_requests,
@@ -144,7 +146,7 @@ def run_bench(agent, movielens: Path, turns_file: Path | None, requests_file: Pa
     """Both benchmarks, printed as tables; returns everything for a JSON file."""
     from rich.table import Table
 
-    from agent.console import table_console
+    from agent.core.console import table_console
 
     console = table_console()
     choice = tool_choice_accuracy(agent, load_turns(turns_file or DEFAULT_TURNS), modes)

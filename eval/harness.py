@@ -106,7 +106,7 @@ def git_commit() -> str | None:
 def print_table(rows: list[dict]) -> None:
     from rich.table import Table
 
-    from agent.console import table_console
+    from agent.core.console import table_console
 
     table = Table("system", "split", "users", "NDCG@10 (95% CI)", "Recall@10", "Recall@20", "MRR@10",
                   "NDCG@20", "seconds")

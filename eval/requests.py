@@ -9,6 +9,8 @@ mind. The rule's exact semantics are in ``eval/data/README.md`` and in :func:`is
 
 from __future__ import annotations
 
+import importlib.resources
+
 import csv
 import re
 import time
@@ -28,12 +30,12 @@ from pydantic import (
     model_validator,
 )
 
-from agent.catalog import Item, LoadedCatalog, load_movielens
-from agent.errors import InputError
-from agent.jsonl import NonBlankStr, iter_json_objects, validation_reason
+from agent.ingest.catalog import Item, LoadedCatalog, load_movielens
+from agent.core.errors import InputError
+from agent.core.io import NonBlankStr, iter_json_objects, validation_reason
 from eval.metrics import PairedResult, bootstrap_ci, paired_test
 
-DEFAULT_REQUESTS = Path(__file__).resolve().parent / "data" / "requests.jsonl"
+DEFAULT_REQUESTS = Path(str(importlib.resources.files("eval") / "data" / "requests.jsonl"))
 SPLITS = ("val", "test")
 Ranker = Callable[[str], Sequence[str]]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from agent.rerank import HISTORY_TITLES, SEQUENTIAL_REQUEST, interpolate, title_line
+from agent.rerank.reranker import HISTORY_TITLES, SEQUENTIAL_REQUEST, interpolate, title_line
 
 CANDIDATE_ORDERS = ("retriever", "shuffled", "reversed")
 
@@ -47,7 +47,7 @@ def catalog_text(retriever) -> tuple[dict[str, str], list[str]]:
 
 @dataclass
 class RerankingRetriever:
-    """Duck-types :class:`agent.retrieve.Retriever` for ``run_system``: system ``rerank``."""
+    """Duck-types :class:`agent.retrieval.retriever.Retriever` for ``run_system``: system ``rerank``."""
 
     retriever: object
     reranker: object

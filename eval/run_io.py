@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.metrics import NOT_RANKED
-from eval.protocol import Split, SplitName
+from agent.retrieval.interactions import Split, SplitName
 
 RunDict = dict[str, dict[str, float]]
 QrelsDict = dict[str, dict[str, int]]

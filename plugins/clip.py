@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.resources
+
 import logging
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from agent.converters import Conversion, MediaConverter
-from agent.errors import MissingDependency, ModelNotReady
-from agent.images import load_image
+from agent.ingest.converters import Conversion, MediaConverter
+from agent.core.errors import MissingDependency, ModelNotReady
+from agent.ingest.images import load_image
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-    from agent.config import Settings
+    from agent.core.config import Settings
 
 log = logging.getLogger(__name__)
 
-LABELS_FILE = Path(__file__).resolve().parents[1] / "prompts" / "clip_labels.txt"
+LABELS_FILE = Path(str(importlib.resources.files("prompts") / "clip_labels.txt"))
 CLIP_BATCH = 32
 
 _NO_CLIP = (
@@ -94,7 +96,7 @@ class ClipConverter(MediaConverter):
     def _source(self) -> tuple[str, str | None]:
         """(open_clip model name, pretrained file or tag) from the configured CLIP role."""
         # lazy: provisioning code is not needed to list plugins
-        from agent.models import model_path
+        from agent.provision.models import model_path
 
         source = model_path(self.settings, "clip")  # ModelNotReady says how to provide weights
         text = str(source)

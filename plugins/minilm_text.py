@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from agent.converters import TextEmbedder
+from agent.ingest.converters import TextEmbedder
 from agent.hookspecs import hookimpl
 
 
@@ -20,8 +20,8 @@ class SentenceTransformerEmbedder(TextEmbedder):
         self._model = None
 
     def unavailable_reason(self) -> str | None:
-        from agent.errors import ModelNotReady
-        from agent.models import model_path
+        from agent.core.errors import ModelNotReady
+        from agent.provision.models import model_path
 
         try:
             model_path(self.settings, "text_embedder")
@@ -34,8 +34,8 @@ class SentenceTransformerEmbedder(TextEmbedder):
         if self._model is None:
             from sentence_transformers import SentenceTransformer
 
-            from agent.config import apply_thread_settings
-            from agent.models import model_path
+            from agent.core.config import apply_thread_settings
+            from agent.provision.models import model_path
 
             apply_thread_settings(self.settings)
             self._model = SentenceTransformer(str(model_path(self.settings, "text_embedder")), device="cpu")

@@ -21,13 +21,13 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from agent.converters import Conversion, MediaConverter
-from agent.errors import InputError, ModelNotReady, require
-from agent.images import load_image
+from agent.ingest.converters import Conversion, MediaConverter
+from agent.core.errors import InputError, ModelNotReady, require
+from agent.ingest.images import load_image
 
 if TYPE_CHECKING:  # pragma: no cover
 
-    from agent.config import Settings
+    from agent.core.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ _ALNUM = re.compile(r"[^\W_]", re.UNICODE)
 def ocr_model_files(settings: Settings) -> dict[str, Path]:
     """The three ONNX files of the OCR role, checked to exist (ModelNotReady otherwise)."""
     # lazy: provisioning code is not needed to list plugins
-    from agent.models import model_path
+    from agent.provision.models import model_path
 
     folder = Path(model_path(settings, "ocr"))
     files = {part: folder / name for part, name in OCR_MODEL_FILES.items()}

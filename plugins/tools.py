@@ -2,7 +2,7 @@
 
 Each tool is a typed function (or, when it holds a model, a class that loads it on first use); its
 docstring's first line is what the tool chooser shows the LLM, its hints are the argument schema.
-``triggers`` are cheap rule features that help a 135M model choose (see agent/tool_choice.py).
+``triggers`` are cheap rule features that help a 135M model choose (see agent/chat/tool_choice.py).
 Tools never change the chat state: they read it through the context and report what they did.
 """
 
@@ -11,9 +11,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from agent.errors import InputError
+from agent.core.errors import InputError
 from agent.hookspecs import hookimpl
-from agent.tools import Observation, ToolContext, tool
+from agent.chat.tools import Observation, ToolContext, tool
 
 DEFAULT_K = 10
 
@@ -42,7 +42,7 @@ def _excluded_ids(context: ToolContext, exclude, avoid_genres) -> list[str]:
 
 
 def _filters(genres, year_min: int | None, year_max: int | None):
-    from agent.retrieve import Filters
+    from agent.retrieval.retriever import Filters
 
     if year_min is not None and year_max is not None and year_min > year_max:
         raise InputError(f"year_min {year_min} is after year_max {year_max}")
@@ -160,7 +160,7 @@ class _ConverterTool:
     def converter(self, settings):
         with self._lock:
             if self._converter is None:
-                from agent.config import load_settings
+                from agent.core.config import load_settings
                 from agent.plugins import converter_classes
 
                 classes = converter_classes()

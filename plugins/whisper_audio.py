@@ -22,9 +22,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from agent.converters import Conversion, MediaConverter
-from agent.errors import InputError, MissingDependency, ModelNotReady
-from agent.files import check_media_file
+from agent.ingest.converters import Conversion, MediaConverter
+from agent.core.errors import InputError, MissingDependency, ModelNotReady
+from agent.ingest.files import check_media_file
 from agent.hookspecs import hookimpl
 
 SAMPLE_RATE = 16_000
@@ -218,7 +218,7 @@ class WhisperTranscriber(MediaConverter):
         self._lock = threading.Lock()
 
     def unavailable_reason(self) -> str | None:
-        from agent.models import model_path
+        from agent.provision.models import model_path
 
         try:
             model_path(self.settings, "whisper")
@@ -231,8 +231,8 @@ class WhisperTranscriber(MediaConverter):
         """Load both models on first use (a few seconds), never at import or registration."""
         if self._model is not None:
             return
-        from agent.config import apply_thread_settings
-        from agent.models import model_path
+        from agent.core.config import apply_thread_settings
+        from agent.provision.models import model_path
 
         apply_thread_settings(self.settings)  # before torch loads OpenMP, which reads the env once
         import whisper
@@ -244,7 +244,7 @@ class WhisperTranscriber(MediaConverter):
         if isinstance(whisper_path, Path) and not whisper_path.is_file():
             raise ModelNotReady(
                 f"the whisper role needs an openai-whisper checkpoint file, got {whisper_path}; "
-                "a CTranslate2 folder converts with agent.whisper_ct2.convert_ct2_whisper"
+                "a CTranslate2 folder converts with agent.provision.whisper_ct2.convert_ct2_whisper"
             )
         self._vad = SileroVad(vad_path, self.settings.threads)
         self._model = whisper.load_model(str(whisper_path), device="cpu")

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.config import Settings, load_settings
-from agent.converters import Conversion, MediaConverter, TextEmbedder
-from agent.errors import InputError, ModelNotReady
+from agent.core.config import Settings, load_settings
+from agent.ingest.converters import Conversion, MediaConverter, TextEmbedder
+from agent.core.errors import InputError, ModelNotReady
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,7 +35,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def real_settings() -> Settings:
     """Settings for integration tests: the provisioned models in RECSAGE_HOME (never skipped)."""
-    from agent.models import model_path
+    from agent.provision.models import model_path
 
     settings = load_settings(threads=2)
     for role in ("text_embedder", "ocr", "whisper", "vad"):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 
 from agent.hookspecs import hookimpl
-from agent.tools import ToolContext, tool
+from agent.chat.tools import ToolContext, tool
 
 
 @tool(triggers=(r"\bhow old\b", r"\byears ago\b", r"\bwhen (was|did) .* (come out|released?)\b"),

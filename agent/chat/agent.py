@@ -1,0 +1,219 @@
+"""The chat agent: each turn the LLM picks a registered tool, rules fill its arguments, the answer streams.
+
+One turn: attached media go through their converter tools (describe_image, transcribe_audio) and
+their text joins the message; the message's slots update the session state (new request or
+refinement); the tool chooser picks a registered tool (constrained LLM scoring + rule triggers);
+arguments come from the state and are validated against the tool's hints; the observation becomes
+the answer, which cites each item with its explanation and is streamed piece by piece.
+
+One :class:`ChatAgent` (models, tools, catalog) serves many :class:`ChatSession` objects, each with
+its own state and lock; the LLM itself is shared and locked in agent/llm.py, so sessions may run
+in different threads.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import prompts
+from agent.chat.catalog import ChatCatalog
+from agent.chat.state import ChatState
+from agent.core.config import Settings, load_settings
+from agent.core.errors import InputError
+from agent.explain.evidence import display_title
+from agent.chat.slots import extract_slots
+from agent.chat.tool_choice import ToolChooser
+from agent.chat.tools import Observation, Tool, ToolContext, load_tools
+
+ROLES = ("user", "assistant", "system")
+_PIECE = re.compile(r"\S+\s*|\s+")
+
+
+class ChatAgent:
+    """Shared by every session: the recommender, the tools, the tool chooser and the catalog."""
+
+    def __init__(self, recommender, settings: Settings | None = None, *, catalog: ChatCatalog | None = None,
+                 tools: dict[str, Tool] | None = None, chooser: ToolChooser | None = None):
+        self.recommender = recommender
+        self.settings = settings or getattr(recommender, "settings", None) or load_settings()
+        self._catalog, self._tools, self._chooser = catalog, tools, chooser
+        self._lock = threading.Lock()
+
+    @property
+    def catalog(self) -> ChatCatalog:
+        with self._lock:
+            if self._catalog is None:
+                movielens = getattr(self.recommender, "movielens", None)
+                if movielens is None:
+                    raise InputError("chat needs the MovieLens folder for titles and histories: pass --movielens DIR")
+                self._catalog = ChatCatalog.from_movielens(Path(movielens))
+            return self._catalog
+
+    @property
+    def tools(self) -> dict[str, Tool]:
+        with self._lock:
+            if self._tools is None:
+                self._tools = load_tools()
+            return self._tools
+
+    @property
+    def chooser(self) -> ToolChooser:
+        with self._lock:
+            if self._chooser is None:
+                from agent.llm import load_llm
+
+                settings = self.settings
+                self._chooser = ToolChooser(lambda: load_llm(settings), mode=settings.chat_tool_choice)
+            return self._chooser
+
+    def context(self, state: ChatState) -> ToolContext:
+        return ToolContext(recommender=self.recommender, catalog=self.catalog, settings=self.settings, state=state)
+
+    def session(self, user: str | None = None) -> ChatSession:
+        return ChatSession(self, user)
+
+    def session_from_messages(self, messages: list[dict], user: str | None = None) -> tuple[ChatSession, str]:
+        """Rebuild a session from an OpenAI-style transcript without running the LLM; return it with
+        the last user message, which the caller then sends."""
+        turns = [_checked_message(m, i) for i, m in enumerate(messages or [])]
+        last = max((i for i, m in enumerate(turns) if m["role"] == "user"), default=None)
+        if last is None or not turns[last]["content"].strip():
+            raise InputError("the messages contain no user message to answer: end with {\"role\": \"user\", ...}")
+        session = self.session(user)
+        for message in turns[:last]:
+            session.replay(message)
+        return session, turns[last]["content"]
+
+
+def _checked_message(message, index: int) -> dict:
+    if not isinstance(message, dict) or message.get("role") not in ROLES:
+        raise InputError(f"message {index} must be an object with role one of {', '.join(ROLES)}")
+    content = message.get("content")
+    if isinstance(content, list):  # OpenAI content parts: keep the text parts
+        content = " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    if not isinstance(content, str):
+        raise InputError(f"message {index}: content must be a string (or a list of text parts)")
+    return {"role": message["role"], "content": content}
+
+
+class ChatSession:
+    """One conversation: its state, and a lock so that one session's turns never interleave."""
+
+    def __init__(self, agent: ChatAgent, user: str | None = None):
+        self.agent = agent
+        self.state = ChatState(user=user)
+        self._lock = threading.Lock()
+
+    @property
+    def history(self) -> list[dict]:
+        return list(self.state.turns)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.state.reset()
+
+    def replay(self, message: dict) -> None:
+        """Apply an earlier turn of a transcript to the state (rules only, no LLM, no tools)."""
+        with self._lock:
+            if message["role"] == "user":
+                self.state.update(extract_slots(message["content"], self.agent.catalog))
+            elif message["role"] == "assistant":
+                self.state.remember_answer(message["content"])
+            self.state.turns.append(message)
+
+    def send(self, text: str, image: Path | None = None, audio: Path | None = None) -> Iterator[dict]:
+        """Stream one turn's events: tool, observation, items, token..., done. Input is checked now,
+        before the first event, so a bad message raises InputError at the call."""
+        text = (text or "").strip()
+        if not text and image is None and audio is None:
+            raise InputError("the message is empty: type a request, or attach an image or a voice note")
+        for path in (image, audio):
+            if path is not None and not Path(path).is_file():
+                raise InputError(f"file not found: {path}")
+        return self._locked_turn(text, image, audio)
+
+    def _locked_turn(self, text: str, image: Path | None, audio: Path | None) -> Iterator[dict]:
+        with self._lock:
+            yield from self._turn(text, image, audio)
+
+    def _turn(self, text: str, image: Path | None, audio: Path | None) -> Iterator[dict]:
+        state = self.state
+        state.turns.append({"role": "user", "content": text})
+        message = text
+        for tool_name, path in (("describe_image", image), ("transcribe_audio", audio)):
+            if path is None:
+                continue
+            obs = yield from self._run_tool(tool_name, {"path": str(path)})
+            if not obs.ok:
+                yield from self._finish(obs, tool_name)
+                return
+            heard = obs.data.get("text", "")
+            if message:
+                message = f"{message} {heard}"
+            elif tool_name == "describe_image":
+                named = self.agent.catalog.title_on_image(heard)
+                title = display_title(self.agent.catalog.items[named].title) if named else ""
+                message = prompts.render("chat_image_request.j2", text=heard, title=title)
+            else:
+                message = heard
+        slots = extract_slots(message, self.agent.catalog)
+        state.update(slots)
+        tools = state.feasible(self.agent.tools, slots)
+        choice = self.agent.chooser.choose(tools, message, state.shown_labels(), state.user)
+        arguments = state.arguments(tools[choice.name].parameters, slots)
+        obs = yield from self._run_tool(choice.name, arguments)
+        state.after_tool(obs)
+        yield from self._finish(obs, choice.name)
+
+    def _run_tool(self, name: str, arguments: dict):
+        """Call one tool, yielding its events; returns the observation (``yield from``)."""
+        tools = self.agent.tools
+        yield {"type": "tool", "name": name, "arguments": arguments}
+        if name not in tools:
+            obs = Observation(f"error: no tool named {name!r} is registered; see `recsage plugins`", ok=False)
+        else:
+            obs = tools[name](self.agent.context(self.state), arguments)
+        yield {"type": "observation", "text": obs.text, "ok": obs.ok}
+        return obs
+
+    def _finish(self, obs: Observation, tool_name: str) -> Iterator[dict]:
+        if obs.items:
+            yield {"type": "items", "items": obs.items}
+        answer = self.render_answer(obs, tool_name)
+        for piece in _PIECE.findall(answer):
+            yield {"type": "token", "text": piece}
+        self.state.turns.append({"role": "assistant", "content": answer})
+        yield {"type": "done", "answer": answer, "items": obs.items, "tool": tool_name, "request": self.request()}
+
+    def render_answer(self, obs: Observation, tool_name: str) -> str:
+        state = self.state
+        focus = self.agent.catalog.label(state.focus) if state.focus else ""
+        return prompts.render(
+            "chat_answer.j2", ok=obs.ok, items=obs.items, observation=obs.text.removeprefix("error: "),
+            tool=tool_name, query=state.query, constraints=self.constraints(), focus=focus, user=state.user,
+        )
+
+    def constraints(self) -> list[str]:
+        """The refinements in force, in words, for the answer's first line."""
+        state = self.state
+        out = list(state.genres)
+        if state.year_min is not None and state.year_max is not None:
+            out.append(f"{state.year_min}-{state.year_max}")
+        elif state.year_min is not None:
+            out.append(f"from {state.year_min}")
+        elif state.year_max is not None:
+            out.append(f"up to {state.year_max}")
+        if state.mood:
+            out.append(state.mood)
+        if state.excluded:
+            out.append(f"{len(state.excluded)} excluded")
+        return out
+
+    def request(self) -> dict:
+        """The state behind the answer, for JSON clients."""
+        s = self.state
+        return {"user": s.user, "query": s.query, "mood": s.mood, "genres": list(s.genres),
+                "year_min": s.year_min, "year_max": s.year_max, "excluded": list(s.excluded), "focus": s.focus}

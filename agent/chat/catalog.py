@@ -1,0 +1,162 @@
+"""What the chat agent knows about the catalog besides vectors: titles to ids, facts, user histories.
+
+People name movies by title ("more like The Matrix"), not by id, and MovieLens spells titles as
+"Matrix, The" with foreign titles in brackets, so titles are normalised once into every form a
+person would type. User histories come straight from ratings.csv (time order), the same data the
+retriever's protocol split reads.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable
+from difflib import get_close_matches
+from pathlib import Path
+
+from agent.ingest.catalog import Item, load_movielens
+from agent.core.errors import InputError
+
+_ARTICLE_SUFFIX = re.compile(r"^(?P<body>.+), (?P<article>the|a|an|les|la|le|el|il|der|die|das)$")
+_BRACKETS = re.compile(r"\s*\([^)]*\)")
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+_WORD = re.compile(r"[A-Za-z0-9]+")
+_CUES = frozenset({"like", "than", "about", "on", "of", "to", "loved", "liked", "enjoyed", "watched", "seen", "saw"})
+_STOP = frozenset({"the", "a", "an", "of", "and", "in", "on", "to", "it", "me", "my", "you", "i", "one", "more"})
+
+
+def normalise(text: str) -> str:
+    """Lower-case ASCII words separated by single spaces ("Amélie!" -> "amelie")."""
+    folded = unicodedata.normalize("NFKD", text.lower()).encode("ascii", "ignore").decode("ascii")
+    return _NON_WORD.sub(" ", folded).strip()
+
+
+def _named(cased: list[str], before: list[str]) -> bool:
+    """Whether words found in a message name a title: capitalised as one (a lone word not first in
+    the sentence), or two or more real words right after a cue word."""
+    content = [w for w in cased if w.lower() not in _STOP]
+    if not content:
+        return False
+    if all(w[0].isupper() or w[0].isdigit() for w in content) and (len(content) > 1 or before):
+        return True
+    return len(content) > 1 and bool(before) and before[-1] in _CUES
+
+
+def title_forms(title: str) -> set[str]:
+    """Normalised ways to write a MovieLens title: "Usual Suspects, The" -> {"usual suspects",
+    "the usual suspects"}; bracketed alternative titles are dropped."""
+    base = _BRACKETS.sub("", title).strip() or title
+    match = _ARTICLE_SUFFIX.match(base.lower())
+    if match:
+        forms = {normalise(f"{match['article']} {match['body']}"), normalise(match["body"])}
+    else:
+        forms = {normalise(base)}
+    return {f for f in forms if f}
+
+
+class ChatCatalog:
+    """Titles -> ids, item facts and user histories for the chat tools."""
+
+    def __init__(self, items: Iterable[Item], ratings: Path | None = None):
+        self.items: dict[str, Item] = {item.id: item for item in items}
+        self.by_form: dict[str, list[str]] = defaultdict(list)
+        self.message_forms: set[str] = set()
+        """Forms as a person writes them in a sentence ("the matrix", not "matrix")."""
+        for item in self.items.values():
+            forms = title_forms(item.title)
+            for form in forms:
+                self.by_form[form].append(item.id)
+            self.message_forms.add(max(forms, key=len))
+        self.ratings = Path(ratings) if ratings else None
+        self.genres = sorted({g for item in self.items.values() for g in item.genres})
+
+    @classmethod
+    def from_movielens(cls, directory: Path) -> ChatCatalog:
+        directory = Path(directory)
+        return cls(load_movielens(directory).items, directory / "ratings.csv")
+
+    # --- titles -------------------------------------------------------------------------------
+
+    def _pick(self, ids: list[str]) -> str:
+        """Among same-titled items (remakes), the most rated: the one people usually mean."""
+        counts = self.rating_counts()
+        return max(ids, key=lambda i: (counts.get(i, 0), -int(i) if i.isdigit() else 0))
+
+    def resolve(self, ref: str) -> str:
+        """An item id from an id or a title (exact, then close matches); InputError names candidates."""
+        ref = ref.strip()
+        if ref in self.items:
+            return ref
+        key = normalise(ref)
+        if key in self.by_form:
+            return self._pick(self.by_form[key])
+        close = get_close_matches(key, list(self.by_form), n=3, cutoff=0.85)
+        if close:
+            return self._pick(self.by_form[close[0]])
+        near = get_close_matches(key, list(self.by_form), n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(repr(self.label(self.by_form[n][0])) for n in near)}?" if near else ""
+        raise InputError(f"no movie called {ref!r} in the catalog{hint}")
+
+    def find_title(self, message: str) -> str | None:
+        """The id of the longest catalog title named in a message, or None.
+
+        Quoted text is taken as a title first. Unquoted, a title must be written as one (its words
+        capitalised: "I loved Heat") or follow a cue ("more like toy story"), so that ordinary words
+        ("toys", "the crew", "a road trip movie") are not read as the films of that name.
+        """
+        for quoted in re.findall(r"[\"“']([^\"”']{2,80})[\"”']", message):
+            if normalise(quoted) in self.by_form:
+                return self._pick(self.by_form[normalise(quoted)])
+        cased = _WORD.findall(unicodedata.normalize("NFKD", message).encode("ascii", "ignore").decode("ascii"))
+        words = [w.lower() for w in cased]
+        for n in range(min(8, len(words)), 0, -1):
+            for start in range(len(words) - n + 1):
+                form = " ".join(words[start:start + n])
+                if form in self.message_forms and _named(cased[start:start + n], words[:start]):
+                    return self._pick(self.by_form[form])
+        return None
+
+    def title_on_image(self, text: str) -> str | None:
+        """The item a poster's printed text names: all of it a title ("MATRIX"), else a title in it."""
+        key = normalise(text)
+        return self._pick(self.by_form[key]) if key in self.by_form else self.find_title(text)
+
+    def label(self, item_id: str) -> str:
+        item = self.items.get(item_id)
+        if item is None:
+            return item_id
+        return f"{item.title} ({item.year})" if item.year else item.title
+
+    # --- users --------------------------------------------------------------------------------
+
+    @functools.cached_property
+    def _histories(self) -> dict[str, list[tuple[int, str, float]]]:
+        histories: dict[str, list[tuple[int, str, float]]] = defaultdict(list)
+        if self.ratings is None or not self.ratings.exists():
+            return {}
+        with open(self.ratings, newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                histories[row["userId"]].append((int(row["timestamp"]), row["movieId"], float(row["rating"])))
+        for rows in histories.values():
+            rows.sort()
+        return dict(histories)
+
+    def rating_counts(self) -> dict[str, int]:
+        cache = self.__dict__.setdefault("_counts", {})
+        if not cache:
+            for rows in self._histories.values():
+                for _, item_id, _ in rows:
+                    cache[item_id] = cache.get(item_id, 0) + 1
+        return cache
+
+    def user_history(self, user: str) -> list[tuple[str, float]]:
+        """(item id, rating) of everything the user rated, oldest first."""
+        if self.ratings is None:
+            raise InputError("no ratings file: user histories need a MovieLens folder (--movielens)")
+        if user not in self._histories:
+            known = sorted(self._histories, key=int)[:3] if self._histories else []
+            raise InputError(f"unknown user {user!r}: known users are MovieLens userIds such as {', '.join(known)}")
+        return [(item_id, rating) for _, item_id, rating in self._histories[user]]

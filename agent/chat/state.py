@@ -1,0 +1,148 @@
+"""Multi-turn chat state: what the person asked for, what they refined, what they were shown.
+
+"something lighter", "not that one", "more like the second one" and "only after 2000" only make
+sense against the previous turn, so each message is read as either a new request (it has words of
+its own) or a refinement of the current one, and the next tool's arguments come from the state.
+Everything here is plain rules over :class:`agent.chat.slots.Slots`: deterministic and unit-testable.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from agent.chat.slots import MOOD_AVOID, MOOD_QUERY, Slots
+
+_RESTRICT = re.compile(r"\b(only|just|keep|filter|limit|restrict|narrow)\b", re.IGNORECASE)
+_ANSWER_ID = re.compile(r"\(id ([^)\s]+)\)")
+"""How an answer cites an item (prompts/chat_answer.j2): lets a client's transcript rebuild the state."""
+
+
+@dataclass
+class ChatState:
+    user: str | None = None
+    query: str = ""
+    """The current request's text (the last message that asked for something new)."""
+    search: str = ""
+    """The same request as search words (:attr:`agent.chat.slots.Slots.search_text`)."""
+    mood: str | None = None
+    genres: tuple[str, ...] = ()
+    year_min: int | None = None
+    year_max: int | None = None
+    excluded: list[str] = field(default_factory=list)
+    shown: list[dict] = field(default_factory=list)
+    """Items of the last answer, in order ("the second one" = shown[1])."""
+    focus: str | None = None
+    """The item the conversation is about ("that one"): last detailed, compared or excluded."""
+    turns: list[dict] = field(default_factory=list)
+    """The conversation as OpenAI-style messages."""
+
+    def reset(self) -> None:
+        user = self.user
+        self.__init__()
+        self.user = user
+
+    def shown_labels(self) -> list[str]:
+        return [f"{i.get('title')} ({i.get('year')})" if i.get("year") else str(i.get("title")) for i in self.shown]
+
+    def referenced_item(self, slots: Slots) -> str | None:
+        """The item a message points at: named (id/title), by position, or 'that one'."""
+        if slots.item_id:
+            return slots.item_id
+        if slots.ordinal is not None and self.shown:
+            index = slots.ordinal
+            if -len(self.shown) <= index < len(self.shown):
+                return str(self.shown[index]["id"])
+            return None
+        if slots.refers_back or slots.negate:
+            return self.focus or (str(self.shown[0]["id"]) if self.shown else None)
+        return None
+
+    def is_new_request(self, slots: Slots) -> bool:
+        """A message with words of its own asks for something new; one made only of refinement
+        words (years, moods, 'not that one', 'only comedies') changes the current request."""
+        if not self.query:
+            return bool(slots.content_words or slots.genres or slots.mood or slots.has_years)
+        if slots.negate or slots.ordinal is not None or (slots.refers_back and not slots.content_words):
+            return False
+        genre_only = bool(slots.genres) and _RESTRICT.search(slots.text) is not None
+        return bool(slots.content_words) and not genre_only
+
+    def update(self, slots: Slots) -> None:
+        """Apply one message before its tool runs."""
+        if slots.user:
+            self.user = slots.user
+        if self.is_new_request(slots):
+            self.query, self.search, self.mood, self.excluded = slots.text, slots.search_text, None, []
+            self.genres, self.year_min, self.year_max = slots.genres, slots.year_min, slots.year_max
+        else:
+            if slots.genres:
+                self.genres = slots.genres
+            if slots.has_years:
+                self.year_min = slots.year_min if slots.year_min is not None else self.year_min
+                self.year_max = slots.year_max if slots.year_max is not None else self.year_max
+                if self.year_min is not None and self.year_max is not None and self.year_min > self.year_max:
+                    self.year_min, self.year_max = slots.year_min, slots.year_max
+        if slots.mood:  # a mood overrides genres it avoids ("a thriller" then "something lighter")
+            self.mood = slots.mood
+            self.genres = tuple(g for g in self.genres if g not in MOOD_AVOID[slots.mood])
+        if slots.negate:
+            target = self.referenced_item(slots)
+            if target and target not in self.excluded:
+                self.excluded.append(target)
+                self.focus = None
+        elif (ref := self.referenced_item(slots)) is not None:
+            self.focus = ref
+
+    def query_text(self) -> str:
+        """The request as the retriever should read it: the text plus the mood's words."""
+        return " ".join(p for p in (self.search or self.query, MOOD_QUERY.get(self.mood or "", "")) if p)
+
+    def arguments(self, parameters: dict, slots: Slots) -> dict:
+        """Arguments for a tool from the state and the message, by parameter name; a parameter the
+        state knows nothing about gets the message text when it is a required string."""
+        known = {
+            "query": self.query_text() or slots.text,
+            "user": self.user,
+            "item": self.referenced_item(slots),
+            "genres": list(self.genres),
+            "genre": self.genres[0] if self.genres else None,
+            "year_min": self.year_min,
+            "year_max": self.year_max,
+            "exclude": list(self.excluded),
+            "avoid_genres": list(MOOD_AVOID.get(self.mood or "", ())),
+            "path": slots.path,
+        }
+        required = set(parameters.get("required", []))
+        out = {}
+        for name in parameters.get("properties", {}):
+            value = known.get(name)
+            if value is None and name in required and name not in known:
+                value = slots.text
+            if value is not None and value != []:
+                out[name] = value
+        return out
+
+    def feasible(self, tools: dict, slots: Slots) -> dict:
+        """The tools whose required arguments this state and message can fill (all, if none can):
+        a tool that needs a file, a user or an item nobody named cannot answer this turn."""
+        ok = {}
+        for name, tool in tools.items():
+            parameters = tool.parameters
+            filled = self.arguments(parameters, slots)
+            if all(r in filled for r in parameters.get("required", [])):
+                ok[name] = tool
+        return ok or dict(tools)
+
+    def after_tool(self, observation) -> None:
+        """Remember what was shown and which item the talk is about."""
+        if observation.items:
+            self.shown = list(observation.items)
+        if observation.data.get("focus"):
+            self.focus = str(observation.data["focus"])
+
+    def remember_answer(self, answer: str) -> None:
+        """Rebuild ``shown`` from an answer's text (a client replays an earlier transcript)."""
+        ids = _ANSWER_ID.findall(answer)
+        if ids:
+            self.shown = [{"id": i, "title": i} for i in ids]

@@ -1,0 +1,90 @@
+"""Server commands: ``recsage serve`` (HTTP API + web chat) and ``recsage bench serve``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from agent.cli.main import _settings, bench, cli
+from agent.core.errors import RecsageError
+
+
+def _store_and_data(fn):
+    from agent.cli.retrieval import _movielens_option, _store_option
+
+    return _store_option(_movielens_option(fn))
+
+
+def build_app(ctx, store_dir: Path, movielens: Path | None, token: str | None):
+    """The app over the real Recommender and ChatAgent (models load on first use)."""
+    from agent.chat.agent import ChatAgent
+    from agent.recommend import Recommender
+    from agent.server.app import create_app
+
+    settings = _settings(ctx)
+    recommender = Recommender(store_dir, movielens, settings)
+    return create_app(recommender, ChatAgent(recommender, settings), settings, token=token)
+
+
+def warm_up(app) -> None:
+    """One chat turn through the app's agent: the LLM, embedder and retriever load in one thread
+    (transformers' lazy imports can fail when several request threads load models at once)."""
+    session = app.state.recsage.chat_agent.session()
+    for event in session.send("a funny animated movie"):
+        if event.get("type") == "error":
+            raise RecsageError(f"warm-up chat failed: {event}")
+
+
+@cli.command()
+@_store_and_data
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to bind; anything but loopback needs --token.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--token", envvar="RECSAGE_TOKEN", default=None,
+              help="Bearer token every /v1 request must send (env RECSAGE_TOKEN); required beyond loopback.")
+@click.option("--warm/--no-warm", default=True, show_default=True,
+              help="Answer one chat before accepting requests, so models are loaded once, not by the first users.")
+@click.pass_context
+def serve(ctx, store_dir, movielens, host, port, token, warm):
+    """HTTP API (/v1/recommend, /v1/chat, OpenAI-compatible /v1/chat/completions, /docs) and the web chat at /."""
+    import time
+
+    import uvicorn
+
+    from agent.server.app import check_bind
+
+    check_bind(host, token)
+    app = build_app(ctx, store_dir, movielens, token)
+    if warm:
+        start = time.perf_counter()
+        click.echo("loading models (one warm-up chat) ...", err=True)
+        warm_up(app)
+        click.echo(f"models ready in {time.perf_counter() - start:.1f} s", err=True)
+    click.echo(f"recsage on http://{host}:{port}/ (API docs at /docs){' with a bearer token' if token else ''}",
+               err=True)
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+@bench.command("serve")
+@_store_and_data
+@click.option("--concurrency", type=click.IntRange(1, 200), default=20, show_default=True,
+              help="Chats sent at the same moment.")
+@click.option("--rounds", type=click.IntRange(1, 20), default=1, show_default=True,
+              help="Repeat the burst; latencies pool over rounds.")
+@click.option("--json", "json_file", type=click.Path(path_type=Path), default=None,
+              help="Write every chat's timings here.")
+@click.pass_context
+def bench_serve(ctx, store_dir, movielens, concurrency, rounds, json_file):
+    """Concurrent chats over loopback through /v1/chat/completions (streamed): success, p50/p95 latency."""
+    import json
+
+    from eval.bench.serve import run_bench
+
+    app = build_app(ctx, store_dir, movielens, token=None)
+    summary = run_bench(app, concurrency, rounds)
+    if json_file:
+        Path(json_file).write_text(json.dumps(summary, indent=1))
+    if summary["failed"]:
+        raise RecsageError(f"{summary['failed']} of {summary['chats']} chats failed; first error: "
+                         f"{summary['errors'][0]}")

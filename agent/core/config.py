@@ -1,0 +1,234 @@
+"""Validated settings: defaults, then a TOML file, then environment, then CLI flags.
+
+Every field carries help text; unknown keys are an error (``extra="forbid"``) so a typo in a
+config file is reported instead of silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import importlib.resources
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from agent.core.errors import InputError
+
+MODEL_ROLES = ("llm", "whisper", "text_embedder", "ocr", "vad", "clip")
+REPO_ADAPTER = Path(str(importlib.resources.files("finetune") / "adapters" / "rerank"))
+"""The shipped reranker LoRA adapter (small, committed; recipe in finetune/configs/)."""
+
+
+class ConfigBase(BaseModel):
+    """Base of every recsage configuration (settings, training recipes, model hyperparameters).
+
+    Unknown keys are errors, every field has a description (``help()`` prints them) and a
+    constraint where one makes sense, and invalid values become one ``InputError`` line that
+    names the field and what to do.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @classmethod
+    def help(cls) -> str:
+        """One line per field: name, type, default and description."""
+        lines = []
+        for name, info in cls.model_fields.items():
+            default = info.get_default(call_default_factory=True)
+            kind = getattr(info.annotation, "__name__", str(info.annotation))
+            lines.append(f"{name} ({kind}, default {default!r}): {info.description}")
+        return "\n".join(lines)
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], source: str = "config") -> Self:
+        """Validate ``data``; the first error becomes an ``InputError`` naming the field and ``source``."""
+        try:
+            return cls(**data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+            raise InputError(
+                f"invalid {cls.__name__} key {where!r} in {source}: {first['msg']} "
+                f"(valid keys: {', '.join(cls.model_fields)})"
+            ) from None
+
+    @classmethod
+    def from_toml(cls, path: Path, **overrides) -> Self:
+        """Read a flat TOML file, apply ``overrides`` (None values ignored), validate."""
+        data = read_toml(path)
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_mapping(data, source=str(path))
+
+    def with_overrides(self, **changes) -> Self:
+        """A validated copy with ``changes`` applied."""
+        return type(self).from_mapping({**self.model_dump(), **changes}, source="overrides")
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file as a dict; a missing or malformed file is an ``InputError``."""
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise InputError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("RECSAGE_HOME", Path.home() / ".cache" / "recsage")).expanduser()
+
+
+def default_data_dir() -> Path | None:
+    """``RECSAGE_DATA`` if set, else ``../shared/data`` beside the checkout when it exists."""
+    env = os.environ.get("RECSAGE_DATA")
+    if env:
+        return Path(env).expanduser()
+    beside = Path(__file__).resolve().parents[3] / "shared" / "data"
+    return beside if beside.is_dir() else None
+
+
+class Settings(ConfigBase):
+    """Runtime settings of every command: ``recsage --config FILE`` (TOML) or ``RECSAGE_CONFIG``."""
+
+    home: Path = Field(
+        default_factory=default_home,
+        description="Cache directory for provisioned models (env RECSAGE_HOME; default ~/.cache/recsage).",
+    )
+    threads: int = Field(
+        2, ge=1, le=256, description="Threads for torch and onnxruntime inside one process."
+    )
+    ocr_workers: int = Field(
+        2, ge=1, le=64, description="OCR processes during ingest (each runs one onnxruntime thread)."
+    )
+    batch_size: int = Field(
+        256, ge=1, le=5000, description="Items per ingest batch; each batch is one Chroma write."
+    )
+    max_image_bytes: int = Field(
+        20_000_000, ge=1, description="Images larger than this many bytes are rejected."
+    )
+    max_image_pixels: int = Field(
+        40_000_000, ge=1, description="Images with more pixels than this are rejected."
+    )
+    max_audio_bytes: int = Field(
+        100_000_000, ge=1, description="Audio files larger than this many bytes are rejected."
+    )
+    max_audio_seconds: float = Field(
+        600.0, gt=0, description="Audio longer than this is rejected."
+    )
+    vad_threshold: float = Field(
+        0.5, gt=0, lt=1, description="Silero VAD speech probability needed to count a frame as speech."
+    )
+    no_speech_threshold: float = Field(
+        0.6, gt=0, le=1, description="Whisper no-speech probability above which a segment is dropped."
+    )
+    models: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Per-role override: a local path or a hub id instead of the provisioned model. "
+            f"Roles: {', '.join(MODEL_ROLES)}."
+        ),
+    )
+    clip_model: str = Field("ViT-B-32", description="open_clip architecture name for the CLIP role.")
+    clip_checkpoint: Path | None = Field(
+        None,
+        description=(
+            "Local open_clip checkpoint with real CLIP weights. Without it the image path uses "
+            "OCR only (no PyPI package carries CLIP weights)."
+        ),
+    )
+
+    # --- reranking (agent/rerank/reranker.py); defaults chosen on the validation halves (README) ---------
+    rerank_adapter: Path | None = Field(
+        REPO_ADAPTER,
+        description=(
+            "LoRA adapter (peft folder) merged into the LLM for reranking; the shipped one is "
+            "finetune/adapters/rerank. Empty = the zero-shot base model."
+        ),
+    )
+    rerank_requests: bool = Field(
+        True, description="Rerank when the request has text (typed query, photo text, voice note)."
+    )
+    rerank_sequential: bool = Field(
+        False, description="Rerank history-only recommendations (no request text)."
+    )
+    rerank_depth: int = Field(20, ge=1, le=100, description="How many retriever candidates the LLM reranks.")
+    rerank_alpha: float = Field(
+        0.8, ge=0, le=1, description="Weight of the LLM's z-scored score against the retriever's."
+    )
+
+    # --- chat agent (agent/chat/agent.py) -------------------------------------------------------------
+    chat_tool_choice: Literal["combined", "llm", "rules"] = Field(
+        "combined",
+        description=(
+            "How the chat picks a tool: the LLM's constrained scores plus rule triggers (combined), "
+            "the LLM alone, or rules alone; `recsage bench chat` measures all three."
+        ),
+    )
+    chat_explain: bool = Field(
+        True, description="Chat answers explain each recommended item (LLM explanations; slower)."
+    )
+
+    # --- HTTP server (agent/server/app.py) ---------------------------------------------------------
+    request_timeout_s: float = Field(
+        300.0, gt=0, le=3600,
+        description=(
+            "Seconds one HTTP request may run (a streamed chat: the whole stream) before the server "
+            "answers 503; generous because concurrent chats queue for the one locked LLM."
+        ),
+    )
+    chat_sessions_max: int = Field(
+        1000, ge=1, le=1_000_000,
+        description="Chat sessions the server keeps for /v1/chat; the least recently used is dropped beyond it.",
+    )
+
+    @field_validator("rerank_adapter", mode="before")
+    @classmethod
+    def _empty_adapter_is_none(cls, value):
+        """``rerank_adapter = ""`` in a config file means the zero-shot model, not the folder "."."""
+        return None if value is None or str(value).strip() == "" else value
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    def model_override(self, role: str) -> str | None:
+        return self.models.get(role)
+
+
+def load_settings(config_file: Path | None = None, **overrides) -> Settings:
+    """Build settings from an optional TOML file plus explicit overrides (None values ignored)."""
+    data: dict = {}
+    path = config_file or (
+        Path(os.environ["RECSAGE_CONFIG"]) if os.environ.get("RECSAGE_CONFIG") else None
+    )
+    if path is not None:
+        data = read_toml(path)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = set(data.get("models", {})) - set(MODEL_ROLES)
+    if unknown:
+        raise InputError(
+            f"unknown model role(s) {sorted(unknown)} in config; valid roles: {', '.join(MODEL_ROLES)}"
+        )
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InputError(
+            f"invalid setting {where!r}: {first['msg']} (see `recsage config --help` for valid values)"
+        ) from None
+
+
+def apply_thread_settings(settings: Settings) -> None:
+    """Set thread counts explicitly: on 2 cores oversubscription costs 1.5-5x."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("OMP_NUM_THREADS", str(settings.threads))
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        import torch
+
+        torch.set_num_threads(settings.threads)
+    except ImportError:  # pragma: no cover
+        pass

@@ -1,0 +1,157 @@
+"""The facts an explanation may use about one recommended item, each with an id it can cite.
+
+Three kinds of evidence, all taken from what recsage already has (never from the LLM):
+
+- ``history``: the user's watched items most similar to the item by content vector (the MiniLM
+  card vectors of the Chroma ``items`` collection), with the cosine similarity;
+- ``card``: the item's context card, split into its labelled fields (genres, tags, plot, people,
+  poster text, ...), exactly as ingest wrote it;
+- ``request``: each part of the request (typed query, voice-note transcript, photo text) with its
+  MiniLM similarity to the item's vector and the words it shares with the card; the best part is
+  the one the item ``matched``.
+
+Ids are short and readable (``h1``, ``genres``, ``query``) so a cited id means something to a
+person reading the JSON.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from agent.retrieval.bm25 import tokenize
+
+HISTORY_PIECES = 2
+"""History items shown per recommendation: the strongest link, plus one for context."""
+REQUEST_PARTS = ("query", "transcript", "photo_text")
+_FIELD = re.compile(r"^([A-Z][A-Za-z ]{0,30}):\s*(.*)$")
+_ARTICLE = re.compile(r"^(.*), (The|A|An|Les|La|Le|Il|Das|Der|Die|El)$")
+
+
+def display_title(title: str) -> str:
+    """MovieLens sorts articles last ("Matrix, The"); people write "The Matrix"."""
+    match = _ARTICLE.match(title.strip())
+    return f"{match.group(2)} {match.group(1)}" if match else title.strip()
+
+
+def slug(label: str) -> str:
+    return "_".join(label.lower().split())
+
+
+def parse_card(card: str) -> dict[str, str]:
+    """A context card's ``Label: value`` lines as {slug: value}; the title line loses its year.
+
+    A line that is not ``Label: value`` continues the previous field (a multi-line plot)."""
+    fields: dict[str, str] = {}
+    last = None
+    for line in (card or "").splitlines():
+        match = _FIELD.match(line.strip())
+        if match:
+            last = slug(match.group(1))
+            fields[last] = match.group(2).strip()
+        elif last and line.strip():
+            fields[last] += " " + line.strip()
+    if "title" in fields:
+        fields["title"] = re.sub(r"\s*\(\d{4}\)$", "", fields["title"])
+    return fields
+
+
+@dataclass
+class HistoryLink:
+    ref: str
+    id: str
+    title: str
+    year: int | None
+    similarity: float
+
+
+@dataclass
+class RequestMatch:
+    ref: str  # the request part: query, transcript or photo_text
+    text: str
+    similarity: float
+    matched_words: list[str]
+
+
+@dataclass
+class Evidence:
+    """Everything an explanation of one item may say, by citable id."""
+
+    item_id: str
+    title: str
+    year: int | None
+    card: dict[str, str]  # slug -> text, without the title line
+    history: list[HistoryLink] = field(default_factory=list)
+    request: list[RequestMatch] = field(default_factory=list)
+
+    @property
+    def matched_request(self) -> RequestMatch | None:
+        return max(self.request, key=lambda r: r.similarity, default=None)
+
+    def pieces(self) -> dict[str, str]:
+        """Citable id -> the text of that piece (what the checker searches)."""
+        out = {"title": f"{self.title} {display_title(self.title)} {self.year or ''}".strip()}
+        for link in self.history:
+            out[link.ref] = f"{link.title} {display_title(link.title)} {link.year or ''}".strip()
+        out.update(self.card)
+        out.update({r.ref: r.text for r in self.request})
+        return out
+
+    def text(self) -> str:
+        return "\n".join(self.pieces().values())
+
+    def to_json(self) -> dict:
+        matched = self.matched_request
+        return {
+            "history": [link.__dict__ for link in self.history],
+            "card": [{"ref": ref, "text": text} for ref, text in self.card.items()],
+            "request": [r.__dict__ for r in self.request],
+            "matched_request_part": matched.ref if matched else None,
+        }
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def similar_history(item_vector: np.ndarray, history_vectors: np.ndarray, history: Sequence[tuple[str, str, int | None]],
+                    n: int = HISTORY_PIECES) -> list[HistoryLink]:
+    """The ``n`` history items (id, title, year) closest to the item by cosine similarity."""
+    if len(history) == 0:
+        return []
+    sims = _unit(history_vectors) @ _unit(item_vector)[0]
+    order = np.argsort(-sims, kind="stable")[:n]
+    return [HistoryLink(f"h{rank}", history[i][0], history[i][1], history[i][2], round(float(sims[i]), 4))
+            for rank, i in enumerate(order, start=1)]
+
+
+def request_matches(card: Mapping[str, str], item_vector: np.ndarray, parts: Mapping[str, str],
+                    part_vectors: np.ndarray | None) -> list[RequestMatch]:
+    """How each request part relates to the item: vector similarity and the words they share."""
+    card_words = set(tokenize(" ".join(card.values())))
+    out = []
+    for row, (ref, text) in enumerate(parts.items()):
+        sim = float(_unit(part_vectors[row])[0] @ _unit(item_vector)[0]) if part_vectors is not None else 0.0
+        shared = sorted({w for w in tokenize(text) if w in card_words and len(w) > 2})
+        out.append(RequestMatch(ref, text, round(sim, 4), shared))
+    return out
+
+
+def build_evidence(item_id: str, card_text: str, meta: Mapping, item_vector: np.ndarray | None,
+                   history: Sequence[tuple[str, str, int | None]] = (), history_vectors: np.ndarray | None = None,
+                   request_parts: Mapping[str, str] | None = None,
+                   part_vectors: np.ndarray | None = None) -> Evidence:
+    """Evidence for one item from its stored card and metadata, the history and the request."""
+    card = parse_card(card_text)
+    title = str(meta.get("title") or card.pop("title", item_id))
+    card.pop("title", None)
+    evidence = Evidence(item_id=item_id, title=title, year=meta.get("year"), card=card)
+    if item_vector is not None and history_vectors is not None and len(history):
+        evidence.history = similar_history(item_vector, history_vectors, history)
+    if request_parts and item_vector is not None:
+        evidence.request = request_matches(card, item_vector, request_parts, part_vectors)
+    return evidence

@@ -1,0 +1,56 @@
+"""Context cards: the short text an LLM later reads about an item."""
+
+from __future__ import annotations
+
+from agent.ingest.catalog import Item
+from prompts import render
+
+CARD_VERSION = "2"
+"""Bump when card or embedding-text logic changes: it is part of every item's content hash."""
+MAX_FIELD_CHARS = 400
+MAX_CAST = 5
+# Media-derived fields in card order, with the label the LLM sees.
+MEDIA_LABELS = {"poster_text": "Poster text", "caption": "Image", "transcript": "Audio transcript"}
+PEOPLE_LABELS = {"director": "Director", "writer": "Writer", "cast": "Cast"}
+
+
+def _clip(text: str, limit: int = MAX_FIELD_CHARS) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+# Left out of the text that gets embedded: MiniLM represents names poorly, so cast lists dilute
+# what a card is about (Toy Story fell from 1st to 9th for "animated toys come to life"), and
+# poster OCR mostly repeats the title with recognition noise. The card the LLM reads keeps both.
+NOT_EMBEDDED_MEDIA = ("poster_text",)
+
+
+def build_embedding_text(item: Item, media: dict[str, str] | None = None) -> str:
+    """The text whose vector represents the item: the card without people and poster OCR."""
+    media = {k: v for k, v in (media or {}).items() if k not in NOT_EMBEDDED_MEDIA}
+    return build_card(item, media, with_people=False)
+
+
+def build_card(item: Item, media: dict[str, str] | None = None, with_people: bool = True) -> str:
+    """Render the card from catalog facts plus converter output (poster text, transcript...)."""
+    people = [
+        (PEOPLE_LABELS.get(role, role.capitalize()), names[:MAX_CAST] if role == "cast" else names)
+        for role, names in item.people.items()
+        if names and with_people
+    ]
+    media = media or {}
+    media_lines = [
+        (label, _clip(media[key])) for key, label in MEDIA_LABELS.items() if media.get(key, "").strip()
+    ]
+    return render(
+        "context_card.j2",
+        title=item.title,
+        year=item.year,
+        genres=list(item.genres),
+        people=people,
+        tags=list(item.tags),
+        text=[(name.capitalize(), _clip(value)) for name, value in item.text.items() if value.strip()],
+        media=media_lines,
+    )

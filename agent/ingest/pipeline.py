@@ -1,0 +1,273 @@
+"""Ingest: catalog items -> converters -> context cards + vectors -> Chroma.
+
+Work happens in batches; each batch is written before the next starts, so a killed ingest loses
+at most one batch and a rerun picks up where it stopped. Items whose content hash (catalog facts,
+media bytes, converter versions, card template) matches the store are skipped without model work.
+Items whose media failed are stored with what succeeded and retried on the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from agent.ingest.cards import CARD_VERSION, build_card, build_embedding_text
+from agent.ingest.catalog import Item, RowError
+from agent.core.config import Settings, apply_thread_settings
+from agent.ingest.converters import Conversion, MediaConverter, TextEmbedder
+from agent.core.errors import ModelNotReady, RecsageError
+from agent.ingest.store import IMAGE_COLLECTION, TEXT_COLLECTION, Store, encode_list
+from agent.core.timing import accumulate_seconds
+
+PARTIAL = ":partial"  # suffix on the stored hash of an item whose media failed: retry next run
+
+
+@dataclass
+class MediaFailure:
+    id: str
+    file: str
+    converter: str
+    reason: str
+
+
+@dataclass
+class IngestReport:
+    store: str
+    total: int = 0
+    ingested: int = 0
+    unchanged: int = 0
+    items_in_store: int = 0
+    skipped: list[RowError] = field(default_factory=list)
+    failed: list[MediaFailure] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["skipped"] = [{"file": r.file, "line": r.line, "reason": r.reason} for r in self.skipped]
+        out["seconds"] = {k: round(v, 3) for k, v in self.seconds.items()}
+        return out
+
+    def timed(self, stage: str):
+        return accumulate_seconds(self.seconds, stage)
+
+
+@dataclass
+class Pipeline:
+    """The converters one ingest (or one query) uses."""
+
+    embedder: TextEmbedder
+    image: list[MediaConverter]
+    audio: list[MediaConverter]
+    notes: list[str]
+
+    def versions(self) -> str:
+        parts = [self.embedder] + self.image + self.audio
+        return ",".join(f"{c.name}@{c.version}" for c in parts)
+
+
+def build_text_embedder(settings: Settings) -> TextEmbedder:
+    """The one registered text embedder (cards and queries must share a vector space)."""
+    from agent.plugins import converter_classes
+
+    found = [(n, c) for n, (c, _) in converter_classes().items() if issubclass(c, TextEmbedder)]
+    if len(found) != 1:
+        names = ", ".join(n for n, _ in found) or "none"
+        raise RecsageError(f"exactly one text embedder must be registered, found: {names}")
+    embedder = found[0][1](settings)
+    reason = embedder.unavailable_reason()
+    if reason is not None:
+        raise ModelNotReady(reason)
+    return embedder
+
+
+def build_pipeline(settings: Settings) -> Pipeline:
+    """Instantiate registered converters; a required one that is not ready stops the ingest."""
+    from agent.plugins import converter_classes
+
+    media: dict[str, list[MediaConverter]] = {"image": [], "audio": []}
+    notes: list[str] = []
+    for name, (cls, plugin) in sorted(converter_classes().items()):
+        if not issubclass(cls, MediaConverter):
+            continue
+        converter = cls(settings)
+        reason = converter.unavailable_reason()
+        if reason is None:
+            media[converter.modality].append(converter)
+        elif getattr(cls, "optional", False):
+            notes.append(f"{name} ({plugin}) not used: {reason}")
+        else:
+            raise ModelNotReady(f"converter {name!r} from plugin {plugin!r} is not ready: {reason}")
+    return Pipeline(build_text_embedder(settings), media["image"], media["audio"], notes)
+
+
+def _file_digest(ref: str | None) -> str:
+    if not ref:
+        return "-"
+    if ref.startswith(("http://", "https://")):
+        return ref
+    try:
+        digest = hashlib.sha256()
+        with open(ref, "rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+        return digest.hexdigest()
+    except OSError as exc:
+        return f"unreadable:{exc.errno}"
+
+
+def _card_template_digest() -> str:
+    from prompts import TEMPLATE_DIR
+
+    template = (TEMPLATE_DIR / "context_card.j2").read_bytes()
+    return CARD_VERSION + ":" + hashlib.sha256(template).hexdigest()[:16]
+
+
+def content_hash(item: Item, pipeline_versions: str, template_digest: str) -> str:
+    payload = json.dumps(
+        {
+            "item": item.model_dump(mode="json"),
+            "image": _file_digest(item.image),
+            "audio": _file_digest(item.audio),
+            "converters": pipeline_versions,
+            "card": template_digest,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _metadata(item: Item, digest: str, media: dict[str, str], failed: bool) -> dict:
+    meta: dict = {
+        "title": item.title,
+        "genres": encode_list(item.genres),
+        "content_hash": digest + (PARTIAL if failed else ""),
+    }
+    if item.year is not None:
+        meta["year"] = item.year
+    if item.image:
+        meta["image"] = item.image
+    if item.audio:
+        meta["audio"] = item.audio
+    meta.update({k: v for k, v in media.items() if v})
+    return meta
+
+
+def _run_media(
+    converters: list[MediaConverter], items: list[Item], attr: str, report: IngestReport,
+    media: dict[str, dict[str, str]], image_vectors: dict[str, list[float]], failed_ids: set[str],
+) -> None:
+    targets = [it for it in items if getattr(it, attr)]
+    if not targets:
+        return
+    for converter in converters:
+        with report.timed(f"{converter.modality}:{converter.name}"):
+            results = converter.convert_many([Path(getattr(it, attr)) for it in targets])
+        for item, result in zip(targets, results, strict=True):
+            if isinstance(result, Exception):
+                failed_ids.add(item.id)
+                report.failed.append(
+                    MediaFailure(item.id, getattr(item, attr), converter.name, str(result) or type(result).__name__)
+                )
+                continue
+            assert isinstance(result, Conversion)
+            media[item.id].update(result.card_fields)
+            if result.embedding is not None and converter.modality == "image":
+                image_vectors[item.id] = result.embedding
+
+
+def _ingest_batch(batch: list[Item], digests: dict[str, str], pipeline: Pipeline, store: Store, report: IngestReport) -> None:
+    media: dict[str, dict[str, str]] = defaultdict(dict)
+    image_vectors: dict[str, list[float]] = {}
+    failed_ids: set[str] = set()
+    _run_media(pipeline.image, batch, "image", report, media, image_vectors, failed_ids)
+    _run_media(pipeline.audio, batch, "audio", report, media, image_vectors, failed_ids)
+    with report.timed("cards"):
+        cards = [build_card(item, media[item.id]) for item in batch]
+        texts = [build_embedding_text(item, media[item.id]) for item in batch]
+    with report.timed("embed:text"):
+        vectors = pipeline.embedder.embed(texts)
+    with report.timed("write"):
+        metas = [_metadata(it, digests[it.id], media[it.id], it.id in failed_ids) for it in batch]
+        if image_vectors:
+            ids = list(image_vectors)
+            titles = [{"title": it.title} for it in batch if it.id in image_vectors]
+            store.upsert(ids, [image_vectors[i] for i in ids], None, titles, name=IMAGE_COLLECTION)
+        # The text record goes last: its hash marks the item done, so a kill before this line
+        # means the item is redone next run.
+        store.upsert([it.id for it in batch], vectors, cards, metas, name=TEXT_COLLECTION)
+    report.ingested += len(batch)
+
+
+def ingest(items: list[Item], store: Store, settings: Settings, rejected: list[RowError] | None = None,
+           progress: bool = True) -> IngestReport:
+    report = IngestReport(store=store.location, total=len(items) + len(rejected or []))
+    report.skipped.extend(rejected or [])
+    apply_thread_settings(settings)
+    with report.timed("setup"):
+        pipeline = build_pipeline(settings)
+    report.notes.extend(pipeline.notes)
+    with report.timed("hash"):
+        template = _card_template_digest()
+        versions = pipeline.versions()
+        digests = {it.id: content_hash(it, versions, template) for it in items}
+        stored = store.hashes(list(digests))
+    todo = [it for it in items if stored.get(it.id) != digests[it.id]]
+    report.unchanged = len(items) - len(todo)
+    if not todo:
+        report.items_in_store = store.count()
+        return report
+    try:
+        with _progress(progress, len(todo)) as advance:
+            for start in range(0, len(todo), settings.batch_size):
+                batch = todo[start : start + settings.batch_size]
+                _ingest_batch(batch, digests, pipeline, store, report)
+                advance(len(batch))
+    finally:
+        for converter in pipeline.image + pipeline.audio:
+            if hasattr(converter, "close"):
+                converter.close()  # e.g. stop OCR worker processes
+    report.items_in_store = store.count()
+    return report
+
+
+@contextmanager
+def _progress(enabled: bool, total: int):
+    if not enabled:
+        yield lambda n: None
+        return
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        # A log file or CI output gets no live bar (rich draws it only on a terminal), so say after
+        # every committed batch how far the ingest got (a rerun skips what is stored).
+        done = 0
+
+        def log_line(n: int) -> None:
+            nonlocal done
+            done += n
+            print(f"ingest: {done}/{total} items stored", file=sys.stderr, flush=True)
+
+        yield log_line
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=console, transient=False,
+    ) as bar:
+        task = bar.add_task("ingest", total=total)
+        yield lambda n: bar.advance(task, n)

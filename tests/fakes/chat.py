@@ -1,0 +1,90 @@
+"""A small fake Recommender (the agent/recommend.py contract) and catalog for the chat's unit tests:
+it honours filters, exclusions and seed histories like the real one, so state logic is observable."""
+
+from __future__ import annotations
+
+import threading
+
+from agent.ingest.catalog import Item
+from agent.chat.agent import ChatAgent
+from agent.chat.catalog import ChatCatalog
+from agent.core.config import Settings
+from agent.core.errors import InputError
+from agent.chat.tool_choice import ToolChooser
+from agent.chat.tools import load_tools
+
+ITEMS = [
+    Item(id="1", title="Toy Story", year=1995, genres=("Animation", "Children", "Comedy"), tags=("toys", "pixar")),
+    Item(id="2", title="Toy Soldiers", year=1991, genres=("Action", "Drama"), tags=("toys", "school")),
+    Item(id="3", title="Scream", year=1996, genres=("Horror", "Thriller"), tags=("slasher", "funny")),
+    Item(id="4", title="Shrek", year=2001, genres=("Animation", "Comedy", "Fantasy"), tags=("funny", "ogre")),
+    Item(id="5", title="Matrix, The", year=1999, genres=("Action", "Sci-Fi"), tags=("virtual reality",)),
+    Item(id="6", title="Finding Nemo", year=2003, genres=("Animation", "Children"), tags=("fish", "funny")),
+    Item(id="7", title="Saw", year=2004, genres=("Horror", "Thriller"), tags=("gore",)),
+    Item(id="8", title="Cars", year=2006, genres=("Animation", "Comedy"), tags=("pixar", "funny", "toys")),
+    Item(id="9", title="Inception", year=2010, genres=("Action", "Sci-Fi", "Thriller"), tags=("dreams",)),
+    Item(id="10", title="Up", year=2009, genres=("Animation", "Comedy"), tags=("pixar", "funny")),
+]
+
+
+class FakeRecommender:
+    """Ranks by word overlap with the query (or genre overlap with a seed history)."""
+
+    def __init__(self, items=ITEMS):
+        self.items = {i.id: i for i in items}
+        self.calls: list[dict] = []
+        self.lock = threading.Lock()
+
+    def _score(self, item: Item, query: str | None, history: list[str]) -> float:
+        words = set((query or "").lower().split())
+        text = " ".join([item.title, *item.genres, *item.tags]).lower()
+        score = sum(1.0 for w in words if w in text)
+        for seed in history:
+            score += len(set(self.items[seed].genres) & set(item.genres))
+        return score - int(item.id) / 1000  # stable, id-ordered ties
+
+    def recommend(self, *, user=None, history=None, k=10, query=None, image=None, audio=None, filters=None,
+                  exclude=(), explain=False, rerank=None) -> dict:
+        with self.lock:
+            self.calls.append({"user": user, "history": history, "query": query, "filters": filters,
+                               "exclude": list(exclude), "k": k, "explain": explain})
+        if user is not None and user not in ("1", "2"):
+            raise InputError(f"unknown user {user!r}")
+        if user is None and not history and not query:
+            raise InputError("nothing to recommend from: give a user, a history, or a request")
+        seen = set(history or []) | set(exclude)
+        rows = []
+        for item in self.items.values():
+            if item.id in seen or (filters is not None and not _passes(item, filters)):
+                continue
+            rows.append((self._score(item, query, list(history or [])), item))
+        rows.sort(key=lambda r: -r[0])
+        items = [{"id": it.id, "title": it.title, "year": it.year, "genres": list(it.genres), "rank": rank,
+                  "score": s, "explanation": f"{it.title} fits." if explain else None,
+                  "explanation_status": "generated" if explain else None, "cites": []}
+                 for rank, (s, it) in enumerate(rows[:k], start=1)]
+        return {"user": user, "history_size": len(history or []), "request_text": {"query": query} if query else {},
+                "reranked": False, "items": items, "timings": {}}
+
+    def item(self, item_id: str) -> dict:
+        if item_id not in self.items:
+            raise InputError(f"unknown item id {item_id!r}")
+        it = self.items[item_id]
+        return {"id": it.id, "title": it.title, "year": it.year, "genres": list(it.genres), "tags": list(it.tags),
+                "card": f"{it.title} ({it.year}). Genres: {', '.join(it.genres)}.", "poster": None}
+
+
+def _passes(item: Item, filters) -> bool:
+    if filters.genres and not set(filters.genres) & set(item.genres):
+        return False
+    if filters.year_min is not None and (item.year or 0) < filters.year_min:
+        return False
+    return not (filters.year_max is not None and (item.year or 9999) > filters.year_max)
+
+
+def fake_agent(settings: Settings | None = None, tools=None, chooser=None) -> ChatAgent:
+    """A ChatAgent over the fake recommender, rule-based tool choice (no model), built-in tools."""
+    settings = settings or Settings()
+    catalog = ChatCatalog(ITEMS)
+    return ChatAgent(FakeRecommender(), settings, catalog=catalog, tools=tools or load_tools(),
+                     chooser=chooser or ToolChooser(None, mode="rules"))

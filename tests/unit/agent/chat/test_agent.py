@@ -1,0 +1,266 @@
+"""The chat loop and its multi-turn state on a fake recommender with rule-based tool choice (no model)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from agent.core.config import Settings
+from agent.core.errors import InputError
+from agent.chat.tool_choice import ToolChooser, combine, rule_scores
+from agent.chat.tools import Observation, Tool, load_tools
+from tests.fakes.chat import fake_agent
+
+
+def turn(session, text: str, **media) -> dict:
+    events = list(session.send(text, **media))
+    assert events[-1]["type"] == "done"
+    return {"events": events, **events[-1]}
+
+
+def ids(result: dict) -> list[str]:
+    return [i["id"] for i in result["items"]]
+
+
+def test_events_stream_in_order_and_tokens_make_the_answer():
+    session = fake_agent().session()
+    result = turn(session, "funny animated movies about toys")
+    kinds = [e["type"] for e in result["events"]]
+    assert kinds[:3] == ["tool", "observation", "items"] and kinds[-1] == "done"
+    assert kinds.count("token") > 5
+    tokens = "".join(e["text"] for e in result["events"] if e["type"] == "token")
+    assert tokens == result["answer"]
+    assert result["tool"] == "recommend" and set(ids(result)) >= {"1", "8"}
+    assert all("Animation" in i["genres"] for i in result["items"])  # "animated" became a genre filter
+    assert all(f"(id {i})" in result["answer"] for i in ids(result))  # every pick cited
+    assert session.history[-1] == {"role": "assistant", "content": result["answer"]}
+
+
+def test_answers_cite_explanations_when_explaining():
+    session = fake_agent(Settings(chat_explain=True)).session()
+    result = turn(session, "funny animated movies about toys")
+    assert "Toy Story fits." in result["answer"]
+    quiet = fake_agent(Settings(chat_explain=False)).session()
+    assert "fits." not in turn(quiet, "funny animated movies about toys")["answer"]
+
+
+def test_something_lighter_changes_the_next_answer():
+    agent = fake_agent()
+    session = agent.session()
+    first = turn(session, "movies with funny slasher gore")
+    assert {"3", "7"} & set(ids(first))  # horror in the first answer
+    lighter = turn(session, "something lighter")
+    assert lighter["tool"] == "recommend"
+    assert not {"3", "7"} & set(ids(lighter))
+    assert "feel-good" in agent.recommender.calls[-1]["query"]
+    assert "slasher" in agent.recommender.calls[-1]["query"]  # still the same request, refined
+
+
+def test_not_that_one_excludes_the_first_pick_and_keeps_the_request():
+    agent = fake_agent()
+    session = agent.session()
+    first = turn(session, "funny animated movies about toys")
+    top = ids(first)[0]
+    second = turn(session, "not that one")
+    assert top not in ids(second) and top in agent.recommender.calls[-1]["exclude"]
+    assert agent.recommender.calls[-1]["query"].startswith("funny animated")
+    assert session.state.excluded == [top]
+
+
+def test_not_the_second_one_excludes_that_position():
+    session = fake_agent().session()
+    first = turn(session, "funny animated movies about toys")
+    result = turn(session, "not the second one")
+    assert ids(first)[1] not in ids(result) and ids(first)[0] in ids(result)
+
+
+def test_more_like_the_second_one_seeds_similar_items():
+    agent = fake_agent()
+    session = agent.session()
+    first = turn(session, "funny animated movies about toys")
+    result = turn(session, "more like the second one")
+    assert result["tool"] == "similar_items"
+    assert agent.recommender.calls[-1]["history"] == [ids(first)[1]]
+    assert ids(first)[1] not in ids(result)
+    assert "Movies like" in result["answer"]
+
+
+def test_only_after_2000_filters_the_current_request():
+    agent = fake_agent()
+    session = agent.session()
+    first = turn(session, "funny animated movies about toys")
+    assert any(i["year"] < 2001 for i in first["items"])
+    result = turn(session, "only after 2000")
+    assert result["tool"] == "filter_items"
+    assert result["items"] and all(i["year"] >= 2001 for i in result["items"])
+    assert agent.recommender.calls[-1]["query"].startswith("funny animated")
+    assert result["request"]["year_min"] == 2001
+
+
+def test_a_new_request_drops_old_refinements():
+    session = fake_agent().session()
+    turn(session, "funny animated movies about toys")
+    turn(session, "only after 2000")
+    turn(session, "not that one")
+    result = turn(session, "science fiction about dreams and virtual reality")
+    assert result["request"]["year_min"] is None and result["request"]["excluded"] == []
+    assert ids(result)[0] in {"5", "9"}
+
+
+def test_details_then_that_one_refers_to_the_detailed_item():
+    agent = fake_agent()
+    session = agent.session()
+    turn(session, "funny animated movies about toys")
+    details = turn(session, "tell me more about Shrek")
+    assert details["tool"] == "item_details" and "Shrek (2001)" in details["answer"]
+    turn(session, "not that one")
+    assert "4" in agent.recommender.calls[-1]["exclude"]
+
+
+def test_tool_errors_become_an_answer_not_a_crash():
+    session = fake_agent().session(user="999")
+    result = turn(session, "recommend me a good thriller")
+    assert result["answer"].startswith("Sorry, I could not do that.") and "unknown user" in result["answer"]
+    assert result["items"] == []
+    observation = next(e for e in result["events"] if e["type"] == "observation")
+    assert observation["ok"] is False
+
+
+def test_missing_item_reference_is_an_answer_that_says_what_is_missing():
+    result = turn(fake_agent().session(), "more like the second one")  # nothing was shown yet
+    assert "Sorry" in result["answer"] or result["tool"] != "similar_items"
+
+
+def test_bad_input_raises_at_the_call():
+    session = fake_agent().session()
+    with pytest.raises(InputError, match="empty"):
+        session.send("   ")
+    with pytest.raises(InputError, match="not found"):
+        session.send("hi", image="/nonexistent/poster.jpg")
+
+
+def test_reset_forgets_the_conversation_but_not_the_user():
+    session = fake_agent().session(user="1")
+    turn(session, "funny animated movies about toys")
+    session.reset()
+    assert session.history == [] and session.state.shown == [] and session.state.user == "1"
+
+
+def test_session_from_messages_rebuilds_state_without_running_tools():
+    agent = fake_agent()
+    first = turn(agent.session(), "funny animated movies about toys")
+    calls = len(agent.recommender.calls)
+    session, last = agent.session_from_messages([
+        {"role": "system", "content": "be nice"},
+        {"role": "user", "content": "funny animated movies about toys"},
+        {"role": "assistant", "content": first["answer"]},
+        {"role": "user", "content": [{"type": "text", "text": "more like the second one"}]},
+    ])
+    assert last == "more like the second one" and len(agent.recommender.calls) == calls
+    assert [i["id"] for i in session.state.shown] == ids(first)
+    result = turn(session, last)
+    assert agent.recommender.calls[-1]["history"] == [ids(first)[1]] and result["tool"] == "similar_items"
+
+
+@pytest.mark.parametrize("messages", [[], [{"role": "assistant", "content": "hi"}], [{"role": "bot", "content": "x"}],
+                                      [{"role": "user", "content": 5}]])
+def test_session_from_messages_rejects_transcripts_without_a_user_message(messages):
+    with pytest.raises(InputError):
+        fake_agent().session_from_messages(messages)
+
+
+def test_sessions_in_threads_keep_their_own_state():
+    agent = fake_agent()
+    results: dict[str, dict] = {}
+
+    def chat(name: str, refinement: str):
+        session = agent.session()
+        turn(session, "funny animated movies about toys")
+        results[name] = turn(session, refinement)["request"]
+
+    threads = [threading.Thread(target=chat, args=(f"s{i}", r))
+               for i, r in enumerate(["only after 2000", "something lighter"] * 4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(results[f"s{i}"]["year_min"] == 2001 and results[f"s{i}"]["mood"] is None for i in range(0, 8, 2))
+    assert all(results[f"s{i}"]["mood"] == "lighter" and results[f"s{i}"]["year_min"] is None for i in range(1, 8, 2))
+
+
+def test_choice_is_always_a_registered_tool_whatever_the_llm_prefers():
+    tools = load_tools()
+    llm = {name: -3.0 for name in tools}
+    llm["describe_image"] = 0.0  # the LLM's favourite: wins when no rule speaks, loses to a rule match
+    assert combine(tools, llm, rule_scores(tools, "hello there"), "combined").name == "describe_image"
+    assert combine(tools, llm, rule_scores(tools, "only after 2000"), "combined").name == "filter_items"
+    for mode in ("combined", "llm", "rules"):
+        assert combine(tools, llm, rule_scores(tools, "xyz"), mode).name in tools
+
+
+def test_the_llm_takes_part_in_a_session(monkeypatch):
+    """With mode=llm the session follows the LLM's scores (here a stub) over the feasible tools only."""
+    tools = load_tools()
+    chooser = ToolChooser(lambda: None, mode="llm")
+    seen: list[set] = []
+
+    def fake_scores(offered, message, shown=(), user=None):
+        seen.append(set(offered))
+        return {n: (0.0 if n == "search_catalog" else -5.0) for n in offered}
+
+    monkeypatch.setattr(chooser, "llm_scores", fake_scores)
+    result = turn(fake_agent(tools=tools, chooser=chooser).session(), "funny toys")
+    assert result["tool"] == "search_catalog"
+    assert "describe_image" not in seen[0] and "item_details" not in seen[0]  # no file, no item named
+
+
+def test_a_mood_drops_the_genre_filter_it_contradicts():
+    agent = fake_agent()
+    session = agent.session()
+    turn(session, "a gory horror")
+    assert agent.recommender.calls[-1]["filters"].genres == ("Horror",)
+    lighter = turn(session, "something lighter")
+    assert lighter["items"] and agent.recommender.calls[-1]["filters"].genres == ()
+
+
+def test_repl_commands_and_one_shot_json(capsys, tmp_path):
+    from agent.cli.chat import collect, repl_command
+
+    session = fake_agent().session()
+    assert repl_command(session, "funny animated movies about toys") is False
+    out = capsys.readouterr()
+    assert "Here are my picks" in out.out and "[recommend" in out.err
+    repl_command(session, "/history")
+    assert "user: funny animated movies about toys" in capsys.readouterr().out
+    with pytest.raises(InputError, match="needs a file"):
+        repl_command(session, "/image")
+    with pytest.raises(InputError, match="not found"):
+        repl_command(session, f"/audio {tmp_path / 'none.wav'} hello")
+    repl_command(session, "/reset")
+    assert session.history == []
+    assert repl_command(session, "/quit") is True
+    data = collect(session.send("only comedies"))
+    assert data["tool"] in ("filter_items", "recommend") and data["calls"][0]["ok"] and data["items"]
+
+
+def test_a_photo_alone_becomes_a_request(tmp_path):
+    class ReadText:
+        name = "describe_image"
+
+        def __call__(self, path: str) -> Observation:
+            """Read a photo (a text file in this test)."""
+            text = Path(path).read_text()
+            return Observation(f'text on the image: "{text}"', data={"text": text})
+
+    tools = {**load_tools(), "describe_image": Tool(ReadText())}
+    agent = fake_agent(tools=tools)
+    poster, note = tmp_path / "poster.jpg", tmp_path / "note.jpg"
+    poster.write_text("TOY STORY")
+    note.write_text("sci-fi dreams")
+    named = turn(agent.session(), "", image=poster)
+    assert [e["name"] for e in named["events"] if e["type"] == "tool"] == ["describe_image", "similar_items"]
+    assert agent.recommender.calls[-1]["history"] == ["1"]
+    other = turn(agent.session(), "", image=note)
+    assert other["tool"] == "recommend" and "dreams" in agent.recommender.calls[-1]["query"]

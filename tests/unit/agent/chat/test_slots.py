@@ -1,0 +1,123 @@
+"""Slot extraction (agent/chat/slots.py), title lookup (agent/chat/catalog.py) and the state's request logic."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.chat.catalog import ChatCatalog, title_forms
+from agent.chat.state import ChatState
+from agent.core.errors import InputError
+from agent.chat.slots import extract_slots, extract_years
+from tests.fakes.chat import ITEMS
+
+
+@pytest.mark.parametrize("text, years", [
+    ("only after 2000", (2001, None)),
+    ("since 2000 please", (2000, None)),
+    ("2005 or later", (2005, None)),
+    ("before 1975", (None, 1974)),
+    ("up to 1990", (None, 1990)),
+    ("between 1980 and 1990", (1980, 1990)),
+    ("from 1990 to 1985", (1985, 1990)),
+    ("from the 90s", (1990, 1999)),
+    ("1970s westerns", (1970, 1979)),
+    ("an 80s teen comedy", (1980, 1989)),
+    ("something from the 2000s", (2000, 2009)),
+    ("made in 1999", (1999, 1999)),
+    ("recent sci-fi", (2010, None)),
+    ("funny toys", (None, None)),
+])
+def test_years(text, years):
+    assert extract_years(text) == years
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("more like the second one", {"ordinal": 1}),
+    ("tell me about the last one", {"ordinal": -1}),
+    ("what about #3", {"ordinal": 2}),
+    ("not that one", {"negate": True, "refers_back": True}),
+    ("I've seen it already", {"negate": True}),
+    ("recommend as user 42", {"user": "42"}),
+    ("details for item 318", {"item_id": "318"}),
+    ("transcribe ./notes/voice_1.wav", {"path": "./notes/voice_1.wav"}),
+    ("something lighter", {"mood": "lighter"}),
+    ("a bit darker please", {"mood": "darker"}),
+    ("only comedies", {"genres": ("Comedy",)}),
+    ("sci-fi horror", {"genres": ("Horror", "Sci-Fi")}),
+    ("star wars", {"genres": ()}),  # 'wars' is not the genre War
+])
+def test_slots(text, expected):
+    slots = extract_slots(text)
+    for key, value in expected.items():
+        assert getattr(slots, key) == value, key
+
+
+def test_audio_or_image_path():
+    assert extract_slots("listen to memo.ogg").is_audio
+    assert not extract_slots("read poster.JPG").is_audio
+
+
+def test_title_forms_handle_trailing_articles_and_alternative_titles():
+    assert title_forms("Matrix, The") == {"matrix", "the matrix"}
+    assert "city of lost children" in title_forms("City of Lost Children, The (Cité des enfants perdus, La)")
+
+
+def test_titles_are_found_in_messages_but_ordinary_words_are_not():
+    catalog = ChatCatalog(ITEMS)
+    assert catalog.find_title("something like The Matrix please") == "5"
+    assert catalog.find_title("more like toy story") == "1"
+    assert catalog.find_title('what about "up"?') == "10"
+    assert catalog.find_title("I loved Inception") == "9"
+    assert catalog.find_title("a movie to cheer me up") is None  # 'up' is a word here, not Up (2009)
+    assert catalog.find_title("cars and toys") is None
+
+
+def test_resolve_by_id_title_or_close_spelling():
+    catalog = ChatCatalog(ITEMS)
+    assert catalog.resolve("4") == "4"
+    assert catalog.resolve("the matrix") == "5"
+    assert catalog.resolve("Findng Nemo") == "6"
+    with pytest.raises(InputError, match="no movie called"):
+        catalog.resolve("Gone with the Wind")
+
+
+@pytest.mark.parametrize("message, new", [
+    ("something lighter", False),
+    ("not that one", False),
+    ("only after 2000", False),
+    ("only comedies please", False),
+    ("more like the second one", False),
+    ("a heist movie with a twist", True),
+    ("comedies about weddings", True),
+])
+def test_new_request_or_refinement(message, new):
+    state = ChatState(query="funny animated movies about toys", shown=[{"id": "1"}, {"id": "4"}])
+    assert state.is_new_request(extract_slots(message)) is new
+
+
+def test_first_message_is_always_a_request():
+    assert ChatState().is_new_request(extract_slots("comedies"))
+
+
+def test_arguments_fill_tool_parameters_by_name_from_state():
+    state = ChatState(query="toys", shown=[{"id": "1"}, {"id": "4"}], user="7")
+    slots = extract_slots("more like the second one")
+    state.update(slots)
+    params = {"properties": {"item": {}, "user": {}, "exclude": {}, "city": {}}, "required": ["item", "city"]}
+    args = state.arguments(params, slots)
+    assert args == {"item": "4", "user": "7", "city": "more like the second one"}
+
+
+def test_years_refine_in_place_and_a_contradiction_replaces_them():
+    state = ChatState(query="westerns")
+    state.update(extract_slots("only after 1960"))
+    state.update(extract_slots("before 1980"))
+    assert (state.year_min, state.year_max) == (1961, 1979)
+    state.update(extract_slots("only before 1950"))
+    assert (state.year_min, state.year_max) == (None, 1949)
+
+
+def test_two_decades_span_both_and_search_text_drops_chat_filler():
+    assert extract_years("a gangster movie from the 70s or 80s") == (1970, 1989)
+    assert extract_slots("anything with dinosaurs?").search_text == "dinosaurs"
+    assert extract_slots("hmm").search_text == "hmm"  # nothing left: keep the words given

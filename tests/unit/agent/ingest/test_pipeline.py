@@ -1,0 +1,87 @@
+"""Ingest with fake converters (fast) on a real embedded Chroma store."""
+
+from pathlib import Path
+
+import pytest
+
+from agent.ingest.catalog import Item, RowError
+from agent.ingest.pipeline import PARTIAL, Pipeline, content_hash, ingest
+from agent.ingest.store import Store
+from tests.conftest import FakeEmbedder, FakeImageReader
+
+
+@pytest.fixture
+def pipeline(monkeypatch):
+    fake = Pipeline(FakeEmbedder(), [FakeImageReader()], [], notes=[])
+    monkeypatch.setattr("agent.ingest.pipeline.build_pipeline", lambda settings: fake)
+    return fake
+
+
+def _items(tmp_path: Path, n: int) -> list[Item]:
+    items = []
+    for i in range(n):
+        poster = tmp_path / f"{i}.txt"
+        poster.write_text(f"POSTER {i}")
+        items.append(Item(id=str(i), title=f"Movie {i}", genres=("Drama",), image=str(poster)))
+    return items
+
+
+def test_first_run_writes_everything_second_run_does_no_model_work(tmp_path, fake_settings, pipeline):
+    store = Store(tmp_path / "store")
+    items = _items(tmp_path, 10)
+    report = ingest(items, store, fake_settings, progress=False)
+    assert (report.ingested, report.unchanged, report.items_in_store) == (10, 0, store.count()) == (10, 0, 10)
+    assert pipeline.embedder.calls == 10 and pipeline.image[0].calls == 10
+    got = store.get(["3"])["3"]
+    assert "Poster text: POSTER 3" in got["document"]
+    assert got["metadata"]["poster_text"] == "POSTER 3"
+
+    again = ingest(items, store, fake_settings, progress=False)
+    assert (again.ingested, again.unchanged) == (0, 10)
+    assert pipeline.embedder.calls == 10 and pipeline.image[0].calls == 10  # no model work
+
+
+def test_changed_item_or_media_bytes_are_redone(tmp_path, fake_settings, pipeline):
+    store = Store(tmp_path / "store")
+    items = _items(tmp_path, 4)
+    ingest(items, store, fake_settings, progress=False)
+    Path(items[1].image).write_text("NEW POSTER")
+    items[2] = items[2].model_copy(update={"title": "Renamed"})
+    report = ingest(items, store, fake_settings, progress=False)
+    assert (report.ingested, report.unchanged) == (2, 2)
+    assert "NEW POSTER" in store.get(["1"])["1"]["document"]
+    assert store.get(["2"])["2"]["metadata"]["title"] == "Renamed"
+    assert store.count() == 4
+
+
+def test_one_bad_image_fails_alone_and_is_retried(tmp_path, fake_settings, pipeline):
+    store = Store(tmp_path / "store")
+    items = _items(tmp_path, 6)
+    Path(items[2].image).write_text("corrupt")
+    items[4] = items[4].model_copy(update={"image": str(tmp_path / "missing.jpg")})
+    rejected = [RowError("c.jsonl", 9, "id: Field required")]
+    report = ingest(items, store, fake_settings, rejected=rejected, progress=False)
+    assert report.ingested == 6 and store.count() == 6  # items kept with their other signals
+    assert {(f.id, f.converter) for f in report.failed} == {("2", "fake-image"), ("4", "fake-image")}
+    assert any("not a readable image" in f.reason for f in report.failed)
+    assert any("not found" in f.reason for f in report.failed)
+    assert report.skipped == rejected and report.total == 7
+    assert store.get(["2"])["2"]["metadata"]["content_hash"].endswith(PARTIAL)
+
+    again = ingest(items, store, fake_settings, progress=False)
+    assert (again.ingested, again.unchanged) == (2, 4)  # only the failed ones are retried
+
+
+def test_content_hash_depends_on_converter_versions(tmp_path):
+    item = _items(tmp_path, 1)[0]
+    assert content_hash(item, "a@1", "t") != content_hash(item, "a@2", "t")
+    assert content_hash(item, "a@1", "t") == content_hash(item, "a@1", "t")
+
+
+def test_search_ranks_matching_card_first(tmp_path, fake_settings, pipeline):
+    store = Store(tmp_path / "store")
+    items = [Item(id="1", title="Toy adventure", tags=("toys", "animated")),
+             Item(id="2", title="War drama", tags=("war", "grim"))]
+    ingest(items, store, fake_settings, progress=False)
+    hits = store.query(FakeEmbedder().embed(["animated toys"])[0], k=2)
+    assert [h.id for h in hits] == ["1", "2"] and hits[0].score > hits[1].score

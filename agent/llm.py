@@ -1,11 +1,15 @@
-"""One place that loads the provisioned causal LM and runs it: scoring fixed options and generating.
+"""The one place that loads a causal LM and runs it: loading (base + optional LoRA adapter), the chat
+template, batched greedy generation, and scoring continuations over a shared, cached prefix.
 
-The reranker, the explainer and the chat agent all use the same small instruct model. Loading it
-once per (path, adapter) and serialising access with one lock keeps memory flat and makes the model
-safe to share between threads (the HTTP server runs requests concurrently).
+Serving (reranker, explainer, chat agent), training (LoRA), merging and provisioning (GGUF ->
+safetensors) all load through :func:`load_causal_lm`. Serving shares one instance per (path,
+adapter, dtype) through :func:`load_llm`, with one lock every caller holds while running it: memory
+stays flat and the model is safe to share between threads (the HTTP server runs requests
+concurrently).
 
-Weights load in bf16 on CPUs with native bf16 (AVX512-BF16/AMX) and on CUDA: measured faster than
-fp32 weights under autocast, which re-casts every weight on every call.
+Serving weights load in bf16 on CPUs with native bf16 (AVX512-BF16/AMX) and on CUDA, fp32
+elsewhere: bf16 weights avoid autocast's re-cast of every weight on every call (README has the
+measurement).
 """
 
 from __future__ import annotations
@@ -17,6 +21,194 @@ from pathlib import Path
 
 _LOCK = threading.Lock()
 _LOADED: dict[tuple, LoadedLlm] = {}
+DTYPES = ("auto", "bf16", "fp32")
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+def native_bf16(device: str) -> bool:
+    if device == "cuda":
+        return True
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            flags = fh.read()
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+    except OSError:  # pragma: no cover - not Linux
+        return False
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """"auto" = "bf16" where ``device`` computes bf16 natively, else "fp32"."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    if dtype == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return dtype
+
+
+def load_causal_lm(
+    path: Path | str,
+    dtype: str = "fp32",
+    adapter: Path | str | None = None,
+    trainable: bool = False,
+    *,
+    device: str | None = None,
+    quantize_4bit: bool = False,
+    gguf_file: str | None = None,
+):
+    """(model, tokenizer) of the causal LM at ``path`` (a folder or hub id); nothing is cached.
+
+    Weights load from safetensors only (no pickle), except a ``gguf_file`` inside ``path``, which
+    provisioning dequantises once and saves as safetensors. ``dtype``: "fp32", "bf16" or "auto"
+    (see :func:`resolve_dtype`). ``adapter``: a LoRA (peft) folder merged into the weights before the
+    model moves to ``device`` (default: CUDA when available). ``trainable``: left in training
+    shape for the LoRA trainer (no ``eval()``). ``quantize_4bit``: NF4 weights with bitsandbytes on
+    CUDA device 0 (QLoRA), prepared for k-bit training when ``trainable``.
+    """
+    import torch
+    import transformers
+
+    device = device or default_device()
+    torch_dtype = torch.bfloat16 if resolve_dtype(dtype, device) == "bf16" else torch.float32
+    if gguf_file is not None:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), gguf_file=gguf_file)
+        model = transformers.AutoModelForCausalLM.from_pretrained(str(path), gguf_file=gguf_file, dtype=torch_dtype)
+    elif quantize_4bit:
+        from agent.core.errors import require
+
+        require("bitsandbytes", extra="qlora")
+        quant = transformers.BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16,
+        )
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            str(path), quantization_config=quant, device_map={"": 0}, use_safetensors=True
+        )
+        if trainable:
+            from peft import prepare_model_for_kbit_training
+
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
+    else:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
+        model = transformers.AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype, use_safetensors=True)
+    if adapter:
+        model = merge_lora(model, adapter)
+    if not quantize_4bit:  # a 4-bit model is placed by device_map and cannot move
+        model = model.to(device)
+    if not trainable:
+        model.eval()
+    return model, tokenizer
+
+
+def merge_lora(model, adapter: Path | str):
+    """``model`` with the LoRA adapter folder's update folded into its weights (no peft left)."""
+    from peft import PeftModel
+
+    from agent.core.errors import InputError
+
+    adapter = Path(adapter)
+    if adapter.is_dir() and not (adapter / ADAPTER_WEIGHTS).is_file():
+        raise InputError(f"adapter {adapter} has no {ADAPTER_WEIGHTS}: adapters load from safetensors only")
+    return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+
+
+def load_llm(settings, path: Path | str, adapter: Path | str | None = None, dtype: str = "auto") -> LoadedLlm:
+    """The causal LM at ``path`` (serving passes the provisioned ``llm`` role,
+    ``agent.provision.models.model_path(settings, "llm")``), with an optional LoRA adapter merged in;
+    one shared instance per (path, adapter, dtype).
+
+    ``dtype``: "auto" = bf16 where the CPU/GPU computes it natively, else fp32; "bf16"; "fp32".
+    The path comes from the caller because provisioning itself loads through :func:`load_causal_lm`
+    (GGUF conversion): this module stays below agent.provision in the import graph.
+    """
+    from agent.core.config import apply_thread_settings
+
+    device = default_device()
+    dtype = resolve_dtype(dtype, device)
+    key = (str(path), str(adapter or ""), dtype)
+    with _LOCK:
+        if key not in _LOADED:
+            # loaded under the lock: transformers' lazy module breaks when threads import it at once
+            apply_thread_settings(settings)
+            model, tokenizer = load_causal_lm(path, dtype, adapter=adapter or None, device=device)
+            _LOADED[key] = LoadedLlm(model=model, tokenizer=tokenizer)
+        return _LOADED[key]
+
+
+# --- running ------------------------------------------------------------------------------------
+
+
+def chat_prompt(tokenizer, system: str, user: str) -> str:
+    """The chat-formatted prompt of one system and one user turn, ending where the answer starts."""
+    return tokenizer.apply_chat_template(
+        [{"role": "system", "content": system}, {"role": "user", "content": user}],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
+
+
+def cache_kwarg(module) -> str:
+    """transformers 5 names the key/value cache argument ``cache``; older releases ``past_key_values``."""
+    import inspect
+
+    params = inspect.signature(module.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def returned_cache(output):
+    """The key/value cache a forward pass returned, under either name."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
+
+
+def prefix_forward(module, prefix_ids):
+    """Run a (1, P) prefix once: (the forward's output, its key/value cache) for :func:`over_prefix`.
+
+    ``module`` is a causal LM or its bare transformer (``model.model``, no vocabulary head)."""
+    out = module(input_ids=prefix_ids, use_cache=True)
+    return out, returned_cache(out)
+
+
+def over_prefix(module, cache, input_ids, position_ids, attention_mask):
+    """Run a batch of rows after a cached prefix: the (1, P) cache is repeated for the rows in
+    place (the forward also grows it: pass a copy to reuse it). ``position_ids`` continue from
+    the prefix; ``attention_mask`` covers prefix + rows, as a (R, P + W) padding mask or a
+    (R, 1, W, P + W) block mask."""
+    cache.batch_repeat_interleave(input_ids.shape[0])
+    return module(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask,
+                  use_cache=True, **{cache_kwarg(module): cache})
+
+
+def continuation_logprobs(llm: LoadedLlm, prompt: str, options: Sequence[str]) -> list[float]:
+    """Log-probability of each option's tokens after ``prompt``: the prompt runs once, its key/value
+    cache is repeated for a batch of the (right-padded) options. The same numbers as
+    :meth:`LoadedLlm.option_logprobs`, without re-reading a long prompt once per option."""
+    import torch
+
+    tok = llm.tokenizer
+    prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    rows = [tok(o, add_special_tokens=False)["input_ids"] for o in options]
+    width, n = max(len(r) for r in rows), len(rows)
+    ids = torch.zeros((n, width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+    with llm.lock, torch.inference_mode():
+        first, cache = prefix_forward(llm.model, torch.tensor([prompt_ids]))
+        positions = torch.arange(len(prompt_ids), len(prompt_ids) + width).expand(n, -1)
+        mask = torch.ones((n, len(prompt_ids) + width), dtype=torch.long)
+        out = over_prefix(llm.model, cache, ids, positions, mask)
+    head = torch.log_softmax(first.logits[0, -1].float(), dim=-1)
+    rest = torch.log_softmax(out.logits.float(), dim=-1)
+    return [float(head[r[0]] + sum(rest[i, j - 1, r[j]] for j in range(1, len(r)))) for i, r in enumerate(rows)]
 
 
 @dataclass
@@ -29,14 +221,11 @@ class LoadedLlm:
 
     def chat(self, system: str, user: str) -> str:
         """The chat-formatted prompt, ending where the assistant's answer starts."""
-        return self.tokenizer.apply_chat_template(
-            [{"role": "system", "content": system}, {"role": "user", "content": user}],
-            tokenize=False,
-            add_generation_prompt=True,
-        )
+        return chat_prompt(self.tokenizer, system, user)
 
     def option_logprobs(self, prompt: str, options: Sequence[str]) -> list[float]:
-        """Log-probability of each option's full token sequence as the continuation of ``prompt``.
+        """Log-probability of each option's full token sequence as the continuation of ``prompt``,
+        every option with the whole prompt (the plain baseline of :func:`continuation_logprobs`).
 
         Constrained choice: the answer is one of ``options`` by construction (the caller takes the
         argmax), so the model cannot name a tool or a label that does not exist.
@@ -61,6 +250,10 @@ class LoadedLlm:
             span = range(len(prompt_ids), len(r))
             out.append(float(sum(logp[i, t - 1, r[t]] for t in span)))
         return out
+
+    def continuation_logprobs(self, prompt: str, options: Sequence[str]) -> list[float]:
+        """See :func:`continuation_logprobs`."""
+        return continuation_logprobs(self, prompt, options)
 
     def generate(
         self,
@@ -117,65 +310,3 @@ class LoadedLlm:
                 mask = torch.cat([mask, torch.ones((len(prompts), 1), dtype=torch.long)], dim=-1)
                 positions = positions[:, -1:] + 1
         return [t.strip() for t in texts]
-
-
-def cache_kwarg(module) -> str:
-    """transformers 5 names the key/value cache argument ``cache``; older releases ``past_key_values``."""
-    import inspect
-
-    params = inspect.signature(module.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
-
-
-def returned_cache(output):
-    """The key/value cache a forward pass returned, under either name."""
-    cache = getattr(output, "cache", None)
-    return cache if cache is not None else output.past_key_values
-
-
-def native_bf16(device: str) -> bool:
-    if device == "cuda":
-        return True
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            flags = fh.read()
-        return "avx512_bf16" in flags or "amx_bf16" in flags
-    except OSError:  # pragma: no cover - not Linux
-        return False
-
-
-def load_llm(settings=None, path: Path | str | None = None, adapter: Path | str | None = None,
-             dtype: str = "auto") -> LoadedLlm:
-    """The provisioned ``llm`` role (or ``path``), with an optional LoRA adapter merged in; cached.
-
-    ``dtype``: "auto" = bf16 where the CPU/GPU computes it natively, else fp32; "bf16"; "fp32".
-    """
-    import torch
-
-    from agent.core.config import apply_thread_settings, load_settings
-
-    settings = settings or load_settings()
-    if path is None:
-        from agent.provision.models import model_path
-
-        path = model_path(settings, "llm")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    if dtype == "auto":
-        dtype = "bf16" if native_bf16(device) else "fp32"
-    key = (str(path), str(adapter or ""), dtype)
-    with _LOCK:
-        if key not in _LOADED:
-            # imported under the lock: transformers' lazy module breaks when threads import it at once
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-
-            apply_thread_settings(settings)
-            torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
-            tokenizer = AutoTokenizer.from_pretrained(str(path))
-            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype)
-            if adapter:
-                from peft import PeftModel
-
-                model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
-            model.to(device).eval()
-            _LOADED[key] = LoadedLlm(model=model, tokenizer=tokenizer)
-        return _LOADED[key]

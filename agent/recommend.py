@@ -20,8 +20,9 @@ import numpy as np
 
 from agent.core.config import Settings, default_data_dir, load_settings
 from agent.core.errors import InputError
-from agent.explain.evidence import build_evidence, parse_card
-from agent.rerank.reranker import HISTORY_TITLES, title_line
+from agent.explain.evidence import build_evidence
+from agent.ingest.cards import parse_card
+from agent.rerank.prompt import HISTORY_TITLES, title_line
 from agent.retrieval.retriever import Filters
 from agent.core.timing import Stopwatch
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.core.errors import InputError
 from agent.core.io import NonBlankStr, iter_json_objects, validation_reason
+from agent.core.progress import progress
 
 DATA = Path(str(importlib.resources.files("eval") / "data"))
 DEFAULT_TURNS = DATA / "chat_turns.jsonl"
@@ -77,9 +78,7 @@ def tool_choice_accuracy(agent, turns: list[Turn], modes: list[str]) -> dict:
     chooser = agent.chooser
     picks: dict[str, list[str]] = {m: [] for m in modes}
     seconds = []
-    from tqdm import tqdm
-
-    for turn in tqdm(turns, desc="tool choice", unit="turn"):
+    for turn in progress(turns, "tool choice"):
         feasible = _turn_state_tools(turn, agent, tools)
         start = time.perf_counter()
         llm = chooser.llm_scores(feasible, turn.message, list(turn.shown), turn.user) if set(modes) - {"rules"} else {}
@@ -139,37 +138,3 @@ def chat_relevance(agent, movielens: Path, requests_file: Path = DEFAULT_CHAT_RE
     }
     paired = {m: compare(results["chat"], results["bm25"], metric=m) for m in ("P@10", "NDCG@10")}
     return {"results": results, "chat_vs_bm25": {m: asdict(c) for m, c in paired.items()}}
-
-
-def run_bench(agent, movielens: Path, turns_file: Path | None, requests_file: Path | None, modes: list[str],
-              relevance: bool = True) -> dict:
-    """Both benchmarks, printed as tables; returns everything for a JSON file."""
-    from rich.table import Table
-
-    from agent.core.console import table_console
-
-    console = table_console()
-    choice = tool_choice_accuracy(agent, load_turns(turns_file or DEFAULT_TURNS), modes)
-    table = Table("mode", "turns", "intended tool", "always registered",
-                  title=f"tool choice (LLM scoring p50 {choice['llm_seconds_p50']:.2f} s/turn)")
-    for mode, r in choice["modes"].items():
-        table.add_row(mode, str(choice["n_turns"]), f"{r['accuracy']:.0%}", str(r["always_registered"]))
-    console.print(table)
-    for mode, r in choice["modes"].items():
-        for e in r["errors"]:
-            console.print(f"  {mode} {e['id']}: {e['message']!r} expected {e['expected']}, picked {e['picked']}")
-    out = {"tool_choice": choice}
-    if relevance:
-        rel = chat_relevance(agent, movielens, requests_file or DEFAULT_CHAT_REQUESTS)
-        table = Table("system", "requests", "P@10 (95% CI)", "NDCG@10 (95% CI)", "p50 s/request",
-                      title="chat relevance (requests of eval/data/chat_requests.jsonl)")
-        for name, r in rel["results"].items():
-            p, n = r["metrics"]["P@10"], r["metrics"]["NDCG@10"]
-            table.add_row(name, str(r["n_requests"]), f"{p['mean']:.3f} ({p['ci_low']:.3f}-{p['ci_high']:.3f})",
-                          f"{n['mean']:.3f} ({n['ci_low']:.3f}-{n['ci_high']:.3f})", f"{r['latency_s']['p50']:.2f}")
-        console.print(table)
-        for metric, c in rel["chat_vs_bm25"].items():
-            console.print(f"chat - bm25 {metric}: {c['mean_diff']:+.3f} (95% CI {c['ci_low']:+.3f}..{c['ci_high']:+.3f}, "
-                          f"p={c['p_value']:.3f})")
-        out["relevance"] = rel
-    return out

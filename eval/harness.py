@@ -51,9 +51,9 @@ def run_system(retriever, system: str, split_name: str, users: list[int], progre
     start = time.perf_counter()
     iterator = users
     if progress:
-        from tqdm import tqdm
+        from agent.core.progress import progress as progress_bars
 
-        iterator = tqdm(users, desc=f"eval {system} ({split_name})", unit="user")
+        iterator = progress_bars(users, f"eval {system} ({split_name})")
     for user in iterator:
         history = split.history(user, split_name)
         scores = np.asarray(retriever.scores(system, history, split_name), dtype=np.float64).copy()

@@ -33,6 +33,7 @@ from pydantic import (
 from agent.ingest.catalog import Item, LoadedCatalog, load_movielens
 from agent.core.errors import InputError
 from agent.core.io import NonBlankStr, iter_json_objects, validation_reason
+from agent.core.progress import progress as progress_bars
 from eval.metrics import PairedResult, bootstrap_ci, paired_test
 
 DEFAULT_REQUESTS = Path(str(importlib.resources.files("eval") / "data" / "requests.jsonl"))
@@ -296,11 +297,7 @@ def evaluate_requests(
     known = {item.id for item in items}
     p_name, n_name = metric_names(k)
     rows = []
-    iterator: Iterable[Request] = requests
-    if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(requests, desc="requests", unit="req")
+    iterator: Iterable[Request] = progress_bars(requests, "requests") if progress else requests
     for request in iterator:
         relevant = {item.id for item in items if is_relevant(item, request.relevance)}
         if not relevant:

@@ -11,13 +11,15 @@ and the reranker's seconds per user.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from agent.rerank.reranker import HISTORY_TITLES, SEQUENTIAL_REQUEST, interpolate, title_line
+from agent.core.timing import percentiles
+from agent.rerank.prompt import HISTORY_TITLES, SEQUENTIAL_REQUEST, title_line
+from agent.rerank.reranker import interpolate
+from eval.bench import timed
 
 CANDIDATE_ORDERS = ("retriever", "shuffled", "reversed")
 
@@ -43,6 +45,15 @@ def catalog_text(retriever) -> tuple[dict[str, str], list[str]]:
     docs = retriever.store.get(retriever.split.item_ids)
     titles = [title_line(m) for m in retriever.item_meta]
     return {i: d["document"] for i, d in docs.items()}, titles
+
+
+def reranking_retriever(retriever, settings, order: str = "retriever", seed: int = 0) -> "RerankingRetriever":
+    """The hybrid retriever with the configured LLM reranker over its top candidates (system ``rerank``)."""
+    from agent.rerank.reranker import load_reranker
+
+    cards, titles = catalog_text(retriever)
+    return RerankingRetriever(retriever, load_reranker(settings), cards, titles, depth=settings.rerank_depth,
+                              alpha=settings.rerank_alpha, order=order, seed=seed)
 
 
 @dataclass
@@ -96,10 +107,9 @@ class RerankingRetriever:
         key = history.tobytes()
         if key not in self._cache:
             shown = order_candidates(ids, self.order, self._rng)
-            start = time.perf_counter()
-            llm = self.reranker.rerank(SEQUENTIAL_REQUEST, [(i, self.cards.get(i, i)) for i in shown],
-                                       history_titles(self.titles, history))
-            self.seconds.append(time.perf_counter() - start)
+            llm, seconds = timed(self.reranker.rerank, SEQUENTIAL_REQUEST,
+                                 [(i, self.cards.get(i, i)) for i in shown], history_titles(self.titles, history))
+            self.seconds.append(seconds)
             candidates = set(ids)
             self.returned += len(llm)
             self.outside_candidates += sum(1 for i, _ in llm if i not in candidates)
@@ -107,12 +117,12 @@ class RerankingRetriever:
         return self._cache[key]
 
     def stats(self) -> dict:
-        seconds = np.asarray(self.seconds or [0.0])
+        seconds = percentiles(self.seconds or [0.0])
         return {
             "candidate_order": self.order,
             "depth": self.depth,
             "alpha": self.alpha,
             "out_of_candidate_rate": self.outside_candidates / max(self.returned, 1),
-            "rerank_p50_s": float(np.percentile(seconds, 50)),
-            "rerank_p95_s": float(np.percentile(seconds, 95)),
+            "rerank_p50_s": seconds["p50"],
+            "rerank_p95_s": seconds["p95"],
         }

@@ -6,14 +6,14 @@ re-running the model; original ids (strings) keep the files meaningful outside t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 
-from eval.metrics import NOT_RANKED
+from agent.core.io import read_json, write_json
 from agent.retrieval.interactions import Split, SplitName
+from eval.metrics import NOT_RANKED
 
 RunDict = dict[str, dict[str, float]]
 QrelsDict = dict[str, dict[str, int]]
@@ -55,28 +55,29 @@ def qrels_for(split: Split, split_name: SplitName = "test") -> QrelsDict:
     }
 
 
+def _nested(data: Mapping, value: Callable) -> dict:
+    """{query: {doc: value}} with string ids, as ranx's files hold them."""
+    return {str(q): {str(d): value(v) for d, v in docs.items()} for q, docs in data.items()}
+
+
 def write_run(path: Path, run: Mapping[str, Mapping[str, float]]) -> None:
     """Write a run as JSON that ``ranx.Run.from_file(path)`` reads."""
-    data = {str(q): {str(d): float(s) for d, s in docs.items()} for q, docs in run.items()}
-    Path(path).write_text(json.dumps(data, indent=0))
+    write_json(path, _nested(run, float), indent=0)
 
 
 def read_run(path: Path) -> RunDict:
     """Read a run written by ``write_run`` (or by ranx's ``Run.save``)."""
-    data = json.loads(Path(path).read_text())
-    return {str(q): {str(d): float(s) for d, s in docs.items()} for q, docs in data.items()}
+    return _nested(read_json(path), float)
 
 
 def write_qrels(path: Path, qrels: Mapping[str, Mapping[str, int]]) -> None:
     """Write qrels as JSON that ``ranx.Qrels.from_file(path)`` reads."""
-    data = {str(q): {str(d): int(r) for d, r in docs.items()} for q, docs in qrels.items()}
-    Path(path).write_text(json.dumps(data, indent=0))
+    write_json(path, _nested(qrels, int), indent=0)
 
 
 def read_qrels(path: Path) -> QrelsDict:
     """Read qrels written by ``write_qrels`` (or by ranx's ``Qrels.save``)."""
-    data = json.loads(Path(path).read_text())
-    return {str(q): {str(d): int(r) for d, r in docs.items()} for q, docs in data.items()}
+    return _nested(read_json(path), int)
 
 
 def ranks_from_run(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]]) -> np.ndarray:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import importlib.resources
 from pathlib import Path
 
 import jinja2
 
-TEMPLATE_DIR = Path(__file__).parent
+TEMPLATE_DIR = Path(str(importlib.resources.files(__name__)))
+"""Where the templates are installed (package data, found the same way in a checkout and a wheel)."""
 
 
 @functools.cache

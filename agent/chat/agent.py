@@ -23,7 +23,7 @@ from agent.chat.catalog import ChatCatalog
 from agent.chat.state import ChatState
 from agent.core.config import Settings, load_settings
 from agent.core.errors import InputError
-from agent.explain.evidence import display_title
+from agent.core.text import display_title
 from agent.chat.slots import extract_slots
 from agent.chat.tool_choice import ToolChooser
 from agent.chat.tools import Observation, Tool, ToolContext, load_tools
@@ -64,9 +64,11 @@ class ChatAgent:
         with self._lock:
             if self._chooser is None:
                 from agent.llm import load_llm
+                from agent.provision.models import model_path
 
                 settings = self.settings
-                self._chooser = ToolChooser(lambda: load_llm(settings), mode=settings.chat_tool_choice)
+                self._chooser = ToolChooser(lambda: load_llm(settings, model_path(settings, "llm")),
+                                            mode=settings.chat_tool_choice)
             return self._chooser
 
     def context(self, state: ChatState) -> ToolContext:

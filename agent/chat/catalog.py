@@ -11,27 +11,20 @@ from __future__ import annotations
 import csv
 import functools
 import re
-import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
 from difflib import get_close_matches
 from pathlib import Path
 
-from agent.ingest.catalog import Item, load_movielens
 from agent.core.errors import InputError
+from agent.core.text import ARTICLES, ascii_fold, normalise
+from agent.ingest.catalog import Item, load_movielens
 
-_ARTICLE_SUFFIX = re.compile(r"^(?P<body>.+), (?P<article>the|a|an|les|la|le|el|il|der|die|das)$")
+_ARTICLE_SUFFIX = re.compile(rf"^(?P<body>.+), (?P<article>{'|'.join(a.lower() for a in ARTICLES)})$")
 _BRACKETS = re.compile(r"\s*\([^)]*\)")
-_NON_WORD = re.compile(r"[^a-z0-9]+")
 _WORD = re.compile(r"[A-Za-z0-9]+")
 _CUES = frozenset({"like", "than", "about", "on", "of", "to", "loved", "liked", "enjoyed", "watched", "seen", "saw"})
 _STOP = frozenset({"the", "a", "an", "of", "and", "in", "on", "to", "it", "me", "my", "you", "i", "one", "more"})
-
-
-def normalise(text: str) -> str:
-    """Lower-case ASCII words separated by single spaces ("Amélie!" -> "amelie")."""
-    folded = unicodedata.normalize("NFKD", text.lower()).encode("ascii", "ignore").decode("ascii")
-    return _NON_WORD.sub(" ", folded).strip()
 
 
 def _named(cased: list[str], before: list[str]) -> bool:
@@ -110,7 +103,7 @@ class ChatCatalog:
         for quoted in re.findall(r"[\"“']([^\"”']{2,80})[\"”']", message):
             if normalise(quoted) in self.by_form:
                 return self._pick(self.by_form[normalise(quoted)])
-        cased = _WORD.findall(unicodedata.normalize("NFKD", message).encode("ascii", "ignore").decode("ascii"))
+        cased = _WORD.findall(ascii_fold(message))
         words = [w.lower() for w in cased]
         for n in range(min(8, len(words)), 0, -1):
             for start in range(len(words) - n + 1):

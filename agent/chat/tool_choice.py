@@ -1,10 +1,10 @@
 """Which tool answers a message: the LLM scores every registered tool name, rules add cheap evidence.
 
-The LLM's choice is constrained: :meth:`agent.llm.LoadedLlm.option_logprobs` scores exactly the
-registered names, so the argmax is always a tool that exists. SmolLM2-135M alone is a weak router,
-so each tool's ``triggers`` (regexes over the message) add ``rule_weight`` per match; the LLM decides
-whenever the rules are silent or tied. ``recsage bench chat`` measures LLM-only, rules-only and the
-combination on scripted turns (README, "Chat").
+The LLM's choice is constrained: :func:`agent.llm.continuation_logprobs` scores exactly the
+registered names (over one cached forward of the prompt), so the argmax is always a tool that
+exists. SmolLM2-135M alone is a weak router, so each tool's ``triggers`` (regexes over the message)
+add ``rule_weight`` per match; the LLM decides whenever the rules are silent or tied. ``recsage
+bench chat`` measures LLM-only, rules-only and the combination on scripted turns (README, "Chat").
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from functools import lru_cache
 
 import prompts
 from agent.chat.tools import Tool
+from agent.llm import continuation_logprobs
 
 RULE_WEIGHT = 4.0
 """Log-probability units per matching trigger: a trigger outweighs all but a confident LLM."""
@@ -56,34 +57,6 @@ def _log_softmax(values: dict[str, float]) -> dict[str, float]:
     return {k: v - norm for k, v in values.items()}
 
 
-def prefix_cached_logprobs(llm, prompt: str, options: list[str]) -> list[float]:
-    """Log-probability of each option's tokens after ``prompt``: the prompt runs once, its key/value
-    cache is repeated for a batch of the (right-padded) options. Same numbers as
-    ``LoadedLlm.option_logprobs``, without re-reading the long tool list once per tool."""
-    import torch
-
-    from agent.llm import cache_kwarg, returned_cache
-
-    tok = llm.tokenizer
-    prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
-    rows = [tok(o, add_special_tokens=False)["input_ids"] for o in options]
-    width, n = max(len(r) for r in rows), len(rows)
-    ids = torch.zeros((n, width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r)
-    with llm.lock, torch.inference_mode():
-        first = llm.model(input_ids=torch.tensor([prompt_ids]), use_cache=True)
-        cache = returned_cache(first)
-        cache.batch_repeat_interleave(n)
-        positions = torch.arange(len(prompt_ids), len(prompt_ids) + width).expand(n, -1)
-        mask = torch.ones((n, len(prompt_ids) + width), dtype=torch.long)
-        out = llm.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                        **{cache_kwarg(llm.model): cache})
-    head = torch.log_softmax(first.logits[0, -1].float(), dim=-1)
-    rest = torch.log_softmax(out.logits.float(), dim=-1)
-    return [float(head[r[0]] + sum(rest[i, j - 1, r[j]] for j in range(1, len(r)))) for i, r in enumerate(rows)]
-
-
 class ToolChooser:
     """Constrained tool choice; ``llm`` is a zero-argument loader so the model loads on first use."""
 
@@ -107,7 +80,7 @@ class ToolChooser:
         removes the model's prior for names it likes whatever the message (it favours 'recommend')."""
         names = list(tools)
         llm = self._llm()
-        logps = prefix_cached_logprobs(llm, self.prompt(tools, message, shown, user), names)
+        logps = continuation_logprobs(llm, self.prompt(tools, message, shown, user), names)
         prior = self._prior(tools, names)
         return _log_softmax({n: lp - pr for n, lp, pr in zip(names, logps, prior, strict=True)})
 
@@ -115,7 +88,7 @@ class ToolChooser:
         key = tuple((n, tools[n].summary) for n in names)
         cache = self.__dict__.setdefault("_priors", {})
         if key not in cache:
-            cache[key] = prefix_cached_logprobs(self._llm(), self.prompt(tools, CONTENT_FREE), names)
+            cache[key] = continuation_logprobs(self._llm(), self.prompt(tools, CONTENT_FREE), names)
         return cache[key]
 
     def choose(self, tools: Mapping[str, Tool], message: str, shown: list[str] = (), user: str | None = None,

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import click
 
-from agent.cli.main import _emit_json, _settings, bench, cli
-from agent.cli.retrieval import _movielens_option, _store_option
+from agent.cli.base import bench, cli, movielens_option, report, settings, store_option
 from agent.core.errors import InputError, RecsageError
 
 REPL_HELP = """commands: /image FILE [message]  /audio FILE [message]  /history  /reset  /help  /quit
@@ -21,11 +20,11 @@ def build_agent(ctx, store_dir, movielens, explain: bool | None = None, tool_cho
     from agent.chat.agent import ChatAgent
     from agent.recommend import Recommender
 
-    settings = _settings(ctx)
+    config = settings(ctx)
     updates = {k: v for k, v in {"chat_explain": explain, "chat_tool_choice": tool_choice}.items() if v is not None}
     if updates:
-        settings = settings.model_copy(update=updates)
-    return ChatAgent(Recommender(store_dir, movielens, settings), settings)
+        config = config.model_copy(update=updates)
+    return ChatAgent(Recommender(store_dir, movielens, config), config)
 
 
 def _chat_options(fn):
@@ -37,28 +36,32 @@ def _chat_options(fn):
 
 
 @cli.command("chat")
-@_store_option
-@_movielens_option
+@store_option
+@movielens_option
 @click.argument("message", required=False)
 @click.option("--user", default=None, help="A MovieLens userId: recommendations follow their history too.")
 @click.option("--image", type=click.Path(path_type=Path), default=None, help="Attach a photo (one-shot mode).")
 @click.option("--audio", type=click.Path(path_type=Path), default=None, help="Attach a voice note (one-shot mode).")
 @click.option("--json", "as_json", is_flag=True, help="One-shot: print the answer, items and tool calls as JSON.")
+@click.option("--out", "out_file", type=click.Path(path_type=Path), default=None,
+              help="One-shot: also write the answer, items and tool calls as JSON to this file.")
 @_chat_options
 @click.pass_context
-def chat(ctx, store_dir, movielens, message, user, image, audio, as_json, explain, tool_choice):
+def chat(ctx, store_dir, movielens, message, user, image, audio, as_json, out_file, explain, tool_choice):
     """Chat about movies. With MESSAGE (or --image/--audio) answer once; without, start a REPL."""
     agent = build_agent(ctx, store_dir, movielens, explain, tool_choice)
     session = agent.session(user)
     if message is not None or image is not None or audio is not None:
         events = session.send(message or "", image=image, audio=audio)
-        if as_json:
-            _emit_json(collect(events))
+        if as_json or out_file:
+            turn = collect(events)  # consumes the stream: without --json, print the collected answer
+            if report(turn, as_json, out_file):
+                click.echo(turn["answer"])
         else:
             print_events(events)
         return
-    if as_json:
-        raise InputError("--json needs a MESSAGE (one-shot mode); the REPL prints text")
+    if as_json or out_file:
+        raise InputError("--json and --out need a MESSAGE (one-shot mode); the REPL prints text")
     repl(session)
 
 
@@ -133,24 +136,56 @@ def repl_command(session, line: str) -> bool:
 
 
 @bench.command("chat")
-@_store_option
-@_movielens_option
+@store_option
+@movielens_option
 @click.option("--turns", "turns_file", type=click.Path(path_type=Path), default=None,
               help="Scripted turns (message -> intended tool); default eval/data/chat_turns.jsonl.")
 @click.option("--requests", "requests_file", type=click.Path(path_type=Path), default=None,
               help="Chat requests with relevance rules; default eval/data/chat_requests.jsonl.")
 @click.option("--modes", default="combined,llm,rules", show_default=True, help="Tool-choice modes to compare.")
 @click.option("--skip-relevance", is_flag=True, help="Only measure tool choice.")
-@click.option("--json", "json_file", type=click.Path(path_type=Path), default=None, help="Write all results here.")
+@click.option("--json", "as_json", is_flag=True, help="Print all results as JSON to stdout (instead of the tables).")
+@click.option("--out", "out_file", type=click.Path(path_type=Path), default=None, help="Write all results here (JSON).")
 @_chat_options
 @click.pass_context
-def bench_chat(ctx, store_dir, movielens, turns_file, requests_file, modes, skip_relevance, json_file,
+def bench_chat(ctx, store_dir, movielens, turns_file, requests_file, modes, skip_relevance, as_json, out_file,
                explain, tool_choice):
     """Tool-choice accuracy on scripted turns, and precision@10 of chat answers against BM25, in one run."""
-    from eval.chat import run_bench
+    from eval.bench.chat import bench_chat as run
 
     agent = build_agent(ctx, store_dir, movielens, explain if explain is not None else False, tool_choice)
-    results = run_bench(agent, movielens, turns_file, requests_file,
-                        [m.strip() for m in modes.split(",") if m.strip()], relevance=not skip_relevance)
-    if json_file:
-        Path(json_file).write_text(json.dumps(results, indent=1, default=str))
+    results = run(agent, movielens, turns_file, requests_file,
+                  [m.strip() for m in modes.split(",") if m.strip()], relevance=not skip_relevance)
+    if report(results, as_json, out_file):
+        print_chat_bench(results)
+
+
+def print_chat_bench(results: dict) -> None:
+    """The tool-choice table and its misses, then the chat-vs-BM25 relevance table and paired tests."""
+    from rich.table import Table
+
+    from agent.core.console import table_console
+
+    console = table_console()
+    choice = results["tool_choice"]
+    table = Table("mode", "turns", "intended tool", "always registered",
+                  title=f"tool choice (LLM scoring p50 {choice['llm_seconds_p50']:.2f} s/turn)")
+    for mode, r in choice["modes"].items():
+        table.add_row(mode, str(choice["n_turns"]), f"{r['accuracy']:.0%}", str(r["always_registered"]))
+    console.print(table)
+    for mode, r in choice["modes"].items():
+        for e in r["errors"]:
+            console.print(f"  {mode} {e['id']}: {e['message']!r} expected {e['expected']}, picked {e['picked']}")
+    if "relevance" not in results:
+        return
+    rel = results["relevance"]
+    table = Table("system", "requests", "P@10 (95% CI)", "NDCG@10 (95% CI)", "p50 s/request",
+                  title="chat relevance (requests of eval/data/chat_requests.jsonl)")
+    for name, r in rel["results"].items():
+        p, n = r["metrics"]["P@10"], r["metrics"]["NDCG@10"]
+        table.add_row(name, str(r["n_requests"]), f"{p['mean']:.3f} ({p['ci_low']:.3f}-{p['ci_high']:.3f})",
+                      f"{n['mean']:.3f} ({n['ci_low']:.3f}-{n['ci_high']:.3f})", f"{r['latency_s']['p50']:.2f}")
+    console.print(table)
+    for metric, c in rel["chat_vs_bm25"].items():
+        console.print(f"chat - bm25 {metric}: {c['mean_diff']:+.3f} (95% CI {c['ci_low']:+.3f}..{c['ci_high']:+.3f}, "
+                      f"p={c['p_value']:.3f})")

@@ -2,36 +2,36 @@
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
 import click
 
-from agent.cli.main import _emit_json, _settings, cli
-from agent.cli.retrieval import _default_movielens
+from agent.cli.base import cli, default_movielens, open_retriever, out_option, report, settings
 from agent.core.errors import InputError
+from agent.core.io import write_json, write_jsonl
 
 
 @cli.group(invoke_without_command=True)
-@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
-              help="Training config (TOML), e.g. finetune/configs/rerank.toml.")
+@click.option("--recipe", "recipe_file", type=click.Path(path_type=Path), default=None,
+              help="Training recipe (TOML), e.g. finetune/configs/rerank.toml.")
 @click.option("--qlora", is_flag=True, help="Load the base model in 4 bits (bitsandbytes; needs a CUDA GPU).")
 @click.option("--max-minutes", type=float, default=None, help="Stop cleanly after this long; rerun to resume.")
 @click.option("--json", "as_json", is_flag=True, help="Print the training card as JSON.")
+@out_option("Also write the training card as JSON to this file.")
 @click.pass_context
-def finetune(ctx, config_file, qlora, max_minutes, as_json):
-    """Train a LoRA adapter: `recsage finetune --config FILE` (resumes from its last checkpoint)."""
+def finetune(ctx, recipe_file, qlora, max_minutes, as_json, out_file):
+    """Train a LoRA adapter: `recsage finetune --recipe FILE` (resumes from its last checkpoint)."""
     if ctx.invoked_subcommand is not None:
         return
-    if config_file is None:
-        raise click.UsageError("pass --config FILE (see finetune/configs/) or a subcommand")
-    from finetune.lora.trainer import load_config, train_lora
+    if recipe_file is None:
+        raise click.UsageError("pass --recipe FILE (see finetune/configs/) or a subcommand")
+    from finetune.lora.config import load_config
+    from finetune.lora.trainer import train_lora
 
-    config = load_config(config_file, qlora=True if qlora else None, max_minutes=max_minutes)
-    card = train_lora(config)
-    if as_json:
-        _emit_json(card)
+    recipe = load_config(recipe_file, qlora=True if qlora else None, max_minutes=max_minutes)
+    card = train_lora(recipe)
+    if not report(card, as_json, out_file):
         return
     state = "complete" if card.get("complete") else f"stopped: {card.get('stopped')}"
     click.echo(f"{card['steps']} steps, {card['examples_per_s']:.2f} examples/s, final validation loss "
@@ -42,7 +42,7 @@ def finetune(ctx, config_file, qlora, max_minutes, as_json):
 @click.option("--store", "store_dir", type=click.Path(path_type=Path), required=True,
               help="Store with the catalog's context cards (the reranker reads them) and, for --sequential, "
                    "the trained retriever.")
-@click.option("--movielens", type=click.Path(path_type=Path), default=_default_movielens)
+@click.option("--movielens", type=click.Path(path_type=Path), default=default_movielens)
 @click.option("-n", "n", type=click.IntRange(min=0), default=600, show_default=True, help="Synthetic requests.")
 @click.option("--sequential", type=click.IntRange(min=0), default=0, show_default=True,
               help="Sliding windows over training sequences (candidates from the hybrid retriever).")
@@ -57,7 +57,7 @@ def finetune_data(ctx, store_dir, movielens, n, sequential, negatives, seed, out
 
     if n == 0 and sequential == 0:
         raise InputError("nothing to build: pass -n N requests and/or --sequential N windows")
-    reranker = LlmReranker(_settings(ctx))
+    reranker = LlmReranker(settings(ctx))
     rows, card = [], {"output": str(out)}
     if n:
         request_rows, card["request"] = _request_rows(store_dir, movielens, n, negatives, seed, out, reranker)
@@ -68,8 +68,8 @@ def finetune_data(ctx, store_dir, movielens, n, sequential, negatives, seed, out
     random.Random(seed).shuffle(rows)
     card["rows_total"] = len(rows)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    out.with_name(out.stem + ".card.json").write_text(json.dumps(card, indent=1))
+    write_jsonl(out, rows)
+    write_json(out.with_name(out.stem + ".card.json"), card)
     click.echo(f"{len(rows)} rows in {out} (data card {out.stem}.card.json)", err=True)
 
 
@@ -87,14 +87,13 @@ def _request_rows(store_dir, movielens, n, negatives, seed, out, reranker) -> tu
 
 
 def _sequence_rows(ctx, store_dir, movielens, windows, negatives, seed, reranker) -> tuple[list[dict], dict]:
-    from agent.cli.retrieval import _retriever
     from eval.rerank_seq import catalog_text
     from finetune.rerank_data.sequences import build_sequence_rows
 
-    retriever = _retriever(ctx, store_dir, movielens)
+    retriever = open_retriever(ctx, store_dir, movielens)
     cards, titles = catalog_text(retriever)
     return build_sequence_rows(retriever, reranker, cards, titles, windows,
-                               depth=_settings(ctx).rerank_depth, negatives=negatives, seed=seed)
+                               depth=settings(ctx).rerank_depth, negatives=negatives, seed=seed)
 
 
 @finetune.command("merge")
@@ -103,6 +102,6 @@ def _sequence_rows(ctx, store_dir, movielens, windows, negatives, seed, reranker
 @click.option("--base", type=click.Path(path_type=Path), default=None, help="Base model (default: recorded in the adapter).")
 def finetune_merge(adapter, out, base):
     """Merge an adapter into its base and save a plain model folder (safetensors + tokenizer)."""
-    from finetune.lora.trainer import merge_adapter
+    from finetune.lora.merge import merge_adapter
 
     click.echo(str(merge_adapter(base, adapter, out)))

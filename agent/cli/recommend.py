@@ -3,28 +3,23 @@
 
 from __future__ import annotations
 
-import json
-from collections import Counter
 from pathlib import Path
 
 import click
 
-from agent.cli.main import _emit_json, _settings, bench, cli
-from agent.cli.retrieval import _movielens_option, _store_option
+from agent.cli.base import bench, cli, movielens_option, output_options, report, settings, store_option
 from agent.core.errors import InputError
 
-BENCH_STAGES = ("request", "retrieve", "rerank", "evidence", "explain", "total")
 
-
-def _recommender(ctx, store_dir, movielens, system: str = "hybrid"):
+def open_recommender(ctx, store_dir, movielens, system: str = "hybrid"):
     from agent.recommend import Recommender
 
-    return Recommender(store_dir, movielens, _settings(ctx), system=system)
+    return Recommender(store_dir, movielens, settings(ctx), system=system)
 
 
 @cli.command()
-@_store_option
-@_movielens_option
+@store_option
+@movielens_option
 @click.option("--user", "user_id", default=None, help="A MovieLens userId.")
 @click.option("--history", default=None, help="Comma-separated item ids, oldest first (a new user).")
 @click.option("-k", "k", type=int, default=10, show_default=True)
@@ -41,10 +36,10 @@ def _recommender(ctx, store_dir, movielens, system: str = "hybrid"):
 @click.option("--year-max", type=int, default=None)
 @click.option("--exclude", default=None, help="Comma-separated item ids never to recommend.")
 @click.option("--system", default="hybrid", show_default=True, help="Retriever for history-based candidates.")
-@click.option("--json", "as_json", is_flag=True)
+@output_options
 @click.pass_context
 def recommend(ctx, store_dir, movielens, user_id, history, k, query, image, audio, explain, rerank, genres,
-              year_min, year_max, exclude, system, as_json):
+              year_min, year_max, exclude, system, as_json, out_file):
     """Recommend unseen items for a user, a history or a request (text, photo, voice note), optionally explained."""
     from agent.retrieval.retriever import Filters
 
@@ -52,12 +47,11 @@ def recommend(ctx, store_dir, movielens, user_id, history, k, query, image, audi
         raise InputError("give one of --user ID or --history ID,ID,..., not both")
     if not (user_id or history or query or image or audio):
         raise InputError("give --user ID, --history ID,ID,... or a request (--query, --image, --audio)")
-    out = _recommender(ctx, store_dir, movielens, system).recommend(
+    out = open_recommender(ctx, store_dir, movielens, system).recommend(
         user=user_id or None, history=history.split(",") if history else None, k=k, query=query, image=image,
         audio=audio, filters=Filters(tuple(genres), year_min, year_max),
         exclude=[i.strip() for i in (exclude or "").split(",") if i.strip()], explain=explain, rerank=rerank)
-    if as_json:
-        _emit_json(out)
+    if not report(out, as_json, out_file):
         return
     for name, text in out["request_text"].items():
         click.echo(f"{name}: {text}", err=True)
@@ -67,76 +61,60 @@ def recommend(ctx, store_dir, movielens, user_id, history, k, query, image, audi
             click.echo(f"     {item['explanation']}  [{item['explanation_status']}; cites {', '.join(item['cites'])}]")
 
 
-def _bench_users(recommender, users: int, seed: int) -> list[str]:
-    from eval.harness import sample_users
-
-    if users <= 0:
-        raise InputError(f"--users must be a positive integer, got {users}")
-    split = recommender.retriever.split
-    return [split.user_ids[u] for u in sample_users(split.n_users, users, seed)]
-
-
-def _run_users(recommender, users: list[str], label: str, **kwargs) -> list[dict]:
-    from rich.progress import track
-
-    recommender.recommend(user=users[0], **kwargs)  # warm-up: model loads are not a per-user cost
-    return [recommender.recommend(user=u, **kwargs)
-            for u in track(users, description=label, console=_stderr(), transient=True)]
-
-
-def _stderr():
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
 @bench.command("recommend")
-@_store_option
-@_movielens_option
+@store_option
+@movielens_option
 @click.option("--users", type=int, default=50, show_default=True)
 @click.option("-k", "k", type=int, default=5, show_default=True)
 @click.option("--query", default=None, help="The same request text for every user (default: history only).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the user sample.")
+@output_options
 @click.pass_context
-def bench_recommend(ctx, store_dir, movielens, users, k, query, seed):
+def bench_recommend(ctx, store_dir, movielens, users, k, query, seed, as_json, out_file):
     """p50/p95 seconds per stage of `recommend`, with and without --explain (models loaded first)."""
-    import numpy as np
+    from eval.bench.recommend import bench_recommend as run
+    from eval.bench.recommend import bench_users
+
+    recommender = open_recommender(ctx, store_dir, movielens)
+    rows = run(recommender, bench_users(recommender, users, seed), k, query)
+    if not report(rows, as_json, out_file):
+        return
     from rich.table import Table
 
     from agent.core.console import table_console
 
-    recommender = _recommender(ctx, store_dir, movielens)
-    chosen = _bench_users(recommender, users, seed)
     table = Table("explain", "stage", "users", "p50 s", "p95 s", "max s",
                   title=f"recommend latency per stage, k={k}" + (f", query {query!r}" if query else ", history only"))
-    for explain in (False, True):
-        runs = _run_users(recommender, chosen, f"explain={explain}", k=k, query=query, explain=explain)
-        for stage in BENCH_STAGES:
-            seconds = [r["timings"].get(stage, 0.0) for r in runs]
-            p50, p95 = np.percentile(seconds, [50, 95])
-            table.add_row("yes" if explain else "no", stage, str(len(seconds)), f"{p50:.3f}", f"{p95:.3f}",
-                          f"{max(seconds):.3f}")
+    for r in rows:
+        table.add_row("yes" if r["explain"] else "no", r["stage"], str(r["users"]), f"{r['p50_s']:.3f}",
+                      f"{r['p95_s']:.3f}", f"{r['max_s']:.3f}")
     table_console().print(table)
 
 
 @bench.command("explain")
-@_store_option
-@_movielens_option
+@store_option
+@movielens_option
 @click.option("--users", type=int, default=100, show_default=True)
 @click.option("-k", "k", type=int, default=10, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the user sample.")
-@click.option("--json", "json_file", type=click.Path(path_type=Path), help="Write every explanation and check here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary and every explanation and check as JSON.")
+@click.option("--out", "out_file", type=click.Path(path_type=Path), help="Write every explanation and check here.")
 @click.pass_context
-def bench_explain(ctx, store_dir, movielens, users, k, seed, json_file):
+def bench_explain(ctx, store_dir, movielens, users, k, seed, as_json, out_file):
     """Explain k picks for each of N test users: shares generated/repaired/template, checker pass rate."""
+    from eval.bench.recommend import bench_explain as run
+    from eval.bench.recommend import bench_users
+
+    recommender = open_recommender(ctx, store_dir, movielens)
+    chosen = bench_users(recommender, users, seed)
+    result = run(recommender, chosen, k)
+    if not report(result, as_json, out_file):
+        return
     from rich.table import Table
 
     from agent.core.console import table_console
 
-    recommender = _recommender(ctx, store_dir, movielens)
-    chosen = _bench_users(recommender, users, seed)
-    runs = _run_users(recommender, chosen, "explaining", k=k, explain=True)
-    summary = explanation_summary(runs)
+    summary = result["summary"]
     table = Table("status", "explanations", "share", title=f"explanations for {len(chosen)} users, k={k}")
     for status, count in summary["statuses"].items():
         table.add_row(status, str(count), f"{count / summary['explanations']:.1%}")
@@ -145,20 +123,3 @@ def bench_explain(ctx, store_dir, movielens, users, k, seed, json_file):
     table_console().print(table)
     for problem, count in summary["check_failures"][:8]:
         click.echo(f"check failure before the delivered text: {problem} ({count})")
-    if json_file:
-        Path(json_file).write_text(json.dumps({"summary": summary, "runs": runs}, indent=1, default=str))
-
-
-def explanation_summary(runs: list[dict]) -> dict:
-    """Status counts, re-checked pass count and the most common first-try check failures."""
-    from agent.explain.generate import STATUSES
-
-    items = [item for run in runs for item in run["items"]]
-    statuses = Counter(item["explanation_status"] for item in items)
-    problems = Counter(p.split(":")[0] for item in items for p in item["explanation_check"]["earlier_problems"])
-    return {
-        "explanations": len(items),
-        "statuses": {s: statuses.get(s, 0) for s in STATUSES},
-        "passing": sum(item["explanation_check"]["passed"] for item in items),
-        "check_failures": problems.most_common(),
-    }

@@ -16,47 +16,17 @@ person reading the JSON.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from agent.retrieval.bm25 import tokenize
+from agent.core.text import display_title, tokenize
+from agent.ingest.cards import parse_card
 
 HISTORY_PIECES = 2
 """History items shown per recommendation: the strongest link, plus one for context."""
 REQUEST_PARTS = ("query", "transcript", "photo_text")
-_FIELD = re.compile(r"^([A-Z][A-Za-z ]{0,30}):\s*(.*)$")
-_ARTICLE = re.compile(r"^(.*), (The|A|An|Les|La|Le|Il|Das|Der|Die|El)$")
-
-
-def display_title(title: str) -> str:
-    """MovieLens sorts articles last ("Matrix, The"); people write "The Matrix"."""
-    match = _ARTICLE.match(title.strip())
-    return f"{match.group(2)} {match.group(1)}" if match else title.strip()
-
-
-def slug(label: str) -> str:
-    return "_".join(label.lower().split())
-
-
-def parse_card(card: str) -> dict[str, str]:
-    """A context card's ``Label: value`` lines as {slug: value}; the title line loses its year.
-
-    A line that is not ``Label: value`` continues the previous field (a multi-line plot)."""
-    fields: dict[str, str] = {}
-    last = None
-    for line in (card or "").splitlines():
-        match = _FIELD.match(line.strip())
-        if match:
-            last = slug(match.group(1))
-            fields[last] = match.group(2).strip()
-        elif last and line.strip():
-            fields[last] += " " + line.strip()
-    if "title" in fields:
-        fields["title"] = re.sub(r"\s*\(\d{4}\)$", "", fields["title"])
-    return fields
 
 
 @dataclass

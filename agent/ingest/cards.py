@@ -1,6 +1,9 @@
-"""Context cards: the short text an LLM later reads about an item."""
+"""Context cards: the short text an LLM later reads about an item, rendered from catalog facts and
+parsed back into fields (by explanations, the reranker's compact view and request-only search)."""
 
 from __future__ import annotations
+
+import re
 
 from agent.ingest.catalog import Item
 from prompts import render
@@ -54,3 +57,41 @@ def build_card(item: Item, media: dict[str, str] | None = None, with_people: boo
         text=[(name.capitalize(), _clip(value)) for name, value in item.text.items() if value.strip()],
         media=media_lines,
     )
+
+
+# --- parsing a rendered card --------------------------------------------------------------------
+
+_FIELD = re.compile(r"^([A-Z][A-Za-z ]{0,30}):\s*(.*)$")
+_TITLE_YEAR = re.compile(r"\s*\(\d{4}\)$")
+
+
+def slug(label: str) -> str:
+    """A card label as a field key: "Poster text" -> "poster_text"."""
+    return "_".join(label.lower().split())
+
+
+def card_fields(card: str) -> dict[str, str]:
+    """A context card's ``Label: value`` lines as {label: value}, labels as written ("Poster text")
+    and the title with its year, as the card shows them.
+
+    A line that is not ``Label: value`` continues the previous field (a multi-line plot)."""
+    fields: dict[str, str] = {}
+    last = None
+    for line in (card or "").splitlines():
+        match = _FIELD.match(line.strip())
+        if match:
+            last = match.group(1).strip()
+            fields[last] = match.group(2).strip()
+        elif last and line.strip():
+            fields[last] += " " + line.strip()
+    return fields
+
+
+def parse_card(card: str) -> dict[str, str]:
+    """A context card's fields as {slug: value} (see :func:`card_fields`); the title loses its year."""
+    fields: dict[str, str] = {}
+    for label, value in card_fields(card).items():
+        fields[slug(label)] = value
+    if "title" in fields:
+        fields["title"] = _TITLE_YEAR.sub("", fields["title"])
+    return fields

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -21,6 +20,8 @@ from agent.ingest.catalog import Item, RowError
 from agent.core.config import Settings, apply_thread_settings
 from agent.ingest.converters import Conversion, MediaConverter, TextEmbedder
 from agent.core.errors import ModelNotReady, RecsageError
+from agent.core.io import sha256_file
+from agent.core.progress import progress_bar
 from agent.ingest.store import IMAGE_COLLECTION, TEXT_COLLECTION, Store, encode_list
 from agent.core.timing import accumulate_seconds
 
@@ -112,11 +113,7 @@ def _file_digest(ref: str | None) -> str:
     if ref.startswith(("http://", "https://")):
         return ref
     try:
-        digest = hashlib.sha256()
-        with open(ref, "rb") as fh:
-            while block := fh.read(1 << 20):
-                digest.update(block)
-        return digest.hexdigest()
+        return sha256_file(ref)
     except OSError as exc:
         return f"unreadable:{exc.errno}"
 
@@ -241,33 +238,7 @@ def _progress(enabled: bool, total: int):
     if not enabled:
         yield lambda n: None
         return
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        # A log file or CI output gets no live bar (rich draws it only on a terminal), so say after
-        # every committed batch how far the ingest got (a rerun skips what is stored).
-        done = 0
-
-        def log_line(n: int) -> None:
-            nonlocal done
-            done += n
-            print(f"ingest: {done}/{total} items stored", file=sys.stderr, flush=True)
-
-        yield log_line
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(
-        TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=console, transient=False,
-    ) as bar:
-        task = bar.add_task("ingest", total=total)
-        yield lambda n: bar.advance(task, n)
+    # A log file or CI output gets no live bar, so it gets a line after every committed batch saying
+    # how far the ingest got (a rerun skips what is stored).
+    with progress_bar("ingest", total, plain_line=lambda done, of: f"ingest: {done}/{of} items stored") as advance:
+        yield advance

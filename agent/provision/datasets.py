@@ -5,7 +5,6 @@ Licence: research, non-commercial use; acknowledge GroupLens (see the README.txt
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 import urllib.request
@@ -13,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 from agent.core.errors import RecsageError
+from agent.core.io import sha256_file
 
 MOVIELENS_URL = "https://files.grouplens.org/datasets/movielens/ml-latest-small.zip"
 MOVIELENS_FILES = ("movies.csv", "ratings.csv", "tags.csv", "links.csv", "README.txt")
@@ -49,7 +49,7 @@ def fetch_movielens(dest: Path, url: str = MOVIELENS_URL, timeout: float = 60.0)
         target.mkdir(exist_ok=True)
         for name in MOVIELENS_FILES:
             shutil.move(Path(tmp) / name, target / name)
-    digest = hashlib.sha256((target / "ratings.csv").read_bytes()).hexdigest()[:12]
+    digest = sha256_file(target / "ratings.csv")[:12]
     print(f"ml-latest-small in {target} (ratings.csv sha256 {digest}...)")
     return target
 

@@ -21,7 +21,7 @@ The output holds only tensors, ints and strings, so ``torch.load(weights_only=Tr
 
 from __future__ import annotations
 
-import os
+import io
 import re
 import struct
 from pathlib import Path
@@ -30,6 +30,7 @@ from typing import BinaryIO
 import numpy as np
 
 from agent.core.errors import ModelNotReady
+from agent.core.io import atomic_write_bytes
 
 DTYPES = ("float32", "int8", "int16", "int32", "float16", "bfloat16")
 SUPPORTED_BINARY_VERSIONS = (4, 5, 6)
@@ -150,72 +151,68 @@ def _layers(variables: dict[str, np.ndarray], stack: str) -> int:
     return len(found)
 
 
-def ct2_to_whisper_state(variables: dict[str, np.ndarray]) -> tuple[dict[str, int], dict]:
-    """Map CTranslate2 WhisperSpec variables to (ModelDimensions dict, openai-whisper state_dict).
+# One transformer layer as (how, openai-whisper module under ``<stack>.blocks.<i>``, CTranslate2
+# scope under ``<stack>/layer_<i>``), in the order the state dict is filled. "qkv" and "kv" are
+# fused projections split into their parts.
+_SELF_ATTENTION = (
+    ("norm", "attn_ln", "self_attention/layer_norm"),
+    ("qkv", "attn", "self_attention/linear_0"),
+    ("linear", "attn.out", "self_attention/linear_1"),
+)
+_CROSS_ATTENTION = (
+    ("norm", "cross_attn_ln", "attention/layer_norm"),
+    ("linear", "cross_attn.query", "attention/linear_0"),
+    ("kv", "cross_attn", "attention/linear_1"),
+    ("linear", "cross_attn.out", "attention/linear_2"),
+)
+_MLP = (
+    ("norm", "mlp_ln", "ffn/layer_norm"),
+    ("linear", "mlp.0", "ffn/linear_0"),
+    ("linear", "mlp.2", "ffn/linear_1"),
+)
+LAYER_MAP = {"encoder": _SELF_ATTENTION + _MLP, "decoder": _SELF_ATTENTION + _CROSS_ATTENTION + _MLP}
+_FUSED = {"qkv": ("query", "key", "value"), "kv": ("key", "value")}
 
-    CTranslate2 fuses q/k/v (self-attention) and k/v (cross-attention) rows; openai-whisper keeps
-    them separate and its key projection has no bias. A key bias only adds ``q . b`` to every score
-    of a query, which softmax cancels, so dropping it is exact (Transformers also has none).
-    """
-    used: set[str] = set()
-    get = lambda name: _float(variables, name, used)  # noqa: E731
-    sd: dict = {}
-    enc_layers, dec_layers = _layers(variables, "encoder"), _layers(variables, "decoder")
-    enc_pos = get("encoder/position_encodings/encodings")
-    dec_pos = get("decoder/position_encodings/encodings")
-    conv1, embed = get("encoder/conv1/weight"), get("decoder/embeddings/weight")
-    dims = {
-        "n_mels": conv1.shape[1],
-        "n_audio_ctx": enc_pos.shape[0],
-        "n_audio_state": enc_pos.shape[1],
-        "n_audio_head": _scalar(variables, "encoder/num_heads", used),
-        "n_audio_layer": enc_layers,
-        "n_vocab": embed.shape[0],
-        "n_text_ctx": dec_pos.shape[0],
-        "n_text_state": dec_pos.shape[1],
-        "n_text_head": _scalar(variables, "decoder/num_heads", used),
-        "n_text_layer": dec_layers,
-    }
-    dims = {k: int(v) for k, v in dims.items()}
 
-    def linear(dst: str, src: str) -> None:
-        sd[f"{dst}.weight"], sd[f"{dst}.bias"] = get(f"{src}/weight"), get(f"{src}/bias")
+class _StateDict:
+    """The openai-whisper state dict being filled from CTranslate2 ``variables``; ``used`` records
+    every variable read, so the leftovers can be refused."""
 
-    def norm(dst: str, src: str) -> None:
-        sd[f"{dst}.weight"], sd[f"{dst}.bias"] = get(f"{src}/gamma"), get(f"{src}/beta")
+    def __init__(self, variables: dict[str, np.ndarray]):
+        self.variables = variables
+        self.used: set[str] = set()
+        self.sd: dict = {}
 
-    def split(dst: str, src: str, parts: tuple[str, ...]) -> None:
-        weight, bias = get(f"{src}/weight"), get(f"{src}/bias")
+    def get(self, name: str):
+        return _float(self.variables, name, self.used)
+
+    def scalar(self, name: str) -> int:
+        return _scalar(self.variables, name, self.used)
+
+    def put(self, how: str, dst: str, src: str) -> None:
+        sd, get = self.sd, self.get
+        if how == "linear":
+            sd[f"{dst}.weight"], sd[f"{dst}.bias"] = get(f"{src}/weight"), get(f"{src}/bias")
+        elif how == "norm":
+            sd[f"{dst}.weight"], sd[f"{dst}.bias"] = get(f"{src}/gamma"), get(f"{src}/beta")
+        else:
+            self._split(dst, src, _FUSED[how])
+
+    def _split(self, dst: str, src: str, parts: tuple[str, ...]) -> None:
+        weight, bias = self.get(f"{src}/weight"), self.get(f"{src}/bias")
         n = len(parts)
         if weight.shape[0] % n or bias.shape[0] != weight.shape[0]:
             raise Ct2FormatError(f"{src} has shape {tuple(weight.shape)}, not {n} fused projections")
         for part, w, b in zip(parts, weight.chunk(n, 0), bias.chunk(n, 0)):
-            sd[f"{dst}.{part}.weight"] = w.clone()
+            self.sd[f"{dst}.{part}.weight"] = w.clone()
             if part != "key":
-                sd[f"{dst}.{part}.bias"] = b.clone()
+                self.sd[f"{dst}.{part}.bias"] = b.clone()
 
-    sd["encoder.conv1.weight"], sd["encoder.conv1.bias"] = conv1, get("encoder/conv1/bias")
-    linear("encoder.conv2", "encoder/conv2")
-    sd["encoder.positional_embedding"] = enc_pos
-    norm("encoder.ln_post", "encoder/layer_norm")
-    sd["decoder.token_embedding.weight"] = embed
-    sd["decoder.positional_embedding"] = dec_pos
-    norm("decoder.ln", "decoder/layer_norm")
-    for stack, count in (("encoder", enc_layers), ("decoder", dec_layers)):
-        for i in range(count):
-            src, dst = f"{stack}/layer_{i}", f"{stack}.blocks.{i}"
-            norm(f"{dst}.attn_ln", f"{src}/self_attention/layer_norm")
-            split(f"{dst}.attn", f"{src}/self_attention/linear_0", ("query", "key", "value"))
-            linear(f"{dst}.attn.out", f"{src}/self_attention/linear_1")
-            if stack == "decoder":
-                norm(f"{dst}.cross_attn_ln", f"{src}/attention/layer_norm")
-                linear(f"{dst}.cross_attn.query", f"{src}/attention/linear_0")
-                split(f"{dst}.cross_attn", f"{src}/attention/linear_1", ("key", "value"))
-                linear(f"{dst}.cross_attn.out", f"{src}/attention/linear_2")
-            norm(f"{dst}.mlp_ln", f"{src}/ffn/layer_norm")
-            linear(f"{dst}.mlp.0", f"{src}/ffn/linear_0")
-            linear(f"{dst}.mlp.2", f"{src}/ffn/linear_1")
 
+def _check_rest(state: _StateDict) -> None:
+    """Refuse a tied projection that differs, a flag openai-whisper cannot honour, or any variable
+    left without an openai-whisper counterpart."""
+    variables, used = state.variables, state.used
     # openai-whisper ties the output projection to the token embedding.
     if "decoder/projection/weight" in variables:
         if not np.array_equal(variables["decoder/projection/weight"], variables["decoder/embeddings/weight"]):
@@ -226,18 +223,59 @@ def ct2_to_whisper_state(variables: dict[str, np.ndarray]) -> tuple[dict[str, in
         used.add("decoder/projection/weight_scale")
     for name, want in EXPECTED_FLAGS.items():
         if name in variables:
-            if _scalar(variables, name, used) != want:
+            if state.scalar(name) != want:
                 raise Ct2FormatError(f"{name} = {int(variables[name])}, openai-whisper needs {want}")
     unused = sorted(set(variables) - used - IGNORED)
     if unused:
         raise Ct2FormatError(f"model.bin variables with no openai-whisper counterpart: {unused[:8]}")
+
+
+def ct2_to_whisper_state(variables: dict[str, np.ndarray]) -> tuple[dict[str, int], dict]:
+    """Map CTranslate2 WhisperSpec variables to (ModelDimensions dict, openai-whisper state_dict).
+
+    CTranslate2 fuses q/k/v (self-attention) and k/v (cross-attention) rows; openai-whisper keeps
+    them separate and its key projection has no bias. A key bias only adds ``q . b`` to every score
+    of a query, which softmax cancels, so dropping it is exact (Transformers also has none).
+    """
+    state = _StateDict(variables)
+    get, sd = state.get, state.sd
+    enc_layers, dec_layers = _layers(variables, "encoder"), _layers(variables, "decoder")
+    enc_pos = get("encoder/position_encodings/encodings")
+    dec_pos = get("decoder/position_encodings/encodings")
+    conv1, embed = get("encoder/conv1/weight"), get("decoder/embeddings/weight")
+    dims = {
+        "n_mels": conv1.shape[1],
+        "n_audio_ctx": enc_pos.shape[0],
+        "n_audio_state": enc_pos.shape[1],
+        "n_audio_head": state.scalar("encoder/num_heads"),
+        "n_audio_layer": enc_layers,
+        "n_vocab": embed.shape[0],
+        "n_text_ctx": dec_pos.shape[0],
+        "n_text_state": dec_pos.shape[1],
+        "n_text_head": state.scalar("decoder/num_heads"),
+        "n_text_layer": dec_layers,
+    }
+    dims = {k: int(v) for k, v in dims.items()}
+
+    sd["encoder.conv1.weight"], sd["encoder.conv1.bias"] = conv1, get("encoder/conv1/bias")
+    state.put("linear", "encoder.conv2", "encoder/conv2")
+    sd["encoder.positional_embedding"] = enc_pos
+    state.put("norm", "encoder.ln_post", "encoder/layer_norm")
+    sd["decoder.token_embedding.weight"] = embed
+    sd["decoder.positional_embedding"] = dec_pos
+    state.put("norm", "decoder.ln", "decoder/layer_norm")
+    for stack, count in (("encoder", enc_layers), ("decoder", dec_layers)):
+        for i in range(count):
+            for how, dst, src in LAYER_MAP[stack]:
+                state.put(how, f"{stack}.blocks.{i}.{dst}", f"{stack}/layer_{i}/{src}")
+    _check_rest(state)
     return dims, sd
 
 
 def convert_ct2_whisper(src_dir: Path, out_file: Path) -> None:
     """Write ``{"dims", "model_state_dict"}`` for ``whisper.load_model`` from ``src_dir/model.bin``.
 
-    Written to a temporary file and renamed, so an interrupted conversion never leaves a
+    Written atomically (temporary file, then rename), so an interrupted conversion never leaves a
     half-written checkpoint that looks provisioned.
     """
     import torch
@@ -253,8 +291,6 @@ def convert_ct2_whisper(src_dir: Path, out_file: Path) -> None:
             f"{src}: WhisperSpec revision {revision} is newer than this converter knows (<= 3)"
         )
     dims, state = ct2_to_whisper_state(variables)
-    out_file = Path(out_file)
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_file.with_name(out_file.name + ".tmp")
-    torch.save({"dims": dims, "model_state_dict": state}, tmp)
-    os.replace(tmp, out_file)
+    buffer = io.BytesIO()
+    torch.save({"dims": dims, "model_state_dict": state}, buffer)
+    atomic_write_bytes(Path(out_file), buffer.getvalue())

@@ -9,9 +9,9 @@ is always a permutation of the candidates, and with no list in the prompt there 
 shuffled it was no better than random.)
 
 Only the hidden state at the answer position is projected, and only onto the few label tokens
-(no full-vocabulary logits). Catalog text is data, not instructions: each card is truncated and
-fenced inside <item> ... </item>, with angle brackets escaped so a card cannot close its fence or
-forge chat-template tokens, and the system prompt says so.
+(no full-vocabulary logits). What the model reads of each card (compacted, truncated, fenced) is
+:mod:`agent.rerank.prompt`; the packing of candidates into rows is :mod:`agent.rerank.packing`; the
+prefix cache is :func:`agent.llm.prefix_forward` / :func:`agent.llm.over_prefix`.
 
 :func:`interpolate` mixes z-scored retriever and LLM scores so a weak LLM cannot wreck the
 retriever's order; :func:`rerank_ranking` applies a reranker to the top k of a ranked list and keeps
@@ -21,7 +21,6 @@ everything beyond the candidates in the retriever's order.
 from __future__ import annotations
 
 import copy
-import re
 import threading
 import time
 from collections.abc import Hashable, Mapping, Sequence
@@ -30,62 +29,16 @@ from pathlib import Path
 import numpy as np
 
 import prompts
-from agent.llm import cache_kwarg, returned_cache
-
-SEQUENTIAL_REQUEST = "the movie this viewer will want to watch next, given what they recently watched"
-"""The request text when there is none (history-only recommendation): the sequential task."""
-HISTORY_TITLES = 10
-"""Most recent history items the reranker reads (older ones add tokens, not signal)."""
-
-
-def title_line(meta: Mapping) -> str:
-    """How the reranker names a history item: "Title (year)", as in training and evaluation."""
-    title, year = str(meta.get("title", "")).strip(), meta.get("year")
-    return f"{title} ({year})" if year not in (None, "", -1) else title
+from agent.core.config import load_settings
+from agent.llm import chat_prompt, load_llm, over_prefix, prefix_forward
+from agent.provision.models import model_path
+from agent.rerank.packing import pack_suffixes, uses_sdpa
+from agent.rerank.prompt import CARD_CHARS, SENTINEL, SEQUENTIAL_REQUEST, fence_text, rerank_view
+from agent.retrieval.fusion import standardize
 
 
-CARD_CHARS = 160
-"""Characters of each candidate's rerank view: ~35 tokens, so 20 candidates cost ~800 tokens."""
-# Card lines the reranker reads, in this order (people, poster OCR and long fields cost tokens
-# and, measured on the request benchmark's validation half, added nothing).
-RERANK_FIELDS = ("Genres", "Tags", "Plot", "Audio transcript", "Image")
-SENTINEL = "\u2063CARD\u2063"  # marks where a pointwise card goes; never appears in a card after escaping
-
-_TAG_RE = re.compile(r"[<>]")
-
-
-def fence_text(text: str, max_chars: int = CARD_CHARS) -> str:
-    """Make item text safe to place inside <item> ... </item>: whitespace-tidied, truncated at a word
-    boundary to ``max_chars`` and with every angle bracket escaped, so it cannot close the fence,
-    open a new item or forge a chat-template token such as <|im_end|>."""
-    text = "\n".join(" ".join(line.split()) for line in str(text).splitlines() if line.strip())
-    text = text.replace(SENTINEL, "")
-    if max_chars and len(text) > max_chars:
-        cut = text[:max_chars]
-        space = max(cut.rfind(" "), cut.rfind("\n"))
-        text = (cut[:space] if space > max_chars // 2 else cut).rstrip() + "..."
-    return _TAG_RE.sub(lambda m: "&lt;" if m.group() == "<" else "&gt;", text)
-
-
-def rerank_view(card: str) -> str:
-    """The compact text of a context card that the reranker reads: "Title (year) | genres | tags |
-    plot ...", fields in :data:`RERANK_FIELDS` order. Text that is not a card passes through."""
-    fields: dict[str, str] = {}
-    for line in str(card).splitlines():
-        name, sep, value = line.partition(": ")
-        if sep and value.strip():
-            fields.setdefault(name.strip(), value.strip())
-    if "Title" not in fields:
-        return str(card)
-    return " | ".join([fields["Title"]] + [fields[f] for f in RERANK_FIELDS if f in fields])
-
-
-def _zscore(values: np.ndarray) -> np.ndarray:
-    values = np.asarray(values, dtype=np.float64)
-    if values.size == 0:
-        return values
-    std = values.std()
-    return (values - values.mean()) / std if std > 1e-12 else np.zeros_like(values)
+MIN_STD = 1e-12
+"""A spread of scores at or below this is no spread: those scores z-score to zeros."""
 
 
 def interpolate(
@@ -106,70 +59,13 @@ def interpolate(
     if not ret:
         return []
     ids = [i for i, _ in ret]
-    z_ret = _zscore(np.array([s for _, s in ret]))
+    z_ret = standardize(np.array([s for _, s in ret]), min_std=MIN_STD)
     known = [i for i in ids if i in llm]
-    z_llm_known = dict(zip(known, _zscore(np.array([llm[i] for i in known])))) if known else {}
+    z_llm_known = dict(zip(known, standardize(np.array([llm[i] for i in known]), min_std=MIN_STD))) if known else {}
     z_llm = np.array([z_llm_known.get(i, 0.0) for i in ids])
     mixed = (1.0 - alpha) * z_ret + alpha * z_llm
     order = sorted(range(len(ids)), key=lambda j: (-mixed[j], j))
     return [(ids[j], float(mixed[j])) for j in order]
-
-
-ROW_TOKENS = 128
-"""Target length of one packed row of candidate suffixes: attention over a row costs its length times
-(prefix + its length), so long rows waste it on masked pairs (one row of 20 cards: attention was 45%
-of the time); short rows waste matmuls on padding. Measured on 20 candidates (p50): 96, 128 and 192
-alike (0.45-0.49 s), 64 and 256 slower (0.50-0.51 s), one row 0.59 s."""
-
-
-def pack_suffixes(suffixes: Sequence[Sequence[int]], prefix_len: int, row_tokens: int = ROW_TOKENS,
-                  boolean_mask: bool = True):
-    """Candidate suffixes packed into a few rows of similar length, to run over a cached prefix.
-
-    Returns (input_ids (R, W), position_ids (R, W), attention mask (R, 1, W, prefix_len + W), and for
-    each suffix its (row, index of its last token)). Each suffix token attends to the whole prefix
-    and causally to its own suffix only, and its positions continue from the prefix, so every suffix
-    is scored exactly as if it ran alone after the prefix. Rows are filled longest suffix first into
-    the currently shortest row, so padding stays small (equal lengths in token order). Padding
-    tokens see only the prefix.
-    ``boolean_mask``: True = may attend (SDPA); else an additive float mask (0 / -inf, eager).
-    """
-    import torch
-
-    n_rows = max(1, min(len(suffixes), round(sum(len(s) for s in suffixes) / row_tokens)))
-    rows: list[list[int]] = [[] for _ in range(n_rows)]  # suffix indices per row
-    fill = [0] * n_rows
-    # ties broken by the tokens, not the input order: the rows (and so every bf16 rounding) depend
-    # only on which candidates there are, so candidate order cannot change a score at all
-    for i in sorted(range(len(suffixes)), key=lambda i: (-len(suffixes[i]), list(suffixes[i]))):
-        r = fill.index(min(fill))
-        rows[r].append(i)
-        fill[r] += len(suffixes[i])
-    width = max(fill)
-    ids = torch.zeros((n_rows, width), dtype=torch.long)
-    owner = torch.full((n_rows, width), -1)
-    offset = torch.zeros((n_rows, width), dtype=torch.long)
-    where = [(0, 0)] * len(suffixes)
-    for r, members in enumerate(rows):
-        at = 0
-        for i in members:
-            n = len(suffixes[i])
-            ids[r, at: at + n] = torch.tensor(suffixes[i], dtype=torch.long)
-            owner[r, at: at + n] = i
-            offset[r, at: at + n] = torch.arange(n)
-            at += n
-            where[i] = (r, at - 1)
-    own = (owner[:, :, None] == owner[:, None, :]) & (owner[:, None, :] >= 0)
-    allowed = torch.cat([torch.ones((n_rows, width, prefix_len), dtype=torch.bool),
-                         own & (offset[:, None, :] <= offset[:, :, None])], dim=-1)
-    mask = allowed[:, None]
-    if not boolean_mask:
-        mask = torch.zeros(mask.shape).masked_fill(~mask, float("-inf"))
-    return ids, prefix_len + offset, mask, where
-
-
-def _sdpa(model) -> bool:
-    return getattr(model.config, "_attn_implementation", "sdpa") == "sdpa"
 
 
 class LlmReranker:
@@ -208,9 +104,8 @@ class LlmReranker:
         with self._lock:
             if self._model is not None and self._tokenizer is not None:
                 return
-            from agent.llm import load_llm
-
-            llm = load_llm(self.settings, path=self._path)
+            settings = self.settings or load_settings()
+            llm = load_llm(settings, self._path or model_path(settings, "llm"))
             self._model = self._model if self._model is not None else llm.model
             self._tokenizer = self._tokenizer if self._tokenizer is not None else llm.tokenizer
         self._model.eval()
@@ -235,13 +130,6 @@ class LlmReranker:
                 raise ValueError(f"the tokenizer encodes {text!r} to nothing")
             self._token_cache[text] = ids[0]
         return self._token_cache[text]
-
-    def _chat(self, system: str, user: str) -> str:
-        return self.tokenizer.apply_chat_template(
-            [{"role": "system", "content": system}, {"role": "user", "content": user}],
-            tokenize=False,
-            add_generation_prompt=True,
-        )
 
     def _label_logits(self, hidden, token_ids: list[int]):
         """Project final hidden states (n, d) onto a few vocabulary rows only: (n, len(token_ids))."""
@@ -289,7 +177,7 @@ class LlmReranker:
             history=[fence_text(t, 120) for t in history],
             card=SENTINEL,
         )
-        prefix, suffix = self._chat(system, user).split(SENTINEL, 1)
+        prefix, suffix = chat_prompt(self.tokenizer, system, user).split(SENTINEL, 1)
         return prefix, suffix
 
     def candidate_text(self, card: str) -> str:
@@ -318,17 +206,15 @@ class LlmReranker:
         model = self.model
         scores: list[float] = []
         with torch.inference_mode():
-            prefix_cache = returned_cache(model.model(input_ids=prefix_ids, use_cache=True))
+            _, prefix_cache = prefix_forward(model.model, prefix_ids)  # hidden states only: no vocabulary head
             p_len = prefix_ids.shape[1]
             for lo in range(0, len(suffixes), self.batch_size):
                 ids, positions, mask, where = pack_suffixes(suffixes[lo: lo + self.batch_size], p_len,
-                                                            boolean_mask=_sdpa(model))
+                                                            boolean_mask=uses_sdpa(model))
                 # the forward grows the cache it is given: every chunk but the last gets a copy
                 last_chunk = lo + self.batch_size >= len(suffixes)
                 cache = prefix_cache if last_chunk else copy.deepcopy(prefix_cache)
-                cache.batch_repeat_interleave(ids.shape[0])
-                out = model.model(input_ids=ids, position_ids=positions, attention_mask=mask, use_cache=True,
-                                  **{cache_kwarg(model.model): cache})
+                out = over_prefix(model.model, cache, ids, positions, mask)
                 rows, cols = zip(*where)
                 logits = self._label_logits(out.last_hidden_state[list(rows), list(cols)], yes + no)
                 yes_l = torch.logsumexp(logits[:, : len(yes)], dim=-1)
@@ -403,19 +289,18 @@ def load_reranker(settings, dtype: str = "auto") -> LlmReranker:
     """The product reranker: the provisioned LLM with the configured LoRA adapter merged in
     (``settings.rerank_adapter``; the shipped one unless overridden), pointwise yes/no scoring.
 
-    ``dtype`` "auto" loads bf16 weights where the CPU computes bf16 natively: measured 6% faster
-    than fp32 weights under bf16 autocast (which re-casts every weight on every call), with score
-    correlation 0.9998 (`recsage bench rerank`). "fp32" is the naive baseline's precision.
+    ``dtype`` "auto" loads bf16 weights where the CPU computes bf16 natively: faster than fp32
+    weights under bf16 autocast (which re-casts every weight on every call), with scores that agree
+    (README; `recsage bench rerank`). "fp32" is the naive baseline's precision.
     """
     from agent.core.errors import RecsageError
-    from agent.llm import load_llm
 
     adapter = settings.rerank_adapter
     if adapter is not None and str(adapter) and not (Path(adapter) / "adapter_config.json").exists():
         raise RecsageError(
             f"reranker adapter {adapter} has no adapter_config.json: restore finetune/adapters/rerank "
-            "(git checkout), train one with `recsage finetune --config finetune/configs/rerank.toml`, "
+            "(git checkout), train one with `recsage finetune --recipe finetune/configs/rerank.toml`, "
             "or set rerank_adapter = \"\" for the zero-shot model"
         )
-    llm = load_llm(settings, adapter=adapter or None, dtype=dtype)
+    llm = load_llm(settings, model_path(settings, "llm"), adapter=adapter or None, dtype=dtype)
     return LlmReranker(settings, model=llm.model, tokenizer=llm.tokenizer)

@@ -9,25 +9,11 @@ baseline dependency-free and its formula visible.
 from __future__ import annotations
 
 import math
-import re
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable
 
+from agent.core.text import tokenize
 from agent.ingest.catalog import Item
-
-_TOKEN = re.compile(r"[a-z0-9]+")
-STOPWORDS = frozenset({
-    "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "i", "in", "is", "it", "me", "my",
-    "of", "on", "or", "some", "something", "that", "the", "this", "to", "with", "about", "like",
-    "want", "looking", "film", "films", "movie", "movies",
-})
-
-
-def tokenize(text: str, stopwords: frozenset[str] = STOPWORDS) -> list[str]:
-    """Lower-cased ASCII-folded alphanumeric runs, minus a few function words ('sci-fi' -> sci, fi)."""
-    folded = unicodedata.normalize("NFKD", text.lower()).encode("ascii", "ignore").decode("ascii")
-    return [t for t in _TOKEN.findall(folded) if t not in stopwords]
 
 
 class Bm25Index:

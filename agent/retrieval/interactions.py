@@ -3,20 +3,20 @@
 It follows the preprocessing behind LlamaRec's published table (every rating is an interaction,
 items without metadata dropped, iterative 5-core, per-user order by (timestamp, item id), last item
 = test, second-last = validation), so that our numbers can be set beside theirs. Any change here
-changes every reported number: keep it boring and keep the tests that pin it.
+changes every reported number: keep it boring and keep the tests that pin it. Ranking users under
+the protocol is evaluation and lives in eval.protocol.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 
-from eval.metrics import rank_of_target
+if TYPE_CHECKING:
+    import pandas as pd
 
 SplitName = Literal["val", "test"]
 
@@ -32,6 +32,8 @@ def load_interactions(movielens_dir: Path, min_rating: float = 0.0) -> pd.DataFr
     carded, retrieved or explained, and the reference numbers were computed without them.
     Ids stay integers here so that sorting by item id is numeric, as in MovieLens itself.
     """
+    import pandas as pd  # here, not at the top: serving imports Split, and pandas is slow to import
+
     movielens_dir = Path(movielens_dir)
     ratings_path, movies_path = movielens_dir / "ratings.csv", movielens_dir / "movies.csv"
     for path in (ratings_path, movies_path):
@@ -127,6 +129,8 @@ def split_from_interactions(df: pd.DataFrame) -> Split:
     Ties in timestamp (MovieLens often stores several ratings in the same second) are broken by
     item id so the split is deterministic and independent of file order.
     """
+    import pandas as pd
+
     users = np.sort(df["userId"].unique())
     items = np.sort(df["movieId"].unique())
     user_index = {str(u): i for i, u in enumerate(users)}
@@ -162,24 +166,3 @@ def make_split(movielens_dir: Path, k: int = 5) -> Split:
     """The protocol end to end: load, ``k``-core, leave-one-out."""
     return split_from_interactions(kcore(load_interactions(movielens_dir), k=k))
 
-
-Scorer = Callable[[int, np.ndarray], np.ndarray]
-
-
-def rank_users(
-    split: Split, scorer: Scorer, split_name: SplitName = "test", users: Iterable[int] | None = None
-) -> np.ndarray:
-    """1-based rank of each user's target among all items, with the visible history masked.
-
-    ``scorer(user, history)`` returns one score per dense item. Masking the history is part of the
-    protocol: re-recommending a film the user already rated is never counted as a hit or a miss.
-    """
-    chosen = range(split.n_users) if users is None else users
-    ranks = []
-    for user in chosen:
-        history = split.history(user, split_name)
-        scores = np.asarray(scorer(user, history))
-        if scores.shape != (split.n_items,):
-            raise ValueError(f"scorer returned shape {scores.shape}, expected ({split.n_items},)")
-        ranks.append(rank_of_target(scores, split.target(user, split_name), history))
-    return np.array(ranks, dtype=np.int64)

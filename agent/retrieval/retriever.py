@@ -19,7 +19,13 @@ import numpy as np
 
 from agent.core.config import Settings
 from agent.core.errors import InputError, RecsageError
+from agent.core.io import read_json
 from agent.ingest.store import TEXT_COLLECTION, Store
+from agent.retrieval.ease import EaseModel, load_ease
+from agent.retrieval.fusion import zscore
+from agent.retrieval.interactions import Split, make_split
+from agent.retrieval.popularity import popularity_scores
+from agent.retrieval.sasrec import SasrecModel, load_sasrec
 
 SYSTEMS = ("popularity", "content", "ease", "sasrec", "hybrid")
 SASREC_COLLECTION = "items_sasrec"
@@ -75,7 +81,7 @@ def _fetch_vectors(store: Store, collection: str, ids: list[str]) -> np.ndarray:
 class Retriever:
     """Scores every item of the interaction data for a history (dense item indices, time order)."""
 
-    def __init__(self, store: Store, store_dir: Path, split, settings: Settings):
+    def __init__(self, store: Store, store_dir: Path, split: Split, settings: Settings):
         self.store = store
         self.dir = Path(store_dir) / RETRIEVER_DIR
         self.split = split
@@ -88,9 +94,7 @@ class Retriever:
         return _fetch_vectors(self.store, TEXT_COLLECTION, self.split.item_ids)
 
     @functools.cached_property
-    def sasrec(self):
-        from finetune.retriever.pipeline import load_sasrec
-
+    def sasrec(self) -> SasrecModel:
         self._require_trained()
         return load_sasrec(self.dir)
 
@@ -100,16 +104,14 @@ class Retriever:
         return _fetch_vectors(self.store, SASREC_COLLECTION, self.split.item_ids)
 
     @functools.cached_property
-    def ease(self):
-        from finetune.retriever.pipeline import load_ease
-
+    def ease(self) -> EaseModel:
         self._require_trained()
         return load_ease(self.dir)
 
     @functools.cached_property
     def weights(self) -> dict[str, float]:
         self._require_trained()
-        return json.loads((self.dir / HYBRID_FILE).read_text())["weights"]
+        return read_json(self.dir / HYBRID_FILE)["weights"]
 
     @functools.cached_property
     def item_meta(self) -> list[dict]:
@@ -131,8 +133,6 @@ class Retriever:
 
     def popularity(self, split_name: str = "test") -> np.ndarray:
         """Interaction counts visible for ``split_name``: the same for every user, so computed once."""
-        from agent.retrieval.popularity import popularity_scores
-
         cache = self.__dict__.setdefault("_popularity", {})
         if split_name not in cache:
             cache[split_name] = popularity_scores(self.split, split_name)
@@ -161,8 +161,6 @@ class Retriever:
 
     def hybrid(self, history: np.ndarray, split_name: str = "test", query_vector: np.ndarray | None = None):
         """Weighted sum of per-user z-scores (weights chosen on validation) plus the request's query."""
-        from finetune.retriever.fusion import zscore
-
         parts = {name: zscore(self.scores(name, history, split_name), history)
                  for name, w in self.weights.items() if w}
         weights = {n: w for n, w in self.weights.items() if w}
@@ -246,8 +244,6 @@ class Retriever:
 
 
 def open_retriever(store_dir: Path, movielens: Path, settings: Settings) -> Retriever:
-    from agent.retrieval.interactions import make_split
-
     if store_dir is None:
         raise InputError("pass --store DIR: the retriever's models live beside the embedded store")
     if not (Path(movielens) / "ratings.csv").exists():

@@ -8,6 +8,7 @@ import numpy as np
 
 from agent.core.config import Settings
 from agent.ingest.store import Store
+from agent.retrieval.fusion import standardize
 
 
 def hit_to_json(hit) -> dict:
@@ -31,7 +32,7 @@ def search_text(store: Store, settings: Settings, text: str, k: int, where: dict
 LEXICAL_WEIGHT = 1.0
 DENSE_WEIGHT = 0.25
 """Weights of BM25 (titles, genres, tags) and MiniLM card similarity in hybrid text search, chosen
-on the validation half of the request benchmark (P@10 .367 -> .397; dense alone .263)."""
+on the validation half of the request benchmark (README gives the measurements)."""
 POOL = 200
 
 
@@ -39,9 +40,7 @@ def _zscore_over(scores: dict[str, float], ids: list[str]) -> np.ndarray:
     """z-scores over ``ids``; an id a system did not return gets that system's lowest score."""
     values = np.array([scores.get(i, np.nan) for i in ids], dtype=np.float64)
     floor = np.nanmin(values) if np.isfinite(values).any() else 0.0
-    values = np.where(np.isnan(values), floor, values)
-    std = values.std()
-    return (values - values.mean()) / std if std else np.zeros_like(values)
+    return standardize(np.where(np.isnan(values), floor, values))
 
 
 class HybridTextSearch:

@@ -33,10 +33,7 @@ def run_once(movielens: Path, posters: Path | None, sample: int, threads: int, o
 
 def bench_ingest(movielens: Path, posters: Path | None, sample: int, variants: list[tuple[int, int]],
                  settings: Settings) -> list[dict]:
-    from rich.table import Table
-
-    from agent.core.console import table_console
-
+    """One row per (threads, OCR workers) setting: ``{"threads", "ocr_workers", "seconds": {stage: s}}``."""
     rows = []
     for threads, workers in variants:
         cmd = [sys.executable, "-m", "eval.bench.ingest", str(movielens), str(posters or ""), str(sample),
@@ -46,20 +43,12 @@ def bench_ingest(movielens: Path, posters: Path | None, sample: int, variants: l
             raise RuntimeError(f"benchmark run failed ({threads} threads):\n{out.stderr[-2000:]}")
         seconds = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append({"threads": threads, "ocr_workers": workers, "seconds": seconds})
-    stages = sorted({s for r in rows for s in r["seconds"] if s not in ("setup", "hash")})
-    table = Table(title=f"ingest benchmark: {sample} movies (posters first)")
-    table.add_column("threads / OCR workers")
-    for stage in stages:
-        table.add_column(f"{stage} items/s", justify="right")
-    table.add_column("vs first row", justify="right")
-    base_total = None
-    for r in rows:
-        total = sum(r["seconds"].get(s, 0.0) for s in stages)
-        base_total = base_total or total
-        cells = [f"{sample / r['seconds'][s]:.1f}" if r["seconds"].get(s) else "-" for s in stages]
-        table.add_row(f"{r['threads']} / {r['ocr_workers']}", *cells, f"{base_total / total:.2f}x")
-    table_console().print(table)
     return rows
+
+
+def timed_stages(rows: list[dict]) -> list[str]:
+    """The stages every table row reports items/s for (setup and hashing are not per-item work)."""
+    return sorted({s for r in rows for s in r["seconds"] if s not in ("setup", "hash")})
 
 
 if __name__ == "__main__":

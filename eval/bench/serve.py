@@ -9,14 +9,13 @@ the models, so the burst measures serving, not loading.
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
-
+from agent.core.timing import Stopwatch, percentiles
 from agent.server.io import BackgroundServer
+from eval.bench import timed
 
 
 def _request_texts(n: int) -> list[str]:
@@ -31,7 +30,11 @@ def stream_chat(base_url: str, text: str, timeout_s: float = 900.0) -> dict:
     import httpx
 
     body = {"model": "recsage", "stream": True, "messages": [{"role": "user", "content": text}]}
-    start = time.perf_counter()
+    clock = Stopwatch()
+
+    def elapsed() -> float:
+        return time.perf_counter() - clock.start
+
     first = None
     answer, done, error, items = [], False, None, 0
     try:
@@ -39,7 +42,7 @@ def stream_chat(base_url: str, text: str, timeout_s: float = 900.0) -> dict:
             if response.status_code != 200:
                 response.read()
                 return {"ok": False, "error": f"HTTP {response.status_code}: {response.text[:300]}",
-                        "total_s": time.perf_counter() - start, "first_token_s": None}
+                        "total_s": elapsed(), "first_token_s": None}
             for line in response.iter_lines():
                 if not line.startswith("data: "):
                     continue
@@ -54,14 +57,14 @@ def stream_chat(base_url: str, text: str, timeout_s: float = 900.0) -> dict:
                 items = max(items, len((chunk.get("recsage") or {}).get("items") or []))
                 piece = chunk["choices"][0]["delta"].get("content")
                 if piece:
-                    first = first or time.perf_counter() - start
+                    first = first or elapsed()
                     answer.append(piece)
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"
     text_out = "".join(answer).strip()
     ok = done and error is None and bool(text_out)
     return {"ok": ok, "error": error or (None if ok else "stream ended without [DONE] or with an empty answer"),
-            "total_s": time.perf_counter() - start, "first_token_s": first, "answer": text_out[:200],
+            "total_s": elapsed(), "first_token_s": first, "answer": text_out[:200],
             "items": items}
 
 
@@ -73,51 +76,27 @@ def _burst(base_url: str, texts: list[str]) -> tuple[list[dict], float]:
         barrier.wait()
         return stream_chat(base_url, text)
 
-    start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=len(texts)) as pool:
-        results = list(pool.map(one, texts))
-    return results, time.perf_counter() - start
+    def run_all() -> list[dict]:
+        with ThreadPoolExecutor(max_workers=len(texts)) as pool:
+            return list(pool.map(one, texts))
 
-
-def _percentiles(values: list[float]) -> tuple[float, float]:
-    if not values:
-        return float("nan"), float("nan")
-    p50, p95 = np.percentile(values, [50, 95])
-    return float(p50), float(p95)
+    return timed(run_all)
 
 
 def summarize(results: list[dict], concurrency: int, walls: list[float], warmup_s: float) -> dict:
     ok = [r for r in results if r["ok"]]
-    total = _percentiles([r["total_s"] for r in ok])
-    first = _percentiles([r["first_token_s"] for r in ok if r["first_token_s"] is not None])
+    total = percentiles([r["total_s"] for r in ok])
+    first = percentiles([r["first_token_s"] for r in ok if r["first_token_s"] is not None])
     return {"concurrency": concurrency, "chats": len(results), "succeeded": len(ok),
             "with_items": sum(1 for r in ok if r.get("items")),
             "failed": len(results) - len(ok), "errors": [r["error"] for r in results if not r["ok"]],
-            "total_s": {"p50": total[0], "p95": total[1], "max": max((r["total_s"] for r in ok), default=None)},
-            "first_token_s": {"p50": first[0], "p95": first[1]}, "burst_wall_s": walls,
+            "total_s": {**total, "max": max((r["total_s"] for r in ok), default=None)},
+            "first_token_s": first, "burst_wall_s": walls,
             "warmup_s": warmup_s, "per_chat": results}
 
 
-def _seconds(value: float | None) -> str:
-    return "-" if value is None or math.isnan(value) else f"{value:.2f}"
-
-
-def print_summary(s: dict) -> None:
-    from rich.table import Table
-
-    from agent.core.console import table_console
-
-    table = Table("concurrency", "chats", "ok", "failed", "answers with items", "first token p50 s", "first token p95 s",
-                  "total p50 s", "total p95 s", "total max s", "burst wall s",
-                  title=f"recsage serve: concurrent streamed chats over loopback (warm-up chat {s['warmup_s']:.1f} s)")
-    table.add_row(str(s["concurrency"]), str(s["chats"]), str(s["succeeded"]), str(s["failed"]), str(s["with_items"]),
-                  _seconds(s["first_token_s"]["p50"]), _seconds(s["first_token_s"]["p95"]), _seconds(s["total_s"]["p50"]),
-                  _seconds(s["total_s"]["p95"]), _seconds(s["total_s"]["max"]), ", ".join(f"{w:.1f}" for w in s["burst_wall_s"]))
-    table_console().print(table)
-
-
 def run_bench(app, concurrency: int, rounds: int = 1) -> dict:
-    """Warm up with one chat, then ``rounds`` bursts of ``concurrency`` chats; prints and returns the table."""
+    """Warm up with one chat, then ``rounds`` bursts of ``concurrency`` chats; returns :func:`summarize`'s summary."""
     texts = _request_texts(concurrency * rounds + 1)
     with BackgroundServer(app) as url:
         warm = stream_chat(url, texts[0])
@@ -130,6 +109,4 @@ def run_bench(app, concurrency: int, rounds: int = 1) -> dict:
             burst, wall = _burst(url, texts[1 + r * concurrency: 1 + (r + 1) * concurrency])
             results += burst
             walls.append(wall)
-    summary = summarize(results, concurrency, walls, warm["total_s"])
-    print_summary(summary)
-    return summary
+    return summarize(results, concurrency, walls, warm["total_s"])

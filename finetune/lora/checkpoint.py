@@ -6,14 +6,13 @@ Adapter weights (safetensors), optimizer moments and RNG state (tensors only, re
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from agent.core.errors import InputError
+from agent.core.io import read_json, write_json
 from finetune.checkpoint import optimizer_tensors, restore_optimizer
 
 CHECKPOINT = "checkpoint"
@@ -39,7 +38,7 @@ def save_checkpoint(out: Path, model, optimizer, state: dict) -> None:
         tensors["cuda_rng"] = torch.cuda.get_rng_state()
     tensors.update(optimizer_tensors(optimizer, OPTIMIZER_PREFIX))
     torch.save(tensors, tmp / "trainer_state.pt")
-    (tmp / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
+    write_json(tmp / "state.json", state)
     for f in tmp.iterdir():  # make the files durable before the swap
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
@@ -64,7 +63,7 @@ def load_checkpoint(out: Path, model, optimizer) -> dict | None:
     folder = _checkpoint_dir(out)
     if folder is None:
         return None
-    state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    state = read_json(folder / "state.json")
     weights = load_file(str(folder / "adapter.safetensors"))
     params = trainable_parameters(model)
     if set(weights) != set(params):
@@ -79,11 +78,3 @@ def load_checkpoint(out: Path, model, optimizer) -> dict | None:
     if "cuda_rng" in tensors and torch.cuda.is_available():
         torch.cuda.set_rng_state(tensors["cuda_rng"])
     return state
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

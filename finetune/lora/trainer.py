@@ -15,35 +15,21 @@ would have.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from agent.core.errors import InputError
-from finetune.lora.checkpoint import (
-    CHECKPOINT,
-    file_sha256,
-    load_checkpoint,
-    save_checkpoint,
-    trainable_parameters,
-)
-from finetune.lora.config import (
-    LoraTrainConfig,
-    config_from_dict,
-    config_help,
-    load_config,
-    validate_config,
-)
+from agent.core.io import sha256_file, write_json
+from agent.core.progress import progress_bar
+from agent.llm import ADAPTER_WEIGHTS, load_causal_lm
+from finetune.lora.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint, trainable_parameters
+from finetune.lora.config import LoraTrainConfig, resolve_base
 from finetune.lora.data import collate, encode_pair, epoch_order, read_pairs, split_rows
-
-__all__ = [  # the trainer's public face; config and data helpers live in lora_config / lora_data
-    "LoraTrainConfig", "collate", "config_from_dict", "config_help", "encode_pair", "epoch_order",
-    "export_adapter", "load_config", "merge_adapter", "read_pairs", "split_rows", "train_lora",
-    "validate_config",
-]
 
 ADAPTER = "adapter"
 CARD = "training_card.json"
@@ -57,46 +43,6 @@ _RESUME_KEYS = (
 
 
 # --- model --------------------------------------------------------------------------------------
-
-
-def resolve_base(base_model: str | Path | None) -> str:
-    if base_model:
-        return str(base_model)
-    from agent.core.config import load_settings
-    from agent.provision.models import model_path
-
-    return str(model_path(load_settings(), "llm"))
-
-
-def _load_base(base: str, qlora: bool):
-    import torch
-
-    from agent.core.errors import require
-
-    transformers = require("transformers")
-    if qlora:
-        if not torch.cuda.is_available():
-            raise InputError(
-                "QLoRA needs a CUDA GPU (bitsandbytes 4-bit); none is available here: drop --qlora "
-                "(or qlora = true in the config) to train LoRA on the CPU"
-            )
-        require("bitsandbytes", extra="qlora")
-        from peft import prepare_model_for_kbit_training
-
-        quant = transformers.BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16,
-        )
-        model = transformers.AutoModelForCausalLM.from_pretrained(
-            base, quantization_config=quant, device_map={"": 0}
-        )
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    else:
-        model = transformers.AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-        if torch.cuda.is_available():
-            model = model.to("cuda")
-    tokenizer = transformers.AutoTokenizer.from_pretrained(base)
-    return model, tokenizer
 
 
 def _peft_wrap(model, config: LoraTrainConfig):
@@ -140,51 +86,9 @@ def _val_loss(model, encoded: list[dict], batch_size: int, pad_id: int, device: 
     return total / max(tokens, 1)
 
 
-def train_lora(
-    config: LoraTrainConfig,
-    progress: bool = True,
-    *,
-    on_step: Callable[[int, float], None] | None = None,
-) -> dict:
-    """Train (or resume) a LoRA adapter; returns the training card.
-
-    ``on_step(step, loss)`` runs after every optimizer step and after any checkpoint of that step
-    (tests use it to simulate a kill; the CLI may use it for logging).
-    """
-    import torch
-
-    validate_config(config)
-    base = resolve_base(config.base_model)
-    if config.qlora and not torch.cuda.is_available():
-        raise InputError(
-            "QLoRA needs a CUDA GPU (bitsandbytes 4-bit); none is available here: drop --qlora "
-            "(or qlora = true in the config) to train LoRA on the CPU"
-        )
-    settings = {**asdict(config), "base_model": base}
-    out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(config.threads)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-
-    rows = read_pairs(Path(config.data))
-    data_sha = file_sha256(Path(config.data))
-    train_idx, val_idx = split_rows(len(rows), config.val_fraction, config.max_val_examples, config.seed)
-    model, tokenizer = _load_base(base, config.qlora)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    encoded = [encode_pair(tokenizer, r["prompt"], r["answer"], config.max_length, config.append_eos)
-               for r in rows]
-    train_enc = [encoded[i] for i in train_idx]
-    val_enc = [encoded[i] for i in val_idx]
-
-    model = _peft_wrap(model, config)
-    model.train()
-    params = list(trainable_parameters(model).values())
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-
-    per_step = config.batch_size * config.grad_accum
-    steps_per_epoch = math.ceil(len(train_enc) / per_step)
-    total_steps = config.max_steps or config.epochs * steps_per_epoch
-
+def _resume(out: Path, model, optimizer, settings: dict, data_sha: str) -> dict:
+    """The run's state: from the checkpoint in ``out`` (weights, optimizer and RNG restored) when
+    it was made with the same settings and data, else fresh; one more session either way."""
     state = {"step": 0, "loss_curve": [], "val_losses": [], "seconds": 0.0, "examples_seen": 0,
              "sessions": 0}
     resumed = load_checkpoint(out, model, optimizer)
@@ -200,106 +104,206 @@ def train_lora(
             )
         state = {k: resumed[k] for k in state}
     state["sessions"] += 1
-    bf16 = config.bf16
+    return state
 
-    def snapshot() -> dict:
-        return {**state, "settings": settings, "data_sha256": data_sha}
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
+def _optimizer_step(model, optimizer, rows: list[dict], config: LoraTrainConfig, step: int, pad_id: int,
+                    device: str) -> float:
+    """One optimizer step over ``rows`` in micro-batches of ``batch_size`` (gradients accumulated,
+    each weighted by its share of the rows), learning rate warmed up linearly; returns the loss."""
+    lr = config.lr * min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else config.lr
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    step_loss = 0.0
+    for start in range(0, len(rows), config.batch_size):
+        part = rows[start:start + config.batch_size]
+        ids, mask, labels = collate(part, pad_id)
+        with _autocast(device, config.bf16):
+            out = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))
+        loss = out.loss.float() * (len(part) / len(rows))
+        loss.backward()
+        step_loss += float(loss.detach())
+    optimizer.step()
+    return step_loss
 
-        bar = tqdm(total=total_steps, initial=state["step"], desc="lora", unit="step", dynamic_ncols=True)
+
+def _token_stats(encoded: list[dict]) -> dict:
+    return {"truncated_rows": sum(1 for e in encoded if e["truncated"]),
+            "mean_tokens": sum(len(e["input_ids"]) for e in encoded) / len(encoded),
+            "mean_answer_tokens": sum(sum(1 for t in e["labels"] if t != -100) for e in encoded) / len(encoded)}
+
+
+@dataclass
+class _Run:
+    """Everything one training session reads and writes: the model and its optimizer, the encoded
+    data, the step plan and ``state``, the resumable part that goes into every checkpoint."""
+
+    config: LoraTrainConfig
+    base: str
+    settings: dict
+    out: Path
+    device: str
+    rows: list[dict]
+    data_sha: str
+    encoded: list[dict]
+    train_enc: list[dict]
+    val_enc: list[dict]
+    model: Any
+    tokenizer: Any
+    pad_id: int
+    params: list
+    optimizer: Any
+    per_step: int
+    steps_per_epoch: int
+    total_steps: int
+    state: dict
+
+    def snapshot(self) -> dict:
+        return {**self.state, "settings": self.settings, "data_sha256": self.data_sha}
+
+
+def _start(config: LoraTrainConfig) -> _Run:
+    """Load the data and the model, wrap it in LoRA and resume the run state from ``output_dir``."""
+    import torch
+
+    base = resolve_base(config.base_model)
+    if config.qlora and not torch.cuda.is_available():
+        raise InputError(
+            "QLoRA needs a CUDA GPU (bitsandbytes 4-bit); none is available here: drop --qlora "
+            "(or qlora = true in the config) to train LoRA on the CPU"
+        )
+    settings = {**config.model_dump(), "base_model": base}
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(config.threads)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    rows = read_pairs(Path(config.data))
+    data_sha = sha256_file(Path(config.data))
+    train_idx, val_idx = split_rows(len(rows), config.val_fraction, config.max_val_examples, config.seed)
+    model, tokenizer = load_causal_lm(base, "fp32", trainable=True, quantize_4bit=config.qlora)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    encoded = [encode_pair(tokenizer, r["prompt"], r["answer"], config.max_length, config.append_eos)
+               for r in rows]
+    train_enc = [encoded[i] for i in train_idx]
+    val_enc = [encoded[i] for i in val_idx]
+
+    model = _peft_wrap(model, config)
+    model.train()
+    params = list(trainable_parameters(model).values())
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+    per_step = config.batch_size * config.grad_accum
+    steps_per_epoch = math.ceil(len(train_enc) / per_step)
+    total_steps = config.max_steps or config.epochs * steps_per_epoch
+    state = _resume(out, model, optimizer, settings, data_sha)
+    return _Run(config, base, settings, out, device, rows, data_sha, encoded, train_enc, val_enc, model,
+                tokenizer, pad_id, params, optimizer, per_step, steps_per_epoch, total_steps, state)
+
+
+def _step_loop(run: _Run, advance: Callable[..., None], on_step: Callable[[int, float], None] | None) -> str | None:
+    """Optimizer steps until ``total_steps`` or ``max_minutes``; returns why it stopped early, or None.
+
+    Kept whole on purpose: the step, its validation, its checkpoint and ``on_step`` happen in this
+    order, and that order is what makes a kill between any two of them resumable."""
+    config, state = run.config, run.state
     started = time.perf_counter()
     session_start_seconds = state["seconds"]
     stopped = None
     last_ckpt = state["step"]
-    while state["step"] < total_steps:
+    while state["step"] < run.total_steps:
         step = state["step"]
-        epoch, in_epoch = divmod(step, steps_per_epoch)
-        order = epoch_order(len(train_enc), config.seed, epoch)
-        chunk = order[in_epoch * per_step:(in_epoch + 1) * per_step]
-        lr = config.lr * min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else config.lr
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        optimizer.zero_grad(set_to_none=True)
-        micro = [chunk[i:i + config.batch_size] for i in range(0, len(chunk), config.batch_size)]
-        step_loss = 0.0
-        for part in micro:
-            ids, mask, labels = collate([train_enc[i] for i in part], pad_id)
-            with _autocast(device, bf16):
-                out_ = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))
-            loss = out_.loss.float() * (len(part) / len(chunk))
-            loss.backward()
-            step_loss += float(loss.detach())
-        optimizer.step()
+        epoch, in_epoch = divmod(step, run.steps_per_epoch)
+        order = epoch_order(len(run.train_enc), config.seed, epoch)
+        chunk = order[in_epoch * run.per_step:(in_epoch + 1) * run.per_step]
+        step_loss = _optimizer_step(run.model, run.optimizer, [run.train_enc[i] for i in chunk], config, step,
+                                    run.pad_id, run.device)
         state["step"] = step + 1
         state["examples_seen"] += len(chunk)
         state["loss_curve"].append([state["step"], step_loss])
         state["seconds"] = session_start_seconds + time.perf_counter() - started
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{step_loss:.4f}", epoch=epoch)
-        done = state["step"] >= total_steps
-        if val_enc and ((config.eval_every and state["step"] % config.eval_every == 0) or done):
-            vl = _val_loss(model, val_enc, config.batch_size, pad_id, device, bf16)
+        advance(1, loss=f"{step_loss:.4f}", epoch=epoch)
+        done = state["step"] >= run.total_steps
+        if run.val_enc and ((config.eval_every and state["step"] % config.eval_every == 0) or done):
+            vl = _val_loss(run.model, run.val_enc, config.batch_size, run.pad_id, run.device, config.bf16)
             state["val_losses"].append([state["step"], vl])
-            if bar is not None:
-                bar.set_postfix(loss=f"{step_loss:.4f}", val=f"{vl:.4f}", epoch=epoch)
+            advance(0, loss=f"{step_loss:.4f}", val=f"{vl:.4f}", epoch=epoch)
         timed_out = config.max_minutes and (time.perf_counter() - started) / 60 >= config.max_minutes
         if (config.save_every and state["step"] % config.save_every == 0) or done or timed_out:
             state["seconds"] = session_start_seconds + time.perf_counter() - started
-            save_checkpoint(out, model, optimizer, snapshot())
+            save_checkpoint(run.out, run.model, run.optimizer, run.snapshot())
             last_ckpt = state["step"]
         if on_step is not None:
             on_step(state["step"], step_loss)
         if timed_out and not done:
             stopped = f"max_minutes ({config.max_minutes}) reached at step {state['step']}; rerun to continue"
             break
-    if bar is not None:
-        bar.close()
     if last_ckpt != state["step"]:
-        save_checkpoint(out, model, optimizer, snapshot())
+        save_checkpoint(run.out, run.model, run.optimizer, run.snapshot())
+    return stopped
 
-    model.save_pretrained(str(out / ADAPTER), safe_serialization=True)
-    tokenizer.save_pretrained(str(out / ADAPTER))
-    if config.adapter_dtype == "bf16":
-        _cast_adapter(out / ADAPTER, torch.bfloat16)
+
+def _card(run: _Run, stopped: str | None) -> dict:
+    import torch
+
+    state, config = run.state, run.config
     seconds = state["seconds"]
-    card = {
-        "settings": settings,
-        "base_model": base,
-        "data": {"path": str(config.data), "sha256": data_sha, "rows": len(rows),
-                 "train_examples": len(train_enc), "val_examples": len(val_enc),
-                 "truncated_rows": sum(1 for e in encoded if e["truncated"]),
-                 "mean_tokens": sum(len(e["input_ids"]) for e in encoded) / len(encoded),
-                 "mean_answer_tokens": sum(sum(1 for t in e["labels"] if t != -100) for e in encoded) / len(encoded)},
-        "complete": stopped is None and state["step"] >= total_steps,
+    return {
+        "settings": run.settings,
+        "base_model": run.base,
+        "data": {"path": str(config.data), "sha256": run.data_sha, "rows": len(run.rows),
+                 "train_examples": len(run.train_enc), "val_examples": len(run.val_enc),
+                 **_token_stats(run.encoded)},
+        "complete": stopped is None and state["step"] >= run.total_steps,
         "stopped": stopped,
         "steps": state["step"],
-        "total_steps": total_steps,
-        "steps_per_epoch": steps_per_epoch,
+        "total_steps": run.total_steps,
+        "steps_per_epoch": run.steps_per_epoch,
         "examples_seen": state["examples_seen"],
         "seconds": round(seconds, 2),
         "examples_per_s": round(state["examples_seen"] / seconds, 4) if seconds > 0 else None,
         "sessions": state["sessions"],
-        "device": device,
-        "autocast_bf16": bool(bf16),
-        "trainable_parameters": sum(p.numel() for p in params),
+        "device": run.device,
+        "autocast_bf16": bool(config.bf16),
+        "trainable_parameters": sum(p.numel() for p in run.params),
         "loss_curve": state["loss_curve"],
         "val_losses": state["val_losses"],
         "final_val_loss": state["val_losses"][-1][1] if state["val_losses"] else None,
         "torch": torch.__version__,
-        "adapter": str(out / ADAPTER),
+        "adapter": str(run.out / ADAPTER),
     }
-    (out / CARD).write_text(json.dumps(card, indent=1), encoding="utf-8")
+
+
+def train_lora(
+    config: LoraTrainConfig,
+    progress: bool = True,
+    *,
+    on_step: Callable[[int, float], None] | None = None,
+) -> dict:
+    """Train (or resume) a LoRA adapter; returns the training card.
+
+    ``on_step(step, loss)`` runs after every optimizer step and after any checkpoint of that step
+    (tests use it to simulate a kill; the CLI may use it for logging).
+    """
+    import torch
+
+    run = _start(config)
+    with (progress_bar("lora", run.total_steps, initial=run.state["step"]) if progress
+          else nullcontext(lambda n=1, **notes: None)) as advance:
+        stopped = _step_loop(run, advance, on_step)
+
+    out = run.out
+    run.model.save_pretrained(str(out / ADAPTER), safe_serialization=True)
+    run.tokenizer.save_pretrained(str(out / ADAPTER))
+    if config.adapter_dtype == "bf16":
+        _cast_adapter(out / ADAPTER, torch.bfloat16)
+    card = _card(run, stopped)
+    write_json(out / CARD, card)
     plot_losses(card, out / PLOT)
     if config.export_dir and card["complete"]:
         card["exported_to"] = str(export_adapter(out, Path(config.export_dir)))
     return card
-
-
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
 def _cast_adapter(adapter_dir: Path, dtype) -> None:
@@ -343,25 +347,3 @@ def plot_losses(card: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def merge_adapter(base: str | Path | None, adapter_dir: str | Path, out_dir: str | Path) -> Path:
-    """Fold the adapter into the base weights: a plain model folder any loader can read, no peft."""
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    adapter_dir = Path(adapter_dir)
-    if not (adapter_dir / "adapter_config.json").is_file():
-        raise InputError(f"{adapter_dir} has no adapter_config.json: give the adapter/ folder a training run wrote")
-    if not base:
-        recorded = json.loads((adapter_dir / "adapter_config.json").read_text()).get("base_model_name_or_path")
-        base = recorded if recorded and Path(recorded).exists() else resolve_base(None)
-    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
-    model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out_dir), safe_serialization=True)
-    tokenizer_src = adapter_dir if (adapter_dir / "tokenizer_config.json").exists() else base
-    AutoTokenizer.from_pretrained(str(tokenizer_src)).save_pretrained(str(out_dir))
-    return out_dir

@@ -16,7 +16,6 @@ counts what was dropped and why.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections import Counter, defaultdict
@@ -24,8 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.ingest.catalog import Item, load_movielens
 from agent.core.errors import InputError
+from agent.core.io import write_json, write_jsonl
+from agent.core.text import normalise_unfolded  # how request texts are compared with the benchmark's
+from agent.ingest.catalog import Item, load_movielens
 
 # which benchmark file to keep away from; tests point this at a small file
 BENCHMARK_REQUESTS: Path | None = None
@@ -94,11 +95,6 @@ TEMPLATES: tuple[Template, ...] = (
 )
 
 
-def normalise(text: str) -> str:
-    """Lowercase words only: how request texts are compared with the benchmark's."""
-    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
-
-
 def item_facts(item: Item) -> dict[str, list[str]]:
     """The facts a request may name about an item, by kind (values as they will be written)."""
     facts: dict[str, list[str]] = defaultdict(list)
@@ -111,7 +107,7 @@ def item_facts(item: Item) -> dict[str, list[str]]:
         facts["decade"] = [str(item.year // 10 * 10)]
     plot = item.text.get("plot", "")
     if plot:
-        title_words = set(normalise(item.title).split())
+        title_words = set(normalise_unfolded(item.title).split())
         facts["plot"] = sorted({w for w in re.findall(r"\b[a-z]{6,}\b", plot)
                                 if w not in _STOP and w not in title_words})
     return facts
@@ -146,7 +142,7 @@ def _benchmark(movielens_dir: Path, requests_path: Path | None):
     path = Path(requests_path or BENCHMARK_REQUESTS or DEFAULT_REQUESTS)
     requests = load_requests(path)
     judge = load_relevance_catalog(movielens_dir)
-    texts = {normalise(r.text) for r in requests}
+    texts = {normalise_unfolded(r.text) for r in requests}
     rules = [({g.lower() for g in r.relevance.genres_all},
               tuple(r.relevance.tags_any) + tuple(r.relevance.plot_any)) for r in requests]
     test_items: set[str] = set()
@@ -219,7 +215,7 @@ def build_request_examples(
         values = {k: (v.lower() if k in ("genre", "genre2") else v) for k, v in chosen.items()}
         text = template.wordings[wording_index].format(**values)
         text = text[0].upper() + text[1:] if rng.random() < 0.5 else text
-        key = normalise(text)
+        key = normalise_unfolded(text)
         if key in bench_texts:
             dropped["text equals a benchmark request"] += 1
             continue
@@ -273,9 +269,7 @@ def build_request_examples(
 def write_examples(rows: Sequence[dict], path: str | Path, report: dict | None = None) -> Path:
     """Write the JSONL rows and ``<name>.card.json`` beside them; returns the card's path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    write_jsonl(path, rows)
     templates = Counter(r["template"].split("/")[0] for r in rows)
     card = {
         "what": "synthetic request-driven ranking examples made from catalog facts (finetune/rerank_data/requests.py)",
@@ -293,5 +287,5 @@ def write_examples(rows: Sequence[dict], path: str | Path, report: dict | None =
         **(report or {}),
     }
     card_path = path.with_name(path.stem + ".card.json")
-    card_path.write_text(json.dumps(card, indent=1, ensure_ascii=False), encoding="utf-8")
+    write_json(card_path, card)
     return card_path

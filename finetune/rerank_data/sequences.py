@@ -19,7 +19,7 @@ from collections import Counter
 
 import numpy as np
 
-from agent.rerank.reranker import SEQUENTIAL_REQUEST
+from agent.rerank.prompt import SEQUENTIAL_REQUEST
 from eval.rerank_seq import history_titles
 
 MIN_HISTORY = 3

@@ -1,9 +1,10 @@
-"""EASE (Steck, "Embarrassingly Shallow Autoencoders for Sparse Data", WWW 2019).
+"""Fitting EASE (Steck, "Embarrassingly Shallow Autoencoders for Sparse Data", WWW 2019).
 
 A linear item-item model with a closed form: B = I - P / diag(P) with P = (X^T X + l2 I)^-1, which
 is the ridge regression of every item column on all the others with the diagonal forced to zero
-(an item may not explain itself). On ml-latest-small it is a strong, order-blind baseline and a
-useful second opinion to fuse with a sequential model, and it trains in seconds.
+(an item may not explain itself). It is a strong, order-blind baseline and a useful second opinion
+to fuse with a sequential model, and it trains in seconds. The fitted model and its scoring are
+agent.retrieval.ease.
 
 The model is fitted on training interactions only; validation chooses ``l2``. Optionally
 (``refit_on_val``) the final model is refitted once on training + validation interactions, the usual
@@ -13,118 +14,38 @@ longer honest, because the validation targets were part of the fit.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
+from pydantic import ConfigDict, Field
 
-from eval.metrics import evaluate
+from agent.core.config import ConfigBase
+from agent.retrieval.ease import EaseModel, interaction_matrix
 from agent.retrieval.interactions import Split, SplitName
+from eval.metrics import evaluate
+from eval.protocol import ranks_from_matrix
 
-WEIGHTS_FILE = "ease.safetensors"
-CONFIG_FILE = "ease.json"
 DEFAULT_L2_GRID = (100.0, 200.0, 300.0, 500.0, 750.0, 1000.0, 1500.0, 2000.0)
 
 
-@dataclass(frozen=True)
-class EaseConfig:
+class EaseConfig(ConfigBase):
     """Hyperparameters of EASE; ``l2`` is the only one that matters."""
 
-    l2: float = field(
-        default=500.0,
-        metadata={
-            "help": "L2 regularisation added to the diagonal of the item Gram matrix X^T X. Larger "
-            "values shrink B towards zero and favour popular co-occurrences; choose it on "
-            "validation NDCG@10 (choose_l2). Must be > 0."
-        },
+    model_config = ConfigDict(frozen=True)
+
+    l2: float = Field(
+        500.0, gt=0,
+        description="L2 regularisation added to the diagonal of the item Gram matrix X^T X. Larger values "
+        "shrink B towards zero and favour popular co-occurrences; choose it on validation NDCG@10 "
+        "(choose_l2); try values in 100..2000.",
     )
-    refit_on_val: bool = field(
-        default=False,
-        metadata={
-            "help": "Fit on training + validation interactions (the test-time history) instead of "
-            "training only. Use only after l2 was chosen on validation: validation metrics of a "
-            "refitted model are optimistic because the validation targets were seen."
-        },
+    refit_on_val: bool = Field(
+        False,
+        description="Fit on training + validation interactions (the test-time history) instead of training "
+        "only. Use only after l2 was chosen on validation: validation metrics of a refitted model are "
+        "optimistic because the validation targets were seen.",
     )
-
-    def __post_init__(self) -> None:
-        if not self.l2 > 0:
-            raise ValueError(f"EaseConfig.l2 must be > 0, got {self.l2}; try values in 100..2000")
-
-    @classmethod
-    def help(cls) -> dict[str, str]:
-        """Field name -> help text, for CLIs and docs."""
-        return {f.name: f.metadata["help"] for f in fields(cls)}
-
-
-@dataclass
-class EaseModel:
-    """A fitted EASE model: B[i, j] is how much having seen item i raises item j's score."""
-
-    B: np.ndarray  # (n_items, n_items) float32, zero diagonal
-    config: EaseConfig
-    item_ids: list[str] = field(default_factory=list)  # dense item -> original movieId (optional)
-
-    @property
-    def n_items(self) -> int:
-        return self.B.shape[0]
-
-    def scores(self, history_item_indices: Iterable[int] | np.ndarray) -> np.ndarray:
-        """Score of every item for a user who has seen ``history_item_indices`` (dense ids).
-
-        EASE treats the history as a binary set, so order and repeats are ignored: the score is
-        x_u @ B with x_u the user's 0/1 row. Seen items are not masked here; the protocol masks.
-        """
-        history = np.unique(np.fromiter(history_item_indices, dtype=np.int64))
-        if history.size and (history.min() < 0 or history.max() >= self.n_items):
-            raise ValueError(f"history item ids must lie in 0..{self.n_items - 1}")
-        return self.B[history].sum(axis=0, dtype=np.float64).astype(np.float32)
-
-    def score_matrix(self, histories: Sequence[np.ndarray]) -> np.ndarray:
-        """Scores of many users at once, (n_users, n_items): the binary history matrix times B."""
-        return (interaction_matrix(histories, self.n_items) @ self.B).astype(np.float32)
-
-    def scorer(self):
-        """Adapter for ``agent.retrieval.interactions.rank_users``: scorer(user, history) -> scores."""
-        return lambda user, history: self.scores(history)
-
-    def save(self, directory: Path) -> Path:
-        """Write B as safetensors and the config (+ item ids) as JSON; no pickle anywhere."""
-        from safetensors.numpy import save_file
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        save_file({"B": np.ascontiguousarray(self.B, dtype=np.float32)}, str(directory / WEIGHTS_FILE))
-        meta = {"model": "EASE", "config": asdict(self.config), "n_items": self.n_items,
-                "item_ids": list(self.item_ids)}
-        (directory / CONFIG_FILE).write_text(json.dumps(meta, indent=1))
-        return directory
-
-
-def load_ease(directory: Path) -> EaseModel:
-    """Load a model written by ``EaseModel.save``."""
-    from safetensors.numpy import load_file
-
-    directory = Path(directory)
-    for name in (WEIGHTS_FILE, CONFIG_FILE):
-        if not (directory / name).exists():
-            raise FileNotFoundError(f"{directory / name} missing: train with finetune.retriever.pipeline first")
-    meta = json.loads((directory / CONFIG_FILE).read_text())
-    B = load_file(str(directory / WEIGHTS_FILE))["B"]
-    if B.shape != (meta["n_items"], meta["n_items"]):
-        raise ValueError(f"{directory / WEIGHTS_FILE}: B has shape {B.shape}, config says {meta['n_items']} items")
-    return EaseModel(B=B, config=EaseConfig(**meta["config"]), item_ids=meta.get("item_ids", []))
-
-
-def interaction_matrix(histories: Sequence[np.ndarray], n_items: int) -> np.ndarray:
-    """Binary user x item matrix (float64) from per-user item lists; repeats count once."""
-    X = np.zeros((len(histories), n_items), dtype=np.float64)
-    for row, items in enumerate(histories):
-        X[row, np.asarray(items, dtype=np.int64)] = 1.0
-    return X
 
 
 def ease_from_gram(gram: np.ndarray, l2: float) -> np.ndarray:
@@ -153,14 +74,12 @@ def train_ease(split: Split, config: EaseConfig | None = None) -> EaseModel:
     """
     config = config or EaseConfig()
     X = interaction_matrix(_training_histories(split, config.refit_on_val), split.n_items)
-    return EaseModel(B=ease_from_gram(X.T @ X, config.l2), config=config, item_ids=list(split.item_ids))
+    return EaseModel(B=ease_from_gram(X.T @ X, config.l2), config=config.model_dump(), item_ids=list(split.item_ids))
 
 
 def evaluate_scores(split: Split, scores: np.ndarray, split_name: SplitName,
                     ks: Sequence[int] = (1, 5, 10, 20, 50)) -> dict[str, float]:
     """Protocol metrics of a full (n_users, n_items) score matrix, history masked."""
-    from finetune.retriever.fusion import ranks_from_matrix
-
     return evaluate(ranks_from_matrix(split, scores, split_name), ks=ks)
 
 

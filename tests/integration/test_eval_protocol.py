@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from agent.retrieval.interactions import make_split
 from agent.retrieval.popularity import popularity_scores
 from eval.metrics import evaluate
-from agent.retrieval.interactions import make_split, rank_users
+from eval.protocol import rank_users
 
 
 @pytest.mark.integration
@@ -16,7 +17,7 @@ def test_real_split_matches_the_published_protocol(shared_data):
     split = make_split(movielens)
 
     stats = split.stats()
-    # DESIGN.md / LlamaRec's preprocessing: 610 users, 3,650 items, 90,274 interactions
+    # LlamaRec's preprocessing: 610 users, 3,650 items, 90,274 interactions
     assert stats["users"] == 610
     assert 3600 <= stats["items"] <= 3700
     assert stats["interactions"] == 90_274

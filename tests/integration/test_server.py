@@ -155,7 +155,7 @@ def test_bench_serve_command(movielens_store, tmp_path):
     store, movielens = movielens_store
     out = tmp_path / "bench.json"
     result = subprocess.run([str(Path(sys.executable).parent / "recsage"), "bench", "serve", "--store", str(store),
-                             "--movielens", str(movielens), "--concurrency", "2", "--json", str(out)],
+                             "--movielens", str(movielens), "--concurrency", "2", "--out", str(out)],
                             capture_output=True, text=True, timeout=1200, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(out.read_text())

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from agent.core.errors import InputError
-from agent.explain.generate import INSTRUCTION_LIKE
+from agent.explain.check import INSTRUCTION_LIKE
 from agent.recommend import Recommender
 from agent.retrieval.retriever import Filters
 from tests.conftest import run_recsage

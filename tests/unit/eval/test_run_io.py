@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from eval.metrics import METRICS, NOT_RANKED, evaluate
-from agent.retrieval.interactions import Split, rank_users, split_from_interactions
+from agent.retrieval.interactions import Split, split_from_interactions
+from eval.protocol import rank_users
 from eval.run_io import (
     qrels_for,
     ranks_from_run,

@@ -9,7 +9,7 @@ import pytest
 
 from agent.core.config import Settings
 from agent.core.errors import InputError
-from agent.chat.tool_choice import ToolChooser, combine, rule_scores
+from agent.chat.tool_choice import ToolChooser
 from agent.chat.tools import Observation, Tool, load_tools
 from tests.fakes.chat import fake_agent
 
@@ -188,16 +188,6 @@ def test_sessions_in_threads_keep_their_own_state():
         t.join()
     assert all(results[f"s{i}"]["year_min"] == 2001 and results[f"s{i}"]["mood"] is None for i in range(0, 8, 2))
     assert all(results[f"s{i}"]["mood"] == "lighter" and results[f"s{i}"]["year_min"] is None for i in range(1, 8, 2))
-
-
-def test_choice_is_always_a_registered_tool_whatever_the_llm_prefers():
-    tools = load_tools()
-    llm = {name: -3.0 for name in tools}
-    llm["describe_image"] = 0.0  # the LLM's favourite: wins when no rule speaks, loses to a rule match
-    assert combine(tools, llm, rule_scores(tools, "hello there"), "combined").name == "describe_image"
-    assert combine(tools, llm, rule_scores(tools, "only after 2000"), "combined").name == "filter_items"
-    for mode in ("combined", "llm", "rules"):
-        assert combine(tools, llm, rule_scores(tools, "xyz"), mode).name in tools
 
 
 def test_the_llm_takes_part_in_a_session(monkeypatch):

@@ -5,11 +5,10 @@ import pytest
 
 from agent.explain.evidence import (
     build_evidence,
-    display_title,
-    parse_card,
     request_matches,
     similar_history,
 )
+from agent.ingest.cards import parse_card
 
 CARD = """Title: Toy Story (1995)
 Genres: Adventure, Animation, Children, Comedy, Fantasy
@@ -19,20 +18,6 @@ Tags: Pixar, fun
 Plot: A cowboy doll is profoundly threatened and jealous when a new spaceman figure
 supplants him as top toy in a boy's room.
 Poster text: ToY STORY"""
-
-
-def test_parse_card_reads_labelled_fields_and_continued_lines():
-    fields = parse_card(CARD)
-    assert fields["title"] == "Toy Story"
-    assert fields["genres"].startswith("Adventure, Animation")
-    assert fields["poster_text"] == "ToY STORY"
-    assert fields["plot"].endswith("top toy in a boy's room.")  # the continued line belongs to the plot
-
-
-@pytest.mark.parametrize("raw, shown", [("Matrix, The", "The Matrix"), ("Toy Story", "Toy Story"),
-                                        ("Usual Suspects, The", "The Usual Suspects")])
-def test_display_title_moves_the_article_back(raw, shown):
-    assert display_title(raw) == shown
 
 
 def test_similar_history_orders_by_cosine_and_reports_it():

@@ -1,4 +1,4 @@
-from agent.ingest.cards import MAX_FIELD_CHARS, build_card, build_embedding_text
+from agent.ingest.cards import MAX_FIELD_CHARS, build_card, build_embedding_text, card_fields, parse_card
 from agent.ingest.catalog import Item
 
 
@@ -35,3 +35,33 @@ def test_embedding_text_leaves_out_people_and_poster_ocr():
     text = build_embedding_text(item, {"poster_text": "ToY STORY", "transcript": "a song"})
     assert "Tom Hanks" not in text and "ToY STORY" not in text
     assert "Toys come to life." in text and "Audio transcript: a song" in text
+
+
+CARD = """Title: Heat (1995)
+Genres: Action, Crime
+Director: Michael Mann
+Plot: A group of professional bank robbers start to feel the heat
+ from police when they unknowingly leave a clue.
+Poster text: HEAT"""
+
+
+def test_parse_card_reads_labelled_fields_and_continued_lines():
+    fields = parse_card(CARD)
+    assert list(fields) == ["title", "genres", "director", "plot", "poster_text"]
+    assert fields["title"] == "Heat" and fields["poster_text"] == "HEAT"
+    assert fields["plot"].endswith("feel the heat from police when they unknowingly leave a clue.")  # continued
+
+
+def test_card_fields_keep_labels_and_the_title_year():
+    fields = card_fields(CARD)
+    assert fields["Title"] == "Heat (1995)" and fields["Poster text"] == "HEAT"
+    assert card_fields("free text, not a card") == {}
+
+
+def test_a_rendered_card_parses_back_into_its_facts():
+    item = Item(id="1", title="Alien: Resurrection", year=1997, genres=("Sci-Fi",), tags=("ripley", "clones"),
+                people={"cast": ("Sigourney Weaver",)}, text={"plot": "Ripley is cloned\n two hundred years later."})
+    fields = parse_card(build_card(item, {"transcript": "In space: no one hears"}))
+    assert fields == {"title": "Alien: Resurrection", "genres": "Sci-Fi", "cast": "Sigourney Weaver",
+                      "tags": "ripley, clones", "plot": "Ripley is cloned two hundred years later.",
+                      "audio_transcript": "In space: no one hears"}

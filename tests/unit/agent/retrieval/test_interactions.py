@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agent.retrieval.popularity import popularity_scores
-from agent.retrieval.interactions import kcore, load_interactions, rank_users, split_from_interactions
+from agent.retrieval.interactions import kcore, load_interactions, split_from_interactions
 from tests.fakes.eval_data import frame
 
 
@@ -99,25 +98,3 @@ def test_load_interactions_names_the_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="ratings.csv"):
         load_interactions(tmp_path)
 
-
-def test_popularity_counts_only_visible_history():
-    # items 1..4; user 1: 1,2 | val 3 | test 4; user 2: 1,3 | val 2 | test 4
-    df = frame([(1, 1, 0), (1, 2, 1), (1, 3, 2), (1, 4, 3), (2, 1, 0), (2, 3, 1), (2, 2, 2), (2, 4, 3)])
-    split = split_from_interactions(df)
-    counts = dict(zip(split.item_ids, popularity_scores(split, "val"), strict=True))
-    assert counts == {"1": 2, "2": 1, "3": 1, "4": 0}
-    counts = dict(zip(split.item_ids, popularity_scores(split, "test"), strict=True))
-    assert counts == {"1": 2, "2": 2, "3": 2, "4": 0}  # validation items count, test never
-
-
-def test_rank_users_masks_history():
-    df = frame([(1, 1, 0), (1, 2, 1), (1, 3, 2), (1, 4, 3)])
-    split = split_from_interactions(df)
-    # the history (items 1..3) outscores the target, but it is masked: the target ranks first
-    ranks = rank_users(split, lambda user, history: np.array([9.0, 8.0, 7.0, 1.0]), "test")
-    assert ranks.tolist() == [1]
-    # at validation time item 3 is the target and item 4 (the future) is not masked
-    ranks = rank_users(split, lambda user, history: np.array([9.0, 8.0, 7.0, 7.5]), "val")
-    assert ranks.tolist() == [2]
-    with pytest.raises(ValueError, match="shape"):
-        rank_users(split, lambda user, history: np.zeros(3))

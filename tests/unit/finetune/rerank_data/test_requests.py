@@ -7,12 +7,12 @@ import json
 
 import pytest
 
+from agent.core.text import normalise_unfolded as normalise
 from agent.ingest.catalog import load_movielens
 from finetune.rerank_data import requests as request_data
 from finetune.rerank_data.requests import (
     build_request_examples,
     has_fact,
-    normalise,
     write_examples,
 )
 

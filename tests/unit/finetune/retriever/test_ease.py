@@ -5,15 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.retrieval.interactions import rank_users
-from finetune.retriever.ease import (
-    EaseConfig,
-    choose_l2,
-    ease_from_gram,
-    interaction_matrix,
-    load_ease,
-    train_ease,
-)
+from agent.retrieval.ease import interaction_matrix, load_ease
+from agent.retrieval.interactions import make_split
+from agent.retrieval.popularity import popularity_scores
+from eval.metrics import evaluate
+from eval.protocol import rank_users
+from finetune.retriever.ease import EaseConfig, choose_l2, ease_from_gram, train_ease
 from tests.fakes.finetune_data import split_from_sequences
 
 
@@ -74,7 +71,7 @@ def test_choose_l2_returns_a_grid_value_with_validation_metrics():
     assert list(table) == [0.5, 2.0, 10.0]
     assert best in table
     assert best == max(table, key=lambda v: (table[v]["NDCG@10"], -v))
-    with pytest.raises(ValueError, match="> 0"):
+    with pytest.raises(ValueError, match="greater than 0"):
         choose_l2(split, grid=(0.0,))
 
 
@@ -86,12 +83,27 @@ def test_save_load_round_trip_gives_identical_scores(tmp_path):
     assert loaded.config == model.config
     assert loaded.item_ids == split.item_ids
     np.testing.assert_array_equal(loaded.B, model.B)
-    assert np.array_equal(rank_users(split, loaded.scorer()), rank_users(split, model.scorer()))
-    with pytest.raises(FileNotFoundError, match="train_retriever"):
+    assert np.array_equal(rank_users(split, lambda u, h: loaded.scores(h)), rank_users(split, lambda u, h: model.scores(h)))
+    with pytest.raises(FileNotFoundError, match="recsage train-retriever"):
         load_ease(tmp_path / "missing")
 
 
 def test_config_rejects_bad_l2_and_has_help():
     with pytest.raises(ValueError, match="l2"):
         EaseConfig(l2=-1)
-    assert set(EaseConfig.help()) == {"l2", "refit_on_val"}
+    assert set(EaseConfig.model_fields) == {"l2", "refit_on_val"}
+    assert [line.split(" ")[0] for line in EaseConfig.help().splitlines()] == ["l2", "refit_on_val"]
+    assert "validation" in EaseConfig.help()
+
+
+@pytest.mark.integration
+def test_ease_on_the_real_split_beats_popularity(shared_data):
+    """EASE fitted on training only must clearly beat popularity on validation (cheap: one l2)."""
+    movielens = shared_data / "ml-latest-small"
+    split = make_split(movielens)
+    model = train_ease(split, EaseConfig(l2=200.0))
+    ease = evaluate(rank_users(split, lambda u, h: model.scores(h), "val"), ks=(10,))
+    pop = popularity_scores(split, "val")
+    popularity = evaluate(rank_users(split, lambda u, h: pop, "val"), ks=(10,))
+    assert ease["NDCG@10"] > 1.3 * popularity["NDCG@10"]
+    assert np.all(np.diag(model.B) == 0)

@@ -1,4 +1,4 @@
-"""train_all end to end on a tiny MovieLens-shaped folder: artefacts, loaders, evaluation table."""
+"""train_retriever end to end on a tiny MovieLens-shaped folder and store: artefacts, vectors, weights."""
 
 from __future__ import annotations
 
@@ -7,19 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
+from agent.core.config import Settings
+from agent.ingest.store import Store
+from agent.retrieval.ease import load_ease
+from agent.retrieval.retriever import HYBRID_FILE, SASREC_COLLECTION, Retriever
 from agent.retrieval.interactions import make_split
+from agent.retrieval.sasrec import load_sasrec
+from finetune.retriever.pipeline import SUMMARY_FILE, train_models, train_retriever
 from finetune.retriever.sasrec_config import SasrecConfig
-from finetune.retriever.pipeline import (
-    evaluate_all,
-    format_table,
-    load_ease,
-    load_fusion_weights,
-    load_sasrec,
-    main,
-    train_all,
-)
 
 TINY = SasrecConfig(hidden=16, n_blocks=1, dropout=0.1, max_len=10, epochs=5, batch_size=8,
                     lr=1e-2, patience=5, threads=1)
@@ -39,73 +35,53 @@ def write_movielens(folder: Path, n_users: int = 15, n_items: int = 15, length: 
     return folder
 
 
-def test_train_all_saves_loadable_models_and_reports(tmp_path):
-    data = write_movielens(tmp_path / "ml")
+def write_store(store_dir: Path, item_ids: list[str]) -> None:
+    """Content vectors and metadata for every item, as ingest would write them."""
+    vectors = np.random.default_rng(0).normal(size=(len(item_ids), 4)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    Store(store_dir).upsert(item_ids, vectors, ["card"] * len(item_ids),
+                            [{"title": f"Movie {i}", "genres": json.dumps(["Drama"]), "year": 2000} for i in item_ids])
+
+
+def test_train_models_saves_loadable_models_and_reports(tmp_path):
+    split = make_split(write_movielens(tmp_path / "ml"))
     out = tmp_path / "out"
-    summary = train_all(data, out, seed=3, sasrec_config=TINY, ease_grid=(1.0, 10.0), progress=False)
+    summary = train_models(split, out, seed=3, sasrec_config=TINY, ease_grid=(1.0, 10.0), progress=False)
 
     assert summary["split"]["users"] == 15
     assert summary["ease"]["l2"] in (1.0, 10.0)
     assert summary["sasrec"]["config"]["seed"] == 3
-    assert {"ease_l2_selection", "ease_fit", "sasrec_wall", "fusion_selection", "total"} <= set(summary["timings_seconds"])
-    assert json.loads((out / "summary.json").read_text()) == summary
-    for path in ["ease/ease.safetensors", "ease/ease.json", "ease_refit/ease.safetensors",
-                 "sasrec/model.safetensors", "sasrec/config.json", "sasrec/checkpoint/state.json",
-                 "fusion.json"]:
+    assert {"ease_l2_selection", "ease_fit", "sasrec_wall", "total"} <= set(summary["timings_seconds"])
+    for path in ["ease/ease.safetensors", "ease/ease.json", "sasrec/model.safetensors", "sasrec/config.json",
+                 "sasrec/checkpoint/state.json"]:
         assert (out / path).exists(), path
-
-    split = make_split(data)
     ease, sasrec = load_ease(out), load_sasrec(out)
-    assert ease.config.l2 == summary["ease"]["l2"] and not ease.config.refit_on_val
-    assert load_ease(out, refit=True).config.refit_on_val
+    assert ease.config["l2"] == summary["ease"]["l2"] and not ease.config["refit_on_val"]
     assert load_ease(out / "ease").config == ease.config  # a model folder works too
     assert sasrec.item_vectors().shape == (split.n_items, TINY.hidden + 1)
-    weights = load_fusion_weights(out)
-    assert weights["sasrec"] == 1.0 and weights == summary["fusion"]["weights"]
-
-    results = evaluate_all(data, out, n_bootstrap=50)
-    assert set(results) == {"val", "test"}
-    assert set(results["test"]) == {"ease", "ease_refit", "sasrec", "fusion", "fusion_refit"}
-    assert set(results["val"]) == {"ease", "sasrec", "fusion"}
-    for rows in results.values():
-        for metrics in rows.values():
-            assert 0.0 <= metrics["NDCG@10"] <= 1.0
-            assert metrics["NDCG@10_ci_low"] <= metrics["NDCG@10"] <= metrics["NDCG@10_ci_high"]
-    # the validation metrics of the saved models are the ones train_all reported
-    assert results["val"]["ease"]["NDCG@10"] == pytest.approx(summary["ease"]["val"]["NDCG@10"])
-    assert results["val"]["sasrec"]["NDCG@10"] == pytest.approx(summary["sasrec"]["val"]["NDCG@10"])
-    assert results["val"]["fusion"]["NDCG@10"] == pytest.approx(summary["fusion"]["val"]["NDCG@10"])
-    table = format_table(results)
-    assert "| test | fusion |" in table and "| val | sasrec |" in table
+    assert sasrec.info["best_val"] == summary["sasrec"]["val"]
 
 
-def test_cli_eval_only_prints_a_table(tmp_path, capsys):
+def test_train_retriever_stores_vectors_and_hybrid_weights_that_serving_reads(tmp_path):
     data = write_movielens(tmp_path / "ml")
-    train_all(data, tmp_path / "out", sasrec_config=TINY, ease_grid=(5.0,), progress=False)
-    assert main(["--data", str(data), "--out", str(tmp_path / "out"), "--eval-only"]) == 0
-    assert "| test | sasrec |" in capsys.readouterr().out
+    split = make_split(data)
+    store_dir = tmp_path / "store"
+    write_store(store_dir, split.item_ids)
+    settings = Settings(home=tmp_path)
+    summary = train_retriever(store_dir, data, settings, seed=1, progress=False, sasrec_config=TINY)
 
+    folder = store_dir / "retriever"
+    hybrid = json.loads((folder / HYBRID_FILE).read_text())
+    assert hybrid["weights"]["sasrec"] == 1.0 and set(hybrid["weights"]) == {"sasrec", "ease", "content"}
+    assert summary["hybrid"] == {"weights": hybrid["weights"], "val": hybrid["val"]}
+    assert json.loads((folder / SUMMARY_FILE).read_text()) == summary
+    assert {"split", "chroma_sasrec_vectors", "hybrid_selection", "train_retriever_total"} <= set(summary["timings_seconds"])
+    assert summary["sasrec"]["config"]["seed"] == 1 and not (folder / "fusion.json").exists()
 
-def test_loaders_say_what_to_do_when_nothing_was_trained(tmp_path):
-    with pytest.raises(FileNotFoundError, match="train"):
-        load_sasrec(tmp_path)
-    with pytest.raises(FileNotFoundError, match="train"):
-        load_fusion_weights(tmp_path)
-
-
-@pytest.mark.integration
-def test_ease_on_the_real_split_beats_popularity(shared_data):
-    """EASE fitted on training only must clearly beat popularity on validation (cheap: one l2)."""
-    from agent.retrieval.popularity import popularity_scores
-    from eval.metrics import evaluate
-    from agent.retrieval.interactions import rank_users
-    from finetune.retriever.ease import EaseConfig, train_ease
-
-    movielens = shared_data / "ml-latest-small"
-    split = make_split(movielens)
-    model = train_ease(split, EaseConfig(l2=200.0))
-    ease = evaluate(rank_users(split, model.scorer(), "val"), ks=(10,))
-    pop = popularity_scores(split, "val")
-    popularity = evaluate(rank_users(split, lambda u, h: pop, "val"), ks=(10,))
-    assert ease["NDCG@10"] > 1.3 * popularity["NDCG@10"]
-    assert np.all(np.diag(model.B) == 0)
+    retriever = Retriever(Store(store_dir), store_dir, split, settings)
+    stored = retriever.store.collection(SASREC_COLLECTION, create=False).get(ids=split.item_ids, include=["embeddings"])
+    np.testing.assert_allclose(np.asarray(stored["embeddings"]), load_sasrec(folder).item_vectors(), rtol=1e-6)
+    history = split.history(0, "test")
+    items, _ = retriever.recommend(history, k=3, system="hybrid")
+    assert len(items) == 3 and not {c.id for c in items} & {split.item_ids[i] for i in history}
+    assert set(items[0].sources) == {n for n, w in hybrid["weights"].items() if w}

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from agent.core.errors import InputError
+from agent.retrieval.sasrec import SasrecArchitecture, load_sasrec
 from eval.metrics import evaluate
-from agent.retrieval.interactions import rank_users
-from finetune.retriever.sasrec import load_sasrec, train_sasrec, training_windows
-from finetune.retriever.sasrec_config import SasrecConfig, with_overrides
+from eval.protocol import rank_users
+from finetune.retriever.sasrec import train_sasrec, training_windows
+from finetune.retriever.sasrec_config import SasrecConfig
 from tests.fakes.finetune_data import cycle_split
 
 TINY = SasrecConfig(hidden=16, n_blocks=1, dropout=0.1, max_len=10, epochs=40, batch_size=16,
@@ -32,7 +34,7 @@ def trained(cycle, tmp_path_factory):
 def test_learns_the_next_item_of_a_cycle(cycle, trained):
     model, _ = trained
     for name in ("val", "test"):
-        metrics = evaluate(rank_users(cycle, model.scorer(), name), ks=(1,))
+        metrics = evaluate(rank_users(cycle, lambda u, h: model.scores(h), name), ks=(1,))
         assert metrics["NDCG@1"] >= 0.9, (name, metrics)
     assert model.info["best_val"]["NDCG@1"] >= 0.9
     assert 1 <= model.info["best_epoch"] <= model.info["epochs_run"]
@@ -57,7 +59,7 @@ def test_scores_are_a_plain_dot_product_of_user_and_item_vectors(cycle, trained)
 
 
 def test_without_output_bias_vectors_have_hidden_size(cycle):
-    config = with_overrides(TINY, output_bias=False, epochs=1)
+    config = TINY.with_overrides(output_bias=False, epochs=1)
     model = train_sasrec(cycle, config, progress=False)
     assert model.item_vectors().shape == (cycle.n_items, config.hidden)
     history = cycle.history(0, "val")
@@ -67,12 +69,14 @@ def test_without_output_bias_vectors_have_hidden_size(cycle):
 def test_save_load_round_trip_gives_identical_scores(cycle, trained):
     model, out = trained
     loaded = load_sasrec(out)
-    assert loaded.config == model.config and loaded.item_ids == cycle.item_ids
+    assert loaded.config == SasrecArchitecture.from_saved(model.config.model_dump())
+    assert loaded.item_ids == cycle.item_ids
     histories = [cycle.history(u, "test") for u in range(cycle.n_users)]
     np.testing.assert_array_equal(loaded.score_matrix(histories), model.score_matrix(histories))
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint", "config.json", "model.safetensors"]
     meta = json.loads((out / "config.json").read_text())
     assert meta["model"] == "SASRec" and meta["dim"] == TINY.hidden + 1
+    assert meta["config"] == model.config.model_dump()  # the whole training config is kept
     assert not list(out.rglob("*.pt")) and not list(out.rglob("*.pkl")) and not list(out.rglob("*.tmp"))
 
 
@@ -81,18 +85,18 @@ def _weights(model):
 
 
 def test_same_seed_same_weights_other_seed_other_weights(cycle):
-    config = with_overrides(TINY, epochs=3)
+    config = TINY.with_overrides(epochs=3)
     a = _weights(train_sasrec(cycle, config, progress=False))
     b = _weights(train_sasrec(cycle, config, progress=False))
-    c = _weights(train_sasrec(cycle, with_overrides(config, seed=1), progress=False))
+    c = _weights(train_sasrec(cycle, config.with_overrides(seed=1), progress=False))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
 def test_resumed_run_ends_like_an_uninterrupted_one(cycle, tmp_path):
-    config = with_overrides(TINY, epochs=4, dropout=0.2)
+    config = TINY.with_overrides(epochs=4, dropout=0.2)
     straight = train_sasrec(cycle, config, tmp_path / "straight", progress=False)
-    train_sasrec(cycle, with_overrides(config, epochs=2), tmp_path / "resumed", progress=False)
+    train_sasrec(cycle, config.with_overrides(epochs=2), tmp_path / "resumed", progress=False)
     state = json.loads((tmp_path / "resumed" / "checkpoint" / "state.json").read_text())
     assert state["state"]["epoch"] == 2
     resumed = train_sasrec(cycle, config, tmp_path / "resumed", progress=False)
@@ -102,23 +106,23 @@ def test_resumed_run_ends_like_an_uninterrupted_one(cycle, tmp_path):
     assert [e["loss"] for e in straight.info["log"]] == [e["loss"] for e in resumed.info["log"]]
     # a checkpoint of a different model is refused rather than silently mixed
     with pytest.raises(ValueError, match="different settings"):
-        train_sasrec(cycle, with_overrides(config, hidden=8), tmp_path / "resumed", progress=False)
+        train_sasrec(cycle, config.with_overrides(hidden=8), tmp_path / "resumed", progress=False)
 
 
 def test_bce_loss_option_trains(cycle):
-    config = with_overrides(TINY, loss="bce", n_negatives=4, epochs=2)
+    config = TINY.with_overrides(loss="bce", n_negatives=4, epochs=2)
     model = train_sasrec(cycle, config, progress=False)
     assert np.isfinite(model.info["log"][-1]["loss"])
 
 
 def test_training_windows_cover_every_interaction_once():
-    config = with_overrides(TINY, max_len=3)
+    config = TINY.with_overrides(max_len=3)
     seq = np.arange(8)
     windows = training_windows([seq], config)
     targets = np.concatenate([w[1:] for w in windows])
     assert sorted(targets.tolist()) == list(range(1, 8))
     assert all(len(w) <= 4 for w in windows)
-    last = training_windows([seq], with_overrides(config, windows="last"))
+    last = training_windows([seq], config.with_overrides(windows="last"))
     assert len(last) == 1 and last[0].tolist() == [4, 5, 6, 7]
 
 
@@ -127,9 +131,11 @@ def test_config_validation_names_the_problem():
         SasrecConfig(hidden=10, n_heads=3)
     with pytest.raises(ValueError, match="loss"):
         SasrecConfig(loss="hinge")
-    help_text = SasrecConfig.help()
-    assert {"hidden", "dropout", "max_len", "seed", "epochs", "batch_size", "lr", "patience"} <= set(help_text)
-    assert all(help_text.values())
+    with pytest.raises(InputError, match="dropout"):
+        TINY.with_overrides(dropout=1.0)
+    help_lines = {line.split(" ")[0]: line for line in SasrecConfig.help().splitlines()}
+    assert {"hidden", "dropout", "max_len", "seed", "epochs", "batch_size", "lr", "patience"} <= set(help_lines)
+    assert all(line.split("): ", 1)[1] for line in help_lines.values())
 
 
 def test_epoch_batches_use_every_window_once_and_group_similar_lengths():
@@ -137,12 +143,12 @@ def test_epoch_batches_use_every_window_once_and_group_similar_lengths():
 
     rng = np.random.default_rng(0)
     lengths = rng.integers(2, 200, size=1000)
-    config = with_overrides(TINY, batch_size=32, length_buckets=8)
+    config = TINY.with_overrides(batch_size=32, length_buckets=8)
     batches = epoch_batches(lengths, config, np.random.default_rng(1))
     assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
     assert max(len(b) for b in batches) == 32
     padded = sum(len(b) * lengths[b].max() for b in batches)
-    plain = epoch_batches(lengths, with_overrides(config, length_buckets=1), np.random.default_rng(1))
+    plain = epoch_batches(lengths, config.with_overrides(length_buckets=1), np.random.default_rng(1))
     assert padded < sum(len(b) * lengths[b].max() for b in plain)
 
 

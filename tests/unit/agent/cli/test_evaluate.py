@@ -1,14 +1,14 @@
-"""`recsage eval` on the real data: a text-only store of all of MovieLens (the shared
-`movielens_store` fixture in tests/conftest.py; `recommend` is tested in test_recommend_cli.py)."""
+"""`recsage eval` and `recsage eval-requests` on the real data: a text-only store of all of MovieLens
+(the shared `movielens_store` fixture in tests/conftest.py; `recommend` is tested in test_recommend.py)."""
 
 import json
-from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from agent.cli.main import cli
+from eval.requests import DEFAULT_REQUESTS as REQUESTS
 from tests.conftest import run_recsage as _recsage
-
-REQUESTS = Path(__file__).resolve().parents[2] / "eval" / "data" / "requests.jsonl"
 
 
 @pytest.mark.integration
@@ -22,7 +22,7 @@ def test_eval_popularity_and_content_rows_with_run_file(movielens_store, tmp_pat
     run = json.loads(run_file.read_text())
     assert len(run) == 100 and all(len(items) == 50 for items in run.values())
     content = _recsage("eval", "--store", store, "--movielens", ml, "--system", "content", "--users", 100,
-                       "--json", json_file, "--compare", run_file)
+                       "--out", json_file, "--compare", run_file)
     assert content.returncode == 0, content.stderr
     report = json.loads(json_file.read_text())
     assert report["users"] == 100 and report["protocol"]["users"] == 610
@@ -37,9 +37,9 @@ def test_eval_popularity_and_content_rows_with_run_file(movielens_store, tmp_pat
     split = make_split(ml)
     qrels = {u: q for u, q in qrels_for(split, "test").items() if u in run}
     ours = _recsage("eval", "--store", store, "--movielens", ml, "--system", "popularity", "--users", 100,
-                    "--json", tmp_path / "pop.json")
+                    "--json")
     assert ours.returncode == 0
-    recall = json.loads((tmp_path / "pop.json").read_text())["metrics"]["Recall@20"]
+    recall = json.loads(ours.stdout)["metrics"]["Recall@20"]
     assert recall == pytest.approx(evaluate(Qrels(qrels), Run(run), "recall@20"), abs=1e-6)
 
 
@@ -47,8 +47,8 @@ def test_eval_popularity_and_content_rows_with_run_file(movielens_store, tmp_pat
 def test_eval_requests_bm25_and_hybrid(movielens_store, tmp_path):
     store, ml = movielens_store
     out_file = tmp_path / "requests.json"
-    out = _recsage("eval", "--store", store, "--movielens", ml, "--requests", REQUESTS,
-                   "--split", "val", "--system", "bm25", "--system", "hybrid", "--json", out_file)
+    out = _recsage("eval-requests", "--store", store, "--movielens", ml, "--requests", REQUESTS,
+                   "--split", "val", "--system", "bm25", "--system", "hybrid", "--out", out_file)
     assert out.returncode == 0, out.stderr
     results = json.loads(out_file.read_text())
     assert set(results) == {"bm25", "hybrid"}
@@ -56,6 +56,23 @@ def test_eval_requests_bm25_and_hybrid(movielens_store, tmp_path):
         assert result["n_requests"] == 30
         assert 0 < result["metrics"]["P@10"]["mean"] <= 1
     assert "NDCG@10 vs bm25" in out.stdout
-    bad = _recsage("eval", "--store", store, "--movielens", ml, "--requests", REQUESTS,
+    bad = _recsage("eval-requests", "--store", store, "--movielens", ml, "--requests", REQUESTS,
                    "--system", "sasrec")
     assert bad.returncode == 2 and "unknown request system" in bad.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["eval-requests", "--store", "/tmp/x", "--system", "sasrec"], "unknown request system"),
+    (["eval", "--store", "/tmp/x", "--system", "bm25"], "unknown system"),
+    (["eval", "--store", "/tmp/x", "--system", "ease", "--system", "sasrec", "--run", "r.json"], "single --system"),
+])
+def test_eval_bad_input_exits_2(args, message, tmp_path):
+    result = CliRunner().invoke(cli, args, env={"RECSAGE_HOME": str(tmp_path)})
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_eval_no_longer_takes_requests():
+    """The request benchmark is its own command; `eval --requests` is a usage error, not a silent switch."""
+    result = CliRunner().invoke(cli, ["eval", "--store", "/tmp/x", "--requests", str(REQUESTS)])
+    assert result.exit_code == 2 and "No such option" in result.output

@@ -1,0 +1,188 @@
+"""``recsage eval`` (the sequential leave-one-out protocol) and ``recsage eval-requests`` (ranking the
+catalog for natural-language requests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from agent.cli.base import (
+    cli,
+    movielens_option,
+    open_retriever,
+    output_options,
+    report,
+    require_movielens,
+    settings,
+    store_option,
+)
+from agent.core.errors import InputError
+from eval.requests import DEFAULT_REQUESTS
+
+REQUEST_SYSTEMS = ("bm25", "content", "hybrid", "rerank-zeroshot", "rerank")
+"""rerank: the hybrid's top candidates reranked by the LLM with the configured adapter (the shipped
+LoRA by default); rerank-zeroshot: the same without an adapter. Depth and alpha from the settings."""
+
+
+@cli.command("eval")
+@store_option
+@movielens_option
+@click.option("--system", "systems", multiple=True,
+              help="popularity, content, ease, sasrec, hybrid or rerank (default hybrid). Repeat for several rows.")
+@click.option("--split", "split_name", type=click.Choice(["val", "test"]), default="test", show_default=True)
+@click.option("--users", type=int, default=None, help="Seeded sample of N users (default: all).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the user sample.")
+@click.option("--json", "as_json", is_flag=True, help="Print metrics, settings, protocol, timings as JSON to stdout.")
+@click.option("--out", "out_file", type=click.Path(path_type=Path),
+              help="Write metrics, settings, protocol, timings here (JSON).")
+@click.option("--run", "run_file", type=click.Path(path_type=Path), help="Write the top-50 run (ranx JSON) here (one system).")
+@click.option("--compare", "compare_file", type=click.Path(path_type=Path), help="Paired test of NDCG@10 against this run file.")
+@click.option("--candidate-order", type=click.Choice(["retriever", "shuffled", "reversed"]), default="retriever",
+              show_default=True, help="System rerank: the order the LLM sees the hybrid's candidates in.")
+@click.option("--rerank-alpha", "alphas", type=click.FloatRange(0, 1), multiple=True,
+              help="System rerank: one row per LLM weight (default: the rerank_alpha setting); the LLM runs "
+                   "once per user for all of them.")
+@click.pass_context
+def eval_cmd(ctx, store_dir, movielens, systems, split_name, users, seed, as_json, out_file, run_file, compare_file,
+             candidate_order, alphas):
+    """Rank all items for each user (history masked) on the published leave-one-out protocol."""
+    from agent.retrieval.retriever import SYSTEMS
+    from eval.harness import compare_with_run, run_system, sample_users, summary
+    from eval.rerank_seq import reranking_retriever
+    from eval.run_io import write_run
+
+    systems = systems or ("hybrid",)
+    unknown = [s for s in systems if s not in (*SYSTEMS, "rerank")]
+    if unknown:
+        raise InputError(f"unknown system(s) {unknown}; choose from: {', '.join(SYSTEMS)}, rerank")
+    if run_file and len(systems) > 1:
+        raise InputError("--run writes one system's run: pass a single --system")
+    if compare_file and not Path(compare_file).exists():
+        raise InputError(f"--compare file not found: {compare_file}")
+    if users is not None and users <= 0:
+        raise InputError(f"--users must be a positive integer, got {users}")
+    retriever = open_retriever(ctx, store_dir, movielens)
+    if "rerank" in systems:
+        retriever = reranking_retriever(retriever, settings(ctx), candidate_order, seed)
+    split = retriever.split
+    chosen = sample_users(split.n_users, users, seed)
+    click.echo(f"protocol: {split.stats()} ({split_name}, {len(chosen)} users)", err=True)
+    rows = []
+    runs = [(s, a) for s in systems for a in ((alphas or (retriever.alpha,)) if s == "rerank" else (None,))]
+    if run_file and len(runs) > 1:
+        raise InputError("--run writes one system's run: pass a single --system and at most one --rerank-alpha")
+    for system, alpha in runs:
+        if system == "rerank":
+            retriever.alpha = alpha
+        result = run_system(retriever, system, split_name, chosen)
+        row = summary(result, split, {"users_seed": seed, "movielens": str(movielens), "store": str(store_dir)})
+        if system == "rerank":
+            row["rerank"] = retriever.stats()
+            row["system"] = f"rerank (alpha {alpha})"
+        if compare_file:
+            row["compare"] = compare_with_run(result, split, compare_file)
+        rows.append(row)
+        if run_file:
+            write_run(run_file, result.run)
+    if report(rows[0] if len(rows) == 1 else rows, as_json, out_file):
+        print_eval_rows(rows)
+
+
+def print_eval_rows(rows: list[dict]) -> None:
+    """The metrics table, then one line per reranked row and per paired comparison."""
+    from eval.harness import print_table
+
+    print_table(rows)
+    for row in rows:
+        if "rerank" in row:
+            r = row["rerank"]
+            click.echo(f"rerank: {r['depth']} candidates in {r['candidate_order']} order, alpha {r['alpha']}, "
+                       f"out-of-candidate rate {r['out_of_candidate_rate']:.3f}, reranker p50 {r['rerank_p50_s']:.3f} s "
+                       f"p95 {r['rerank_p95_s']:.3f} s per user")
+        if "compare" in row:
+            c = row["compare"]
+            verdict = "significant" if c["significant"] else "not significant"
+            click.echo(f"{row['system']} vs {c['other_run']}: NDCG@10 {c['ndcg@10_diff']:+.4f} "
+                       f"(95% CI {c['ci95'][0]:+.4f}..{c['ci95'][1]:+.4f}, p={c['p_value']:.3f}, {verdict})")
+
+
+@cli.command("eval-requests")
+@store_option
+@movielens_option
+@click.option("--requests", "requests_file", type=click.Path(path_type=Path), default=DEFAULT_REQUESTS,
+              show_default=True, help="The request benchmark (JSONL; data card eval/data/README.md).")
+@click.option("--system", "systems", multiple=True,
+              help=f"{', '.join(REQUEST_SYSTEMS)} (default: all). Repeat for several rows; the first is the "
+                   "baseline of the paired test.")
+@click.option("--split", "split_name", type=click.Choice(["val", "test"]), default="test", show_default=True)
+@output_options
+@click.pass_context
+def eval_requests_cmd(ctx, store_dir, movielens, requests_file, systems, split_name, as_json, out_file):
+    """Rank the catalog for natural-language requests: P@10, NDCG@10 (bootstrap CIs), paired test."""
+    from eval.requests import by_split, evaluate_requests, load_relevance_catalog, load_requests
+
+    systems = systems or REQUEST_SYSTEMS
+    unknown = [s for s in systems if s not in REQUEST_SYSTEMS]
+    if unknown:
+        raise InputError(f"unknown request system(s) {unknown}; choose from: {', '.join(REQUEST_SYSTEMS)}")
+    require_movielens(movielens)
+    requests = by_split(load_requests(requests_file), split_name)
+    judge = load_relevance_catalog(movielens)
+    results = {s: evaluate_requests(requests, request_ranker(ctx, s, store_dir, movielens), judge, k=10,
+                                    progress=True) for s in systems}
+    if report(results, as_json, out_file):
+        print_request_results(results, systems, split_name)
+
+
+def print_request_results(results: dict, systems, split_name: str) -> None:
+    from rich.table import Table
+
+    from agent.core.console import table_console
+    from eval.requests import compare
+
+    table = Table("system", "split", "requests", "P@10 (95% CI)", "NDCG@10 (95% CI)", "p50 s",
+                  f"NDCG@10 vs {systems[0]} (p)", title="request-driven ranking")
+    for name, r in results.items():
+        p, n = r["metrics"]["P@10"], r["metrics"]["NDCG@10"]
+        paired = "" if name == systems[0] else (
+            lambda c: f"{c.mean_diff:+.3f} ({c.p_value:.3f})")(compare(r, results[systems[0]]))
+        table.add_row(name, split_name, str(r["n_requests"]), f"{p['mean']:.3f} ({p['ci_low']:.3f}-{p['ci_high']:.3f})",
+                      f"{n['mean']:.3f} ({n['ci_low']:.3f}-{n['ci_high']:.3f})", f"{r['latency_s']['p50']:.3f}", paired)
+    table_console().print(table)
+
+
+def request_ranker(ctx, system: str, store_dir, movielens, depth: int = 100):
+    """text -> ranked item ids. bm25: titles, genres and tags; content: MiniLM query over the Chroma
+    cards; hybrid: both, fused (agent.retrieval.text_search.HybridTextSearch); rerank*: hybrid + LLM reranker."""
+    from agent.ingest.catalog import load_movielens
+    from agent.ingest.store import Store
+
+    if system == "bm25":
+        from agent.retrieval.bm25 import bm25_ranker
+
+        return bm25_ranker(load_movielens(movielens).items, k=depth)
+    if system == "content":
+        from agent.ingest.pipeline import build_text_embedder
+
+        store, embedder = Store(store_dir), build_text_embedder(settings(ctx))
+        return lambda text: [hit.id for hit in store.query(embedder.embed([text])[0], depth)]
+    from agent.retrieval.text_search import HybridTextSearch
+
+    store = Store(store_dir)
+    searcher = HybridTextSearch(store, settings(ctx), load_movielens(movielens).items)
+    if system == "hybrid":
+        return lambda text: [item_id for item_id, _ in searcher.search(text, depth)]
+    from agent.rerank.reranker import load_reranker, rerank_ranking
+
+    config = settings(ctx)
+    if system == "rerank-zeroshot":
+        config = config.model_copy(update={"rerank_adapter": None})
+    reranker = load_reranker(config)
+
+    def rerank(text: str) -> list[str]:
+        ranked = searcher.search(text, depth)
+        cards = {i: r["document"] for i, r in store.get([i for i, _ in ranked[: config.rerank_depth]]).items()}
+        return rerank_ranking(reranker, text, ranked, cards, k=config.rerank_depth, alpha=config.rerank_alpha)
+
+    return rerank

@@ -1,0 +1,136 @@
+"""``recsage ingest`` (catalog -> cards + vectors in Chroma), ``recsage search`` and ``recsage bench ingest``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from agent.cli.base import (
+    bench,
+    cli,
+    open_store,
+    output_options,
+    report,
+    require_store,
+    settings,
+    store_or_server_options,
+)
+from agent.core.errors import InputError
+from agent.core.timing import Stopwatch
+
+
+@cli.command()
+@click.option("--movielens", type=click.Path(path_type=Path), help="MovieLens folder (movies.csv ...).")
+@click.option("--posters", type=click.Path(path_type=Path), help="Folder of <movieId>.jpg posters.")
+@click.option("--catalog", type=click.Path(path_type=Path), help="Generic catalog (.jsonl or .csv).")
+@store_or_server_options
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Ingest only the first N items.")
+@output_options
+@click.pass_context
+def ingest(ctx, movielens, posters, catalog, store_dir, chroma_url, limit, as_json, out_file):
+    """Turn a catalog into context cards and vectors in Chroma (resumable, skips unchanged items)."""
+    from agent.ingest.catalog import load_catalog, load_movielens
+    from agent.ingest.pipeline import ingest as run_ingest
+
+    if bool(movielens) == bool(catalog):
+        raise InputError("give exactly one of --movielens DIR or --catalog FILE")
+    if posters and not movielens:
+        raise InputError("--posters goes with --movielens; a generic catalog names images per row")
+    require_store(store_dir, chroma_url)
+    config = settings(ctx)
+    clock = Stopwatch()
+    with clock("load"):
+        loaded = load_movielens(movielens, posters) if movielens else load_catalog(catalog)
+    items = loaded.items[:limit] if limit else loaded.items
+    store = open_store(store_dir, chroma_url)
+    result = run_ingest(items, store, config, rejected=loaded.rejected, progress=True)
+    result.seconds["load"] = clock.seconds["load"]
+    summary = result.to_json()
+    summary["seconds"]["total"] = round(clock.totals()["total"], 3)
+    if report(summary, as_json, out_file):
+        print_ingest_summary(summary)
+
+
+def print_ingest_summary(s: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=True)
+    console.print(
+        f"[bold]ingested {s['ingested']}[/], unchanged {s['unchanged']}, skipped {len(s['skipped'])}, "
+        f"media failed {len(s['failed'])}; {s['items_in_store']} items in {s['store']}"
+    )
+    for row in s["skipped"]:
+        console.print(f"  skipped {row['file']}:{row['line']}: {row['reason']}")
+    for f in s["failed"]:
+        console.print(f"  failed item {f['id']} {f['converter']} {f['file']}: {f['reason']} (item kept; retried next run)")
+    for note in s["notes"]:
+        console.print(f"  note: {note}")
+    table = Table("stage", "seconds")
+    for stage, secs in s["seconds"].items():
+        table.add_row(stage, f"{secs:.2f}")
+    console.print(table)
+
+
+@cli.command()
+@click.argument("text")
+@store_or_server_options
+@click.option("-k", "k", type=int, default=10, show_default=True, help="How many results.")
+@output_options
+@click.pass_context
+def search(ctx, text, store_dir, chroma_url, k, as_json, out_file):
+    """Semantic search over the context cards."""
+    from agent.retrieval.text_search import search_text
+
+    if k <= 0:
+        raise InputError(f"-k must be a positive integer, got {k}")
+    if not text.strip():
+        raise InputError("the search text is empty")
+    results = search_text(open_store(store_dir, chroma_url), settings(ctx), text, k)
+    if not report(results, as_json, out_file):
+        return
+    for r in results:
+        click.echo(f"{r['score']:.3f}  {r['id']:>8}  {r['title']}" + (f" ({r['year']})" if r.get("year") else ""))
+
+
+@bench.command("ingest")
+@click.option("--movielens", type=click.Path(path_type=Path), required=True)
+@click.option("--posters", type=click.Path(path_type=Path), default=None)
+@click.option("--sample", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--variants", default="1:1,2:1,1:2", show_default=True,
+              help="Comma-separated THREADS:OCR_WORKERS settings; the first is the baseline.")
+@output_options
+@click.pass_context
+def bench_ingest(ctx, movielens, posters, sample, variants, as_json, out_file):
+    """Items/s per ingest stage on a sample, per setting (a fresh process each)."""
+    from eval.bench.ingest import bench_ingest as run
+
+    try:
+        parsed = [tuple(int(x) for x in v.split(":")) for v in variants.split(",")]
+    except ValueError:
+        raise InputError(f"--variants must look like 1:1,2:1 (threads:ocr_workers), got {variants!r}") from None
+    rows = run(movielens, posters, sample, parsed, settings(ctx))
+    if report(rows, as_json, out_file):
+        print_ingest_bench(rows, sample)
+
+
+def print_ingest_bench(rows: list[dict], sample: int) -> None:
+    from rich.table import Table
+
+    from agent.core.console import table_console
+    from eval.bench.ingest import timed_stages
+
+    stages = timed_stages(rows)
+    table = Table(title=f"ingest benchmark: {sample} movies (posters first)")
+    table.add_column("threads / OCR workers")
+    for stage in stages:
+        table.add_column(f"{stage} items/s", justify="right")
+    table.add_column("vs first row", justify="right")
+    base_total = None
+    for r in rows:
+        total = sum(r["seconds"].get(s, 0.0) for s in stages)
+        base_total = base_total or total
+        cells = [f"{sample / r['seconds'][s]:.1f}" if r["seconds"].get(s) else "-" for s in stages]
+        table.add_row(f"{r['threads']} / {r['ocr_workers']}", *cells, f"{base_total / total:.2f}x")
+    table_console().print(table)

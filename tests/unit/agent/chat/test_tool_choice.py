@@ -1,0 +1,52 @@
+"""Constrained tool choice: rules and LLM scores combine into a registered tool, whatever the LLM
+prefers; the LLM's scores (a tiny random llama here) are calibrated log-probabilities over the
+registered names only."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from agent.chat.tool_choice import ToolChooser, combine, rule_scores
+from agent.chat.tools import load_tools
+from agent.llm import LoadedLlm
+from tests.fakes.tiny_lm import tiny_llama
+
+
+def test_choice_is_always_a_registered_tool_whatever_the_llm_prefers():
+    tools = load_tools()
+    llm = {name: -3.0 for name in tools}
+    llm["describe_image"] = 0.0  # the LLM's favourite: wins when no rule speaks, loses to a rule match
+    assert combine(tools, llm, rule_scores(tools, "hello there"), "combined").name == "describe_image"
+    assert combine(tools, llm, rule_scores(tools, "only after 2000"), "combined").name == "filter_items"
+    for mode in ("combined", "llm", "rules"):
+        assert combine(tools, llm, rule_scores(tools, "xyz"), mode).name in tools
+
+
+def test_llm_scores_are_calibrated_logprobs_over_the_registered_names():
+    model, tok = tiny_llama()
+    llm = LoadedLlm(model=model, tokenizer=tok)
+    tools = load_tools()
+    chooser = ToolChooser(lambda: llm, mode="llm")
+    scores = chooser.llm_scores(tools, "funny movies about toys")
+    assert set(scores) == set(tools)
+    assert sum(math.exp(v) for v in scores.values()) == pytest.approx(1.0)
+    names = list(tools)
+    prompt = chooser.prompt(tools, "funny movies about toys")
+    raw = llm.option_logprobs(prompt, names)  # the plain run: every name after the whole prompt
+    prior = llm.option_logprobs(chooser.prompt(tools, "N/A"), names)
+    diff = {n: r - p for n, r, p in zip(names, raw, prior, strict=True)}
+    top = max(diff.values())
+    norm = top + math.log(sum(math.exp(v - top) for v in diff.values()))
+    assert scores == pytest.approx({n: v - norm for n, v in diff.items()}, abs=1e-4)
+    assert chooser.choose(tools, "funny movies about toys").name in tools
+
+
+def test_a_mode_needs_what_it_uses():
+    with pytest.raises(ValueError, match="mode"):
+        ToolChooser(None, mode="oracle")
+    with pytest.raises(ValueError, match="needs an LLM"):
+        ToolChooser(None, mode="llm")
+    with pytest.raises(ValueError, match="no tools"):
+        ToolChooser(None, mode="rules").choose({}, "hi")

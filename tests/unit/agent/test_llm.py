@@ -1,0 +1,105 @@
+"""The one causal-LM runtime on a tiny random llama: loading (safetensors only, adapter merged),
+the chat template, prefix-cached continuation scoring against the plain run, batched generation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from agent.core.errors import InputError
+from agent.llm import LoadedLlm, chat_prompt, continuation_logprobs, load_causal_lm, resolve_dtype
+from tests.fakes.tiny_lm import tiny_llama
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return tiny_llama()
+
+
+@pytest.fixture(scope="module")
+def saved(tiny, tmp_path_factory):
+    model, tok = tiny
+    folder = tmp_path_factory.mktemp("tiny-llm")
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def test_continuation_scores_over_a_cached_prefix_match_the_plain_run(tiny):
+    """Options of different lengths (right-padded after the cached prompt) score as if each ran
+    alone after the whole prompt."""
+    model, tok = tiny
+    llm = LoadedLlm(model=model, tokenizer=tok)
+    prompt = chat_prompt(tok, "Pick one tool.", "show me something funny")
+    options = ["recommend", "search_catalog", "item_details", "x"]
+    cached = continuation_logprobs(llm, prompt, options)
+    plain = llm.option_logprobs(prompt, options)
+    assert len({round(x, 3) for x in plain}) == len(options)
+    assert cached == pytest.approx(plain, abs=1e-4)
+    assert llm.continuation_logprobs(prompt, options) == cached
+
+
+def test_chat_prompt_ends_where_the_answer_starts(tiny):
+    _, tok = tiny
+    text = chat_prompt(tok, "sys", "hello")
+    assert text == "<|im_start|>system\nsys<|im_end|>\n<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n"
+    assert LoadedLlm(model=None, tokenizer=tok).chat("sys", "hello") == text
+
+
+def test_batched_generation_matches_one_prompt_at_a_time(tiny):
+    model, tok = tiny
+    llm = LoadedLlm(model=model, tokenizer=tok)
+    prompts = ["a short one", "a rather longer prompt than the first", "mid length"]
+    streamed: dict[int, str] = {}
+    batch = llm.generate(prompts, max_new_tokens=6, stop=(),
+                         on_token=lambda i, piece: streamed.__setitem__(i, streamed.get(i, "") + piece))
+    alone = [llm.generate([p], max_new_tokens=6, stop=())[0] for p in prompts]
+    assert batch == alone
+    assert [streamed.get(i, "").strip() for i in range(len(prompts))] == batch
+
+
+def test_load_causal_lm_reads_safetensors_and_merges_an_adapter(tiny, saved, tmp_path):
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    model, _ = tiny
+    ids = torch.tensor([[5, 6, 7, 8]])
+    loaded, tok = load_causal_lm(saved, "fp32", device="cpu")
+    assert not loaded.training and tok.chat_template
+    with torch.inference_mode():
+        assert torch.allclose(loaded(input_ids=ids).logits, model(input_ids=ids).logits, atol=1e-6)
+    trainable, _ = load_causal_lm(saved, "fp32", device="cpu", trainable=True)
+    assert next(trainable.parameters()).dtype == torch.float32
+    assert next(load_causal_lm(saved, "bf16", device="cpu")[0].parameters()).dtype == torch.bfloat16
+
+    torch.manual_seed(1)
+    peft = get_peft_model(load_causal_lm(saved, device="cpu")[0],
+                          LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    peft.save_pretrained(tmp_path / "adapter")
+    merged, _ = load_causal_lm(saved, "fp32", adapter=tmp_path / "adapter", device="cpu")
+    reference = PeftModel.from_pretrained(load_causal_lm(saved, device="cpu")[0], str(tmp_path / "adapter")).eval()
+    with torch.inference_mode():
+        a, b = merged(input_ids=ids).logits, reference(input_ids=ids).logits
+        assert torch.allclose(a, b, atol=1e-5) and not torch.allclose(a, model(input_ids=ids).logits, atol=1e-3)
+
+
+def test_weights_load_from_safetensors_only(saved, tmp_path):
+    import shutil
+
+    pickled = tmp_path / "pickled"
+    shutil.copytree(saved, pickled)
+    (pickled / "model.safetensors").unlink()
+    (pickled / "pytorch_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(OSError, match="model.safetensors"):
+        load_causal_lm(pickled, device="cpu")
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    (adapter / "adapter_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(InputError, match="safetensors only"):
+        load_causal_lm(saved, adapter=adapter, device="cpu")
+
+
+def test_dtype_names():
+    assert resolve_dtype("fp32", "cpu") == "fp32" and resolve_dtype("auto", "cuda") == "bf16"
+    with pytest.raises(ValueError, match="dtype"):
+        resolve_dtype("fp16", "cpu")

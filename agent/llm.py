@@ -190,8 +190,8 @@ def over_prefix(module, cache, input_ids, position_ids, attention_mask):
 
 def continuation_logprobs(llm: LoadedLlm, prompt: str, options: Sequence[str]) -> list[float]:
     """Log-probability of each option's tokens after ``prompt``: the prompt runs once, its key/value
-    cache is repeated for a batch of the (right-padded) options. The same numbers as
-    :meth:`LoadedLlm.option_logprobs`, without re-reading a long prompt once per option."""
+    cache is repeated for a batch of the (right-padded) options. The same numbers as running every
+    option after the whole prompt, without re-reading a long prompt once per option."""
     import torch
 
     tok = llm.tokenizer
@@ -222,34 +222,6 @@ class LoadedLlm:
     def chat(self, system: str, user: str) -> str:
         """The chat-formatted prompt, ending where the assistant's answer starts."""
         return chat_prompt(self.tokenizer, system, user)
-
-    def option_logprobs(self, prompt: str, options: Sequence[str]) -> list[float]:
-        """Log-probability of each option's full token sequence as the continuation of ``prompt``,
-        every option with the whole prompt (the plain baseline of :func:`continuation_logprobs`).
-
-        Constrained choice: the answer is one of ``options`` by construction (the caller takes the
-        argmax), so the model cannot name a tool or a label that does not exist.
-        """
-        import torch
-
-        tok = self.tokenizer
-        prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
-        rows = [prompt_ids + tok(opt, add_special_tokens=False)["input_ids"] for opt in options]
-        width = max(len(r) for r in rows)
-        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            ids[i, : len(r)] = torch.tensor(r)
-            mask[i, : len(r)] = 1
-        with self.lock, torch.inference_mode():
-            logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
-        logp = torch.log_softmax(logits, dim=-1)
-        out = []
-        for i, r in enumerate(rows):
-            span = range(len(prompt_ids), len(r))
-            out.append(float(sum(logp[i, t - 1, r[t]] for t in span)))
-        return out
 
     def continuation_logprobs(self, prompt: str, options: Sequence[str]) -> list[float]:
         """See :func:`continuation_logprobs`."""

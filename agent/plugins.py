@@ -10,8 +10,8 @@ from collections.abc import Callable
 import pluggy
 
 from agent import hookspecs
-from agent.ingest.converters import Converter
 from agent.core.errors import RecsageError
+from agent.ingest.converters import Converter
 
 ENTRY_POINT_GROUP = "recsage"
 

@@ -20,11 +20,11 @@ import numpy as np
 
 from agent.core.config import Settings, default_data_dir, load_settings
 from agent.core.errors import InputError
+from agent.core.timing import Stopwatch
 from agent.explain.evidence import build_evidence
 from agent.ingest.cards import parse_card
 from agent.rerank.prompt import HISTORY_TITLES, title_line
 from agent.retrieval.retriever import Filters
-from agent.core.timing import Stopwatch
 
 MAX_EXPLAINED = 50
 """Explanations are one batched generation; more than this is a listing, not a recommendation."""

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import importlib.resources
-
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -100,8 +99,8 @@ def tool_choice_accuracy(agent, turns: list[Turn], modes: list[str]) -> dict:
 
 def _turn_state_tools(turn: Turn, agent, tools) -> dict:
     """The tools a chat session would let the chooser pick for this turn (same state rules)."""
-    from agent.chat.state import ChatState
     from agent.chat.slots import extract_slots
+    from agent.chat.state import ChatState
 
     state = ChatState(user=turn.user, shown=[{"id": f"shown{i}", "title": t} for i, t in enumerate(turn.shown)])
     slots = extract_slots(turn.message, agent.ingest.catalog)
@@ -121,8 +120,8 @@ def chat_ranker(agent):
 
 def chat_relevance(agent, movielens: Path, requests_file: Path = DEFAULT_CHAT_REQUESTS) -> dict:
     """Precision@10 / NDCG@10 of chat answers and of BM25 over the same requests, with a paired test."""
-    from agent.retrieval.bm25 import bm25_ranker
     from agent.ingest.catalog import load_movielens
+    from agent.retrieval.bm25 import bm25_ranker
     from eval.requests import (
         compare,
         evaluate_requests,

@@ -16,7 +16,7 @@ from eval.metrics import (
     paired_test,
     rank_of_target,
 )
-from eval.run_io import qrels_for, ranks_from_run, read_run
+from eval.run_io import qrels_for, ranks_from_run, read_run, top_k_items
 
 KS = (1, 5, 10, 20, 50)
 RUN_DEPTH = 50
@@ -56,11 +56,9 @@ def run_system(retriever, system: str, split_name: str, users: list[int], progre
         iterator = progress_bars(users, f"eval {system} ({split_name})")
     for user in iterator:
         history = split.history(user, split_name)
-        scores = np.asarray(retriever.scores(system, history, split_name), dtype=np.float64).copy()
+        scores = np.asarray(retriever.scores(system, history, split_name), dtype=np.float64)
         ranks.append(rank_of_target(scores, split.target(user, split_name), history))
-        scores[history] = -np.inf
-        top = np.argsort(-scores, kind="stable")[:RUN_DEPTH]
-        run[split.user_ids[user]] = {split.item_ids[i]: float(scores[i]) for i in top if np.isfinite(scores[i])}
+        run[split.user_ids[user]] = top_k_items(split, scores, history, RUN_DEPTH)
     seconds = time.perf_counter() - start
     return EvalResult(system, split_name, [split.user_ids[u] for u in users], np.array(ranks), run,
                       {"total": seconds, "per_user_ms": 1000 * seconds / max(len(users), 1)})

@@ -1,8 +1,7 @@
 """Leave-one-out ranking metrics, and the statistics to compare systems honestly.
 
 With exactly one relevant item per user every metric is a function of that item's 1-based rank,
-so the per-user functions work on ranks and the list-based functions only find the rank. The
-definitions match ranx (``ndcg@k``, ``recall@k``, ``mrr@k``) for one relevant item; a test checks
+so the per-user functions work on ranks. The definitions match ranx (``ndcg@k``, ``recall@k``, ``mrr@k``) for one relevant item; a test checks
 that on random runs.
 """
 
@@ -69,29 +68,6 @@ METRICS: dict[str, Callable[[Sequence[int] | np.ndarray, int], np.ndarray]] = {
 }
 
 
-def rank_in_list(ranked: Sequence[int], target: int) -> int:
-    """1-based position of ``target`` in an already ranked list, NOT_RANKED if absent."""
-    for position, item in enumerate(ranked, start=1):
-        if item == target:
-            return position
-    return NOT_RANKED
-
-
-def ndcg_at_k(ranked: Sequence[int], target: int, k: int) -> float:
-    """NDCG@k of one ranked list against its single relevant item."""
-    return float(ndcg_from_ranks([rank_in_list(ranked, target)], k)[0])
-
-
-def recall_at_k(ranked: Sequence[int], target: int, k: int) -> float:
-    """Recall@k (= hit rate) of one ranked list against its single relevant item."""
-    return float(recall_from_ranks([rank_in_list(ranked, target)], k)[0])
-
-
-def mrr_at_k(ranked: Sequence[int], target: int, k: int) -> float:
-    """MRR@k of one ranked list against its single relevant item."""
-    return float(mrr_from_ranks([rank_in_list(ranked, target)], k)[0])
-
-
 def rank_of_target(scores: np.ndarray, target: int, masked: Iterable[int] = ()) -> int:
     """1-based rank of ``target`` among all items by descending score, ``masked`` items removed.
 
@@ -140,8 +116,8 @@ def bootstrap_ci(
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean over users.
 
-    With a few hundred users a metric's sampling error is as large as many published gaps
-    (about +-0.015 NDCG@10 at 610 users), so every reported mean should carry this interval.
+    With a few hundred users a metric's sampling error is as large as many published gaps, so
+    every reported mean should carry this interval.
     """
     values = np.asarray(per_user_values, dtype=np.float64)
     if values.size == 0:

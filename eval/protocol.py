@@ -1,40 +1,15 @@
 """Ranking every user's held-out item under the leave-one-out protocol (agent.retrieval.interactions).
 
-Two forms of one computation: ``rank_users`` asks a scorer user by user, ``ranks_from_matrix`` ranks
-a whole (n_users, n_items) score matrix at once. Both mask the visible history and count ties
-against the target, exactly as ``eval.metrics.rank_of_target`` does; a test keeps them equal.
+``ranks_from_matrix`` ranks a whole (n_users, n_items) score matrix at once: it masks the visible
+history and counts ties against the target, exactly as ``eval.metrics.rank_of_target`` does for one
+user; a test keeps them equal.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-
 import numpy as np
 
 from agent.retrieval.interactions import Split, SplitName
-from eval.metrics import rank_of_target
-
-Scorer = Callable[[int, np.ndarray], np.ndarray]
-"""``scorer(user, history) -> one score per dense item`` (higher is better)."""
-
-
-def rank_users(
-    split: Split, scorer: Scorer, split_name: SplitName = "test", users: Iterable[int] | None = None
-) -> np.ndarray:
-    """1-based rank of each user's target among all items, with the visible history masked.
-
-    ``scorer(user, history)`` returns one score per dense item. Masking the history is part of the
-    protocol: re-recommending a film the user already rated is never counted as a hit or a miss.
-    """
-    chosen = range(split.n_users) if users is None else users
-    ranks = []
-    for user in chosen:
-        history = split.history(user, split_name)
-        scores = np.asarray(scorer(user, history))
-        if scores.shape != (split.n_items,):
-            raise ValueError(f"scorer returned shape {scores.shape}, expected ({split.n_items},)")
-        ranks.append(rank_of_target(scores, split.target(user, split_name), history))
-    return np.array(ranks, dtype=np.int64)
 
 
 def history_mask(split: Split, split_name: SplitName) -> np.ndarray:

@@ -9,9 +9,8 @@ mind. The rule's exact semantics are in ``eval/data/README.md`` and in :func:`is
 
 from __future__ import annotations
 
-import importlib.resources
-
 import csv
+import importlib.resources
 import re
 import time
 from collections import Counter, defaultdict
@@ -30,10 +29,10 @@ from pydantic import (
     model_validator,
 )
 
-from agent.ingest.catalog import Item, LoadedCatalog, load_movielens
 from agent.core.errors import InputError
 from agent.core.io import NonBlankStr, iter_json_objects, validation_reason
 from agent.core.progress import progress as progress_bars
+from agent.ingest.catalog import Item, LoadedCatalog, load_movielens
 from eval.metrics import PairedResult, bootstrap_ci, paired_test
 
 DEFAULT_REQUESTS = Path(str(importlib.resources.files("eval") / "data" / "requests.jsonl"))
@@ -295,43 +294,48 @@ def evaluate_requests(
         raise InputError("no requests to evaluate")
     items = _items(catalog)
     known = {item.id for item in items}
-    p_name, n_name = metric_names(k)
-    rows = []
     iterator: Iterable[Request] = progress_bars(requests, "requests") if progress else requests
-    for request in iterator:
-        relevant = {item.id for item in items if is_relevant(item, request.relevance)}
-        if not relevant:
-            raise InputError(
-                f"request {request.id!r} has no relevant item in this catalog: its rule matches nothing"
-            )
-        start = time.perf_counter()
-        ranked = [str(i) for i in ranker(request.text)]
-        elapsed = time.perf_counter() - start
-        top = ranked[:k]
-        rows.append({
-            "id": request.id,
-            "split": request.split,
-            "n_relevant": len(relevant),
-            p_name: precision_at_k(top, relevant, k),
-            n_name: ndcg_at_k_binary(top, relevant, k),
-            "returned": len(ranked),
-            "unknown_ids": sum(1 for i in top if i not in known),
-            "latency_s": elapsed,
-        })
-    metrics = {}
-    for name in (p_name, n_name):
-        values = np.array([r[name] for r in rows])
-        low, high = bootstrap_ci(values, n=n_boot, seed=seed)
-        metrics[name] = {"mean": float(values.mean()), "ci_low": low, "ci_high": high}
+    rows = [_request_row(request, ranker, items, known, k) for request in iterator]
     latencies = np.array([r["latency_s"] for r in rows])
     return {
         "k": k,
         "n_requests": len(rows),
         "splits": sorted({r["split"] for r in rows}),
-        "metrics": metrics,
+        "metrics": {name: _summary([r[name] for r in rows], n_boot, seed) for name in metric_names(k)},
         "latency_s": {"p50": float(np.median(latencies)), "mean": float(latencies.mean())},
         "per_request": rows,
     }
+
+
+def _request_row(request: Request, ranker: Ranker, items: list[Item], known: set[str], k: int) -> dict:
+    """One request ranked, timed and scored: a ``per_request`` row of :func:`evaluate_requests`."""
+    p_name, n_name = metric_names(k)
+    relevant = {item.id for item in items if is_relevant(item, request.relevance)}
+    if not relevant:
+        raise InputError(
+            f"request {request.id!r} has no relevant item in this catalog: its rule matches nothing"
+        )
+    start = time.perf_counter()
+    ranked = [str(i) for i in ranker(request.text)]
+    elapsed = time.perf_counter() - start
+    top = ranked[:k]
+    return {
+        "id": request.id,
+        "split": request.split,
+        "n_relevant": len(relevant),
+        p_name: precision_at_k(top, relevant, k),
+        n_name: ndcg_at_k_binary(top, relevant, k),
+        "returned": len(ranked),
+        "unknown_ids": sum(1 for i in top if i not in known),
+        "latency_s": elapsed,
+    }
+
+
+def _summary(values: list[float], n_boot: int, seed: int) -> dict:
+    """Mean and bootstrap confidence interval of one metric over the requests."""
+    array = np.array(values)
+    low, high = bootstrap_ci(array, n=n_boot, seed=seed)
+    return {"mean": float(array.mean()), "ci_low": low, "ci_high": high}
 
 
 def per_request_values(result: dict, metric: str) -> dict[str, float]:

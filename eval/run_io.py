@@ -1,4 +1,4 @@
-"""Run and qrels files in ranx's JSON layout, keyed by original MovieLens ids.
+"""Run files in ranx's JSON layout and qrels, keyed by original MovieLens ids.
 
 Writing runs to disk lets any system's output be re-scored later, by us or by ranx, without
 re-running the model; original ids (strings) keep the files meaningful outside this split.
@@ -6,7 +6,7 @@ re-running the model; original ids (strings) keep the files meaningful outside t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -19,32 +19,20 @@ RunDict = dict[str, dict[str, float]]
 QrelsDict = dict[str, dict[str, int]]
 
 
-def top_k_run(
-    split: Split,
-    scorer: Callable[[int, np.ndarray], np.ndarray],
-    split_name: SplitName = "test",
-    k: int = 50,
-    users: Iterable[int] | None = None,
-) -> RunDict:
-    """Each user's top ``k`` unseen items with their scores, as {userId: {movieId: score}}.
+def top_k_items(split: Split, scores: np.ndarray, history: np.ndarray, k: int) -> dict[str, float]:
+    """One user's top ``k`` unseen items with their scores, as {movieId: score}: one row of a run.
 
     History is removed before the cut, as in ``rank_of_target``, so the file holds exactly what the
     protocol ranks; items scored -inf (unscorable) are left out. Ties are ordered by dense item id
     (stable sort); note that ranx does not promise an order among equal scores, while
     ``rank_of_target`` ranks them pessimistically, so scores with ties can differ slightly.
     """
-    run: RunDict = {}
-    chosen = range(split.n_users) if users is None else users
-    for user in chosen:
-        history = split.history(user, split_name)
-        scores = np.array(scorer(user, history), dtype=np.float64)
-        if np.isnan(scores).any():
-            raise ValueError(f"scores for user {split.user_ids[user]} contain NaN; use -inf instead")
-        scores[history] = -np.inf
-        top = np.argsort(-scores, kind="stable")[:k]
-        top = top[np.isfinite(scores[top])]
-        run[split.user_ids[user]] = {split.item_ids[i]: float(scores[i]) for i in top}
-    return run
+    scores = np.array(scores, dtype=np.float64)  # a copy: the history is overwritten below
+    if np.isnan(scores).any():
+        raise ValueError("scores contain NaN; give unscorable items -inf instead")
+    scores[history] = -np.inf
+    top = np.argsort(-scores, kind="stable")[:k]
+    return {split.item_ids[i]: float(scores[i]) for i in top if np.isfinite(scores[i])}
 
 
 def qrels_for(split: Split, split_name: SplitName = "test") -> QrelsDict:
@@ -68,16 +56,6 @@ def write_run(path: Path, run: Mapping[str, Mapping[str, float]]) -> None:
 def read_run(path: Path) -> RunDict:
     """Read a run written by ``write_run`` (or by ranx's ``Run.save``)."""
     return _nested(read_json(path), float)
-
-
-def write_qrels(path: Path, qrels: Mapping[str, Mapping[str, int]]) -> None:
-    """Write qrels as JSON that ``ranx.Qrels.from_file(path)`` reads."""
-    write_json(path, _nested(qrels, int), indent=0)
-
-
-def read_qrels(path: Path) -> QrelsDict:
-    """Read qrels written by ``write_qrels`` (or by ranx's ``Qrels.save``)."""
-    return _nested(read_json(path), int)
 
 
 def ranks_from_run(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]]) -> np.ndarray:

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import importlib.resources
-
 import logging
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from agent.ingest.converters import Conversion, MediaConverter
 from agent.core.errors import MissingDependency, ModelNotReady
+from agent.ingest.converters import Conversion, MediaConverter
 from agent.ingest.images import load_image
 
 if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
 
     from agent.core.config import Settings
 
@@ -171,22 +169,6 @@ class ClipConverter(MediaConverter):
         """Size of image and text vectors (e.g. 512 for ViT-B-32)."""
         self._load()
         return int(self._label_vectors.shape[1])
-
-    # public API -----------------------------------------------------------------------------
-    def embed_text(self, texts: list[str]) -> np.ndarray:
-        """Text queries in the image embedding space: (n, d) float32, L2-normalised."""
-        import numpy as np
-        import torch
-
-        model = self._load()
-        if not texts:
-            return np.zeros((0, self._label_vectors.shape[1]), dtype=np.float32)
-        with torch.inference_mode():
-            chunks = [
-                self._encode_text(model, self._tokenizer, texts[i : i + CLIP_BATCH])
-                for i in range(0, len(texts), CLIP_BATCH)
-            ]
-        return torch.cat(chunks).cpu().numpy().astype(np.float32)
 
     def _convert_images(self, images: list) -> list[Conversion]:
         import torch

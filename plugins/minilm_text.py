@@ -6,8 +6,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from agent.ingest.converters import TextEmbedder
 from agent.hookspecs import hookimpl
+from agent.ingest.converters import TextEmbedder
 
 
 class SentenceTransformerEmbedder(TextEmbedder):

@@ -1,9 +1,9 @@
 """Poster text through OCR: RapidOCR (PP-OCRv4 ONNX), in worker processes for large batches.
 
 OCR settings were chosen by measurement on the MovieLens poster thumbnails (185x278): detection
-at ``limit_side_len=480`` without the angle classifier found the title in ~79% of 1,000 posters
-(fuzzy match) against ~74% for RapidOCR's defaults (736 + classifier), at about half the time per
-poster. Recognised lines below :data:`MIN_LINE_SCORE` were measured to be almost all junk.
+at ``limit_side_len=480`` without the angle classifier found the title (fuzzy match) more often
+than RapidOCR's defaults (736 + classifier), in less time per poster. Recognised lines below
+:data:`MIN_LINE_SCORE` were measured to be almost all junk.
 OCR runs one onnxruntime thread per process; large batches go to ``ocr_workers`` processes.
 """
 
@@ -21,8 +21,8 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from agent.ingest.converters import Conversion, MediaConverter
 from agent.core.errors import InputError, ModelNotReady, require
+from agent.ingest.converters import Conversion, MediaConverter
 from agent.ingest.images import load_image
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,8 +41,8 @@ OCR_MODEL_FILES = {
 DET_LIMIT_SIDE_LEN = 480
 #: The 180-degree angle classifier flipped more good crops than it fixed on posters.
 USE_ANGLE_CLS = False
-#: Lines recognised with a lower confidence are dropped: on 300 posters, lines scoring 0.5-0.6
-#: held no title words and were ~85% junk; the 0.6-0.7 band still added ~2 points of title hits.
+#: Lines recognised with a lower confidence are dropped: on posters, lines scoring 0.5-0.6 held
+#: no title words and were mostly junk, while the 0.6-0.7 band still added title hits.
 MIN_LINE_SCORE = 0.6
 #: Images more elongated than this (long side / short side) are padded before detection.
 MAX_ASPECT = 6

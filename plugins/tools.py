@@ -11,9 +11,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from agent.chat.tools import Observation, ToolContext, tool
 from agent.core.errors import InputError
 from agent.hookspecs import hookimpl
-from agent.chat.tools import Observation, ToolContext, tool
 
 DEFAULT_K = 10
 

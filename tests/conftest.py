@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from agent.core.config import Settings, load_settings
-from agent.ingest.converters import Conversion, MediaConverter, TextEmbedder
 from agent.core.errors import InputError, ModelNotReady
+from agent.ingest.converters import Conversion, MediaConverter, TextEmbedder
 
 REPO = Path(__file__).resolve().parents[1]
 

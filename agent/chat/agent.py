@@ -20,13 +20,13 @@ from pathlib import Path
 
 import prompts
 from agent.chat.catalog import ChatCatalog
+from agent.chat.slots import extract_slots
 from agent.chat.state import ChatState
+from agent.chat.tool_choice import ToolChooser
+from agent.chat.tools import Observation, Tool, ToolContext, load_tools
 from agent.core.config import Settings, load_settings
 from agent.core.errors import InputError
 from agent.core.text import display_title
-from agent.chat.slots import extract_slots
-from agent.chat.tool_choice import ToolChooser
-from agent.chat.tools import Observation, Tool, ToolContext, load_tools
 
 ROLES = ("user", "assistant", "system")
 _PIECE = re.compile(r"\S+\s*|\s+")

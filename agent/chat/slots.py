@@ -53,7 +53,6 @@ _NEGATE = re.compile(r"\bnot (that|this|the \w+)( one)?\b|\b(already|i'?ve) (see
 _USER = re.compile(r"\buser(?:\s*(?:id|#|number|no\.?))?\s*[:#]?\s*(\d{1,7})\b", re.IGNORECASE)
 _ITEM_ID = re.compile(r"\b(?:item\s*(?:id\s*)?[:#]?|(?:movie|film)\s*(?:id\s*)?[:#]|id\s*[:#]?)\s*(\d{1,7})\b", re.IGNORECASE)
 _PATH = re.compile(r"(?:^|\s)([~./\w-]*[\w-]+\.(wav|mp3|flac|ogg|m4a|opus|webm|jpe?g|png|webp|gif|bmp|tiff?))\b", re.IGNORECASE)
-AUDIO_SUFFIXES = {"wav", "mp3", "flac", "ogg", "m4a", "opus", "webm"}
 
 _YEAR = r"(1[89]\d\d|20\d\d)"
 _DECADE = re.compile(r"\b(?:the )?(?:(1[89]|20)(\d)0|'?(\d)0)'?s\b", re.IGNORECASE)
@@ -110,10 +109,6 @@ class Slots:
     @property
     def has_years(self) -> bool:
         return self.year_min is not None or self.year_max is not None
-
-    @property
-    def is_audio(self) -> bool:
-        return bool(self.path) and self.path.rsplit(".", 1)[-1].lower() in AUDIO_SUFFIXES
 
 
 def extract_years(text: str) -> tuple[int | None, int | None]:

@@ -120,7 +120,12 @@ def print_eval_rows(rows: list[dict]) -> None:
 @click.pass_context
 def eval_requests_cmd(ctx, store_dir, movielens, requests_file, systems, split_name, as_json, out_file):
     """Rank the catalog for natural-language requests: P@10, NDCG@10 (bootstrap CIs), paired test."""
-    from eval.requests import by_split, evaluate_requests, load_relevance_catalog, load_requests
+    from eval.requests import (
+        by_split,
+        evaluate_requests,
+        load_relevance_catalog,
+        load_requests,
+    )
 
     systems = systems or REQUEST_SYSTEMS
     unknown = [s for s in systems if s not in REQUEST_SYSTEMS]

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from agent.cli.base import cli, default_movielens, open_retriever, out_option, report, settings
+from agent.cli.base import (
+    cli,
+    default_movielens,
+    open_retriever,
+    out_option,
+    report,
+    settings,
+)
 from agent.core.errors import InputError
 from agent.core.io import write_json, write_jsonl
 

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import click
 
-from agent.cli.base import bench, cli, movielens_option, output_options, report, settings, store_option
+from agent.cli.base import (
+    bench,
+    cli,
+    movielens_option,
+    output_options,
+    report,
+    settings,
+    store_option,
+)
 from agent.core.errors import InputError
 
 

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from agent.cli.base import bench, movielens_option, output_options, report, require_movielens, settings, store_option
+from agent.cli.base import (
+    bench,
+    movielens_option,
+    output_options,
+    report,
+    require_movielens,
+    settings,
+    store_option,
+)
 from eval.requests import DEFAULT_REQUESTS
 
 

@@ -6,8 +6,8 @@ config file is reported instead of silently ignored.
 
 from __future__ import annotations
 
-import os
 import importlib.resources
+import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, Self

@@ -1,8 +1,8 @@
 """The one progress display of every long loop (ingest, benchmarks): a rich bar on stderr.
 
 A bar is drawn only when stderr is a terminal. A log file or CI output cannot redraw one, so there
-a loop prints nothing, or one plain line per step where the loop asks for it (ingest does: a rerun
-skips what is stored, so the log should say how far a killed ingest got).
+a loop prints nothing, or one plain line per step where the loop asks for it (ingest and the
+trainers do: their logs should say how far a killed run got).
 """
 
 from __future__ import annotations
@@ -17,16 +17,19 @@ T = TypeVar("T")
 
 @contextmanager
 def progress_bar(description: str, total: int | None, plain_line: Callable[[int, int | None], str] | None = None,
-                 initial: int = 0) -> Iterator[Callable[..., None]]:
+                 initial: int = 0, enabled: bool = True) -> Iterator[Callable[..., None]]:
     """Yield ``advance(n=1, **notes)``, which moves the bar on by ``n`` steps out of ``total`` and
     shows ``notes`` after it (``advance(1, loss="0.41")``); ``initial`` steps count as done (a
-    resumed run).
+    resumed run). ``enabled=False`` shows nothing anywhere.
 
-    Off a terminal, ``advance`` prints ``plain_line(done, total)`` to stderr when one is given,
-    and nothing otherwise."""
+    Off a terminal, ``advance`` prints ``plain_line(done, total)`` and the notes to stderr when a
+    ``plain_line`` is given, and nothing otherwise."""
     from rich.console import Console
 
     console = Console(stderr=True)
+    if not enabled:
+        yield lambda n=1, **notes: None
+        return
     if not console.is_terminal:
         done = initial
 
@@ -34,7 +37,8 @@ def progress_bar(description: str, total: int | None, plain_line: Callable[[int,
             nonlocal done
             done += n
             if plain_line is not None:
-                print(plain_line(done, total), file=sys.stderr, flush=True)
+                line = " ".join([plain_line(done, total), *(f"{k}={v}" for k, v in notes.items())])
+                print(line, file=sys.stderr, flush=True)
 
         yield advance_plain
         return

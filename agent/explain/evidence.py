@@ -26,7 +26,6 @@ from agent.ingest.cards import parse_card
 
 HISTORY_PIECES = 2
 """History items shown per recommendation: the strongest link, plus one for context."""
-REQUEST_PARTS = ("query", "transcript", "photo_text")
 
 
 @dataclass

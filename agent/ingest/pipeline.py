@@ -15,15 +15,15 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from agent.ingest.cards import CARD_VERSION, build_card, build_embedding_text
-from agent.ingest.catalog import Item, RowError
 from agent.core.config import Settings, apply_thread_settings
-from agent.ingest.converters import Conversion, MediaConverter, TextEmbedder
 from agent.core.errors import ModelNotReady, RecsageError
 from agent.core.io import sha256_file
 from agent.core.progress import progress_bar
-from agent.ingest.store import IMAGE_COLLECTION, TEXT_COLLECTION, Store, encode_list
 from agent.core.timing import accumulate_seconds
+from agent.ingest.cards import CARD_VERSION, build_card, build_embedding_text
+from agent.ingest.catalog import Item, RowError
+from agent.ingest.converters import Conversion, MediaConverter, TextEmbedder
+from agent.ingest.store import IMAGE_COLLECTION, TEXT_COLLECTION, Store, encode_list
 
 PARTIAL = ":partial"  # suffix on the stored hash of an item whose media failed: retry next run
 

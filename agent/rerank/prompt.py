@@ -25,7 +25,7 @@ def title_line(meta: Mapping) -> str:
 
 
 CARD_CHARS = 160
-"""Characters of each candidate's rerank view: ~35 tokens, so 20 candidates cost ~800 tokens."""
+"""Characters of each candidate's rerank view: every candidate shares one prompt, so each stays short."""
 # Card lines the reranker reads, in this order (people, poster OCR and long fields cost tokens
 # and, measured on the request benchmark's validation half, added nothing).
 RERANK_FIELDS = ("Genres", "Tags", "Plot", "Audio transcript", "Image")

@@ -33,9 +33,14 @@ from agent.core.config import load_settings
 from agent.llm import chat_prompt, load_llm, over_prefix, prefix_forward
 from agent.provision.models import model_path
 from agent.rerank.packing import pack_suffixes, uses_sdpa
-from agent.rerank.prompt import CARD_CHARS, SENTINEL, SEQUENTIAL_REQUEST, fence_text, rerank_view
+from agent.rerank.prompt import (
+    CARD_CHARS,
+    SENTINEL,
+    SEQUENTIAL_REQUEST,
+    fence_text,
+    rerank_view,
+)
 from agent.retrieval.fusion import standardize
-
 
 MIN_STD = 1e-12
 """A spread of scores at or below this is no spread: those scores z-score to zeros."""

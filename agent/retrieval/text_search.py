@@ -51,8 +51,8 @@ class HybridTextSearch:
     """
 
     def __init__(self, store: Store, settings: Settings, items):
-        from agent.retrieval.bm25 import Bm25Index, catalog_bm25_docs
         from agent.ingest.pipeline import build_text_embedder
+        from agent.retrieval.bm25 import Bm25Index, catalog_bm25_docs
 
         self.store = store
         self.lexical = Bm25Index(catalog_bm25_docs(items))

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eval.chat import DEFAULT_CHAT_REQUESTS, DEFAULT_TURNS, chat_relevance, load_turns, tool_choice_accuracy
+from eval.chat import (
+    DEFAULT_CHAT_REQUESTS,
+    DEFAULT_TURNS,
+    chat_relevance,
+    load_turns,
+    tool_choice_accuracy,
+)
 
 
 def bench_chat(agent, movielens: Path, turns_file: Path | None, requests_file: Path | None, modes: list[str],

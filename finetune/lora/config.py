@@ -14,7 +14,7 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, StrictStr, ValidationError, field_validator, model_validator
 
-from agent.core.config import ConfigBase, read_toml
+from agent.core.config import ConfigBase
 from agent.core.errors import InputError
 
 
@@ -60,7 +60,7 @@ class LoraTrainConfig(ConfigBase):
     seed: int = _bounded(0, "Seeds the train/validation split, the adapter init, dropout and each epoch's data order.",
                          "an integer")
     bf16: bool = Field(True, strict=True, description=(
-        "bf16 autocast (weights stay fp32). 1.4-1.7x faster on CPUs with AVX512-BF16; set false "
+        "bf16 autocast (weights stay fp32): faster on CPUs with AVX512-BF16; set false "
         "on CPUs without it."))
     val_fraction: float = _bounded(0.1, (
         "Share of rows held out for validation loss (deterministic by seed), in [0, 0.5]."),
@@ -162,6 +162,4 @@ def load_config(toml_path: str | Path, **overrides: Any) -> LoraTrainConfig:
     path = Path(toml_path)
     if not path.is_file():
         raise InputError(f"config file not found: {path} (see finetune/configs/ for examples)")
-    raw = read_toml(path)
-    raw.update({k: v for k, v in overrides.items() if v is not None})
-    return LoraTrainConfig.from_mapping(raw, source=str(path))
+    return LoraTrainConfig.from_toml(path, **overrides)

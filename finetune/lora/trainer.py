@@ -4,8 +4,8 @@ The trainer knows nothing about reranking: a data file holds already formatted p
 answers the model should produce, and the loss covers the answer tokens only (the prompt is
 context, not something to imitate). That keeps one trainer for every prompt format.
 
-Training on these CPUs is slow (about 0.5 examples/s for ~400-token prompts with a 135M model),
-so a run must survive being killed and continue over several sessions: every ``save_every``
+Training on CPUs is slow (the README gives the measured rate), so a run must survive being
+killed and continue over several sessions: every ``save_every``
 optimizer steps the adapter weights, the optimizer moments and the torch RNG state go to
 ``out/checkpoint/`` (tensors only, loaded with ``weights_only=True``) with a JSON state beside
 them; the data order of each epoch is a pure function of (seed, epoch), so a rerun with the same
@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,12 @@ from agent.core.errors import InputError
 from agent.core.io import sha256_file, write_json
 from agent.core.progress import progress_bar
 from agent.llm import ADAPTER_WEIGHTS, load_causal_lm
-from finetune.lora.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint, trainable_parameters
+from finetune.lora.checkpoint import (
+    CHECKPOINT,
+    load_checkpoint,
+    save_checkpoint,
+    trainable_parameters,
+)
 from finetune.lora.config import LoraTrainConfig, resolve_base
 from finetune.lora.data import collate, encode_pair, epoch_order, read_pairs, split_rows
 
@@ -289,8 +293,8 @@ def train_lora(
     import torch
 
     run = _start(config)
-    with (progress_bar("lora", run.total_steps, initial=run.state["step"]) if progress
-          else nullcontext(lambda n=1, **notes: None)) as advance:
+    with progress_bar("lora", run.total_steps, initial=run.state["step"], enabled=progress,
+                      plain_line=lambda done, of: f"lora: step {done}/{of}") as advance:
         stopped = _step_loop(run, advance, on_step)
 
     out = run.out

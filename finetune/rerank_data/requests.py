@@ -25,7 +25,9 @@ from pathlib import Path
 
 from agent.core.errors import InputError
 from agent.core.io import write_json, write_jsonl
-from agent.core.text import normalise_unfolded  # how request texts are compared with the benchmark's
+from agent.core.text import (
+    normalise_unfolded,  # how request texts are compared with the benchmark's
+)
 from agent.ingest.catalog import Item, load_movielens
 
 # which benchmark file to keep away from; tests point this at a small file
@@ -168,6 +170,51 @@ def _rule_clash(facts: Sequence[Fact], rules) -> bool:
     return False
 
 
+def _usable(pool: Sequence[Item], facts_of: dict[str, dict[str, list[str]]]) -> list[tuple[Template, Item]]:
+    """Every (template, item) pair where the item has each fact kind the template needs."""
+    return [(t, i) for t in TEMPLATES for i in pool
+            if all(facts_of[i.id].get(k) for k in t.needs if k != "genre2")
+            and (("genre2" not in t.needs) or len(facts_of[i.id].get("genre", [])) >= 2)]
+
+
+def _write_request(template: Template, available: dict[str, list[str]],
+                   rng: random.Random) -> tuple[list[Fact], int, str]:
+    """(facts, wording index, request text): facts drawn from ``available``, filled into a wording."""
+    chosen: dict[str, str] = {}
+    for kind in template.needs:
+        if kind == "genre2":
+            chosen[kind] = rng.choice([g for g in available["genre"] if g != chosen["genre"]])
+        else:
+            chosen[kind] = rng.choice(available[kind])
+    facts: list[Fact] = [("genre" if k == "genre2" else k, v) for k, v in chosen.items()]
+    wording_index = rng.randrange(len(template.wordings))
+    values = {k: (v.lower() if k in ("genre", "genre2") else v) for k, v in chosen.items()}
+    text = template.wordings[wording_index].format(**values)
+    text = text[0].upper() + text[1:] if rng.random() < 0.5 else text
+    return facts, wording_index, text
+
+
+def _relatives(pool: Sequence[Item], item: Item, facts: Sequence[Fact]) -> tuple[list[str], list[tuple[int, str]]]:
+    """(ids with every fact, [(facts shared, id)] of items with some but not all) among ``pool``."""
+    also, partial = [], []
+    for other in pool:
+        if other.id == item.id:
+            continue
+        hits = sum(has_fact(other, f) for f in facts)
+        if hits == len(facts):
+            also.append(other.id)
+        elif hits:
+            partial.append((hits, other.id))
+    return also, partial
+
+
+def _hard_negatives(partial: list[tuple[int, str]], n_negatives: int, rng: random.Random) -> list[str]:
+    rng.shuffle(partial)
+    partial.sort(key=lambda hp: -hp[0])  # most shared facts first, random among equals
+    hardest = [i for _, i in partial[: max(n_negatives * 3, n_negatives)]]
+    return rng.sample(hardest, n_negatives)
+
+
 def build_request_examples(
     movielens_dir: str | Path,
     n: int,
@@ -194,73 +241,33 @@ def build_request_examples(
     dropped: Counter = Counter()
     rows: list[dict] = []
     seen_requests: set[str] = set()
-    usable = [(t, i) for t in TEMPLATES for i in pool
-              if all(facts_of[i.id].get(k) for k in t.needs if k != "genre2")
-              and (("genre2" not in t.needs) or len(facts_of[i.id].get("genre", [])) >= 2)]
+    usable = _usable(pool, facts_of)
     if not usable:
         raise InputError(f"no catalog item in {movielens_dir} has facts enough for any template")
     attempts = 0
     while len(rows) < n and attempts < 50 * n:
         attempts += 1
         template, item = usable[rng.randrange(len(usable))]
-        available = facts_of[item.id]
-        chosen: dict[str, str] = {}
-        for kind in template.needs:
-            if kind == "genre2":
-                chosen[kind] = rng.choice([g for g in available["genre"] if g != chosen["genre"]])
-            else:
-                chosen[kind] = rng.choice(available[kind])
-        facts: list[Fact] = [("genre" if k == "genre2" else k, v) for k, v in chosen.items()]
-        wording_index = rng.randrange(len(template.wordings))
-        values = {k: (v.lower() if k in ("genre", "genre2") else v) for k, v in chosen.items()}
-        text = template.wordings[wording_index].format(**values)
-        text = text[0].upper() + text[1:] if rng.random() < 0.5 else text
+        facts, wording_index, text = _write_request(template, facts_of[item.id], rng)
         key = normalise_unfolded(text)
-        if key in bench_texts:
-            dropped["text equals a benchmark request"] += 1
+        drop = ("text equals a benchmark request" if key in bench_texts
+                else "rule equals a benchmark rule" if _rule_clash(facts, bench_rules)
+                else "duplicate synthetic request" if key in seen_requests else None)
+        if drop is None:
+            also, partial = _relatives(pool, item, facts)
+            drop = "too few hard negatives" if len(partial) < n_negatives else None
+        if drop is not None:
+            dropped[drop] += 1
             continue
-        if _rule_clash(facts, bench_rules):
-            dropped["rule equals a benchmark rule"] += 1
-            continue
-        if key in seen_requests:
-            dropped["duplicate synthetic request"] += 1
-            continue
-        also, partial = [], []
-        for other in pool:
-            if other.id == item.id:
-                continue
-            hits = sum(has_fact(other, f) for f in facts)
-            if hits == len(facts):
-                also.append(other.id)
-            elif hits:
-                partial.append((hits, other.id))
-        if len(partial) < n_negatives:
-            dropped["too few hard negatives"] += 1
-            continue
-        rng.shuffle(partial)
-        partial.sort(key=lambda hp: -hp[0])  # most shared facts first, random among equals
-        hardest = [i for _, i in partial[: max(n_negatives * 3, n_negatives)]]
-        negatives = rng.sample(hardest, n_negatives)
         seen_requests.add(key)
-        rows.append({
-            "request": text,
-            "positive": item.id,
-            "negatives": negatives,
-            "template": f"{template.name}/{wording_index}",
-            "facts": [list(f) for f in facts],
-            "also_relevant": also,
-        })
+        rows.append({"request": text, "positive": item.id, "negatives": _hard_negatives(partial, n_negatives, rng),
+                     "template": f"{template.name}/{wording_index}", "facts": [list(f) for f in facts],
+                     "also_relevant": also})
     if report is not None:
         report.update({
-            "seed": seed,
-            "requested": n,
-            "made": len(rows),
-            "attempts": attempts,
-            "catalog_items": len(items),
-            "benchmark_file": str(bench_path),
-            "benchmark_texts": len(bench_texts),
-            "excluded_items_relevant_to_test_requests": len(test_items),
-            "dropped": dict(dropped),
+            "seed": seed, "requested": n, "made": len(rows), "attempts": attempts, "catalog_items": len(items),
+            "benchmark_file": str(bench_path), "benchmark_texts": len(bench_texts),
+            "excluded_items_relevant_to_test_requests": len(test_items), "dropped": dict(dropped),
             "n_negatives": n_negatives,
         })
     return rows

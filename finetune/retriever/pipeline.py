@@ -32,7 +32,13 @@ from agent.retrieval import ease as ease_files
 from agent.retrieval import sasrec as sasrec_files
 from agent.retrieval.ease import EaseModel, load_ease
 from agent.retrieval.interactions import Split
-from agent.retrieval.retriever import HYBRID_FILE, HYBRID_GRID, SASREC_COLLECTION, Retriever, open_retriever
+from agent.retrieval.retriever import (
+    HYBRID_FILE,
+    HYBRID_GRID,
+    SASREC_COLLECTION,
+    Retriever,
+    open_retriever,
+)
 from agent.retrieval.sasrec import SasrecModel, load_sasrec
 from finetune.retriever.ease import DEFAULT_L2_GRID, fit_with_selection
 from finetune.retriever.hybrid_weights import choose_weights

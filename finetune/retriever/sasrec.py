@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -224,8 +223,8 @@ def _train(split: Split, config: SasrecConfig, out_dir: Path | None, resume: boo
 
     model = SasrecModel(network, config, n_items, split.item_ids)
     val_mask = history_mask(split, "val")
-    with (progress_bar("SASRec", config.epochs, initial=state["epoch"]) if progress
-          else nullcontext(lambda n=1, **notes: None)) as advance:
+    with progress_bar("SASRec", config.epochs, initial=state["epoch"], enabled=progress,
+                      plain_line=lambda done, of: f"SASRec: epoch {done}/{of}") as advance:
         while state["epoch"] < config.epochs and state["stale"] < config.patience:
             if config.max_minutes and state["train_seconds"] >= 60 * config.max_minutes:
                 break

@@ -28,8 +28,8 @@ class SasrecConfig(SasrecArchitecture):
     epochs: int = Field(100, ge=1, description="Maximum number of passes over the training sequences.")
     batch_size: int = Field(
         32, ge=1,
-        description="Training sequences (windows) per step. On ml-latest-small 32 (about 28 steps an epoch) "
-        "converged in fewer epochs than 128.",
+        description="Training sequences (windows) per step. On ml-latest-small 32 converged in fewer epochs "
+        "than 128.",
     )
     length_buckets: int = Field(
         8, ge=1,
@@ -58,6 +58,6 @@ class SasrecConfig(SasrecArchitecture):
     threads: int = Field(
         1, ge=0,
         description="torch CPU threads while training (torch.set_num_threads, restored afterwards; scoring "
-        "uses the caller's setting); 0 leaves torch's setting alone. On a busy 2-core machine an "
-        "ml-latest-small epoch took ~7 s at both 1 and 2 threads, so 1 leaves a core free.",
+        "uses the caller's setting); 0 leaves torch's setting alone. On a busy 2-core machine a second "
+        "thread did not shorten an ml-latest-small epoch, so 1 leaves a core free.",
     )

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import threading
 
-from agent.ingest.catalog import Item
 from agent.chat.agent import ChatAgent
 from agent.chat.catalog import ChatCatalog
-from agent.core.config import Settings
-from agent.core.errors import InputError
 from agent.chat.tool_choice import ToolChooser
 from agent.chat.tools import load_tools
+from agent.core.config import Settings
+from agent.core.errors import InputError
+from agent.ingest.catalog import Item
 
 ITEMS = [
     Item(id="1", title="Toy Story", year=1995, genres=("Animation", "Children", "Comedy"), tags=("toys", "pixar")),

@@ -38,3 +38,9 @@ def cycle_split(n_items: int = 20, n_users: int = 60, length: int = 8, seed: int
         start = (user * 7) % n_items
         sequences.append([int(cycle[(start + t) % n_items]) for t in range(length)])
     return split_from_sequences(sequences, n_items)
+
+
+def random_split(n_users: int = 12, n_items: int = 15, seed: int = 0) -> Split:
+    """Users with 4-8 distinct random items each: enough structure for fusion and weight tests."""
+    rng = np.random.default_rng(seed)
+    return split_from_sequences([rng.permutation(n_items)[: rng.integers(4, 9)] for _ in range(n_users)], n_items)

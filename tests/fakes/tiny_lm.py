@@ -33,3 +33,24 @@ def tiny_llama():
         initializer_range=0.3,  # sharp attention, so a wrong mask or position changes the scores
     )
     return LlamaForCausalLM(config).eval(), tok
+
+
+def plain_option_logprobs(llm, prompt: str, options: list[str]) -> list[float]:
+    """Log-probability of each option's tokens after ``prompt``, every option run with the whole
+    prompt: the plain reference that ``agent.llm.continuation_logprobs`` must reproduce."""
+    import torch
+
+    tok = llm.tokenizer
+    prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    rows = [prompt_ids + tok(opt, add_special_tokens=False)["input_ids"] for opt in options]
+    width = max(len(r) for r in rows)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+        mask[i, : len(r)] = 1
+    with llm.lock, torch.inference_mode():
+        logits = llm.model(input_ids=ids, attention_mask=mask).logits.float()
+    logp = torch.log_softmax(logits, dim=-1)
+    return [float(sum(logp[i, t - 1, r[t]] for t in range(len(prompt_ids), len(r)))) for i, r in enumerate(rows)]

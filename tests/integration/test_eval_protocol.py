@@ -8,7 +8,7 @@ import pytest
 from agent.retrieval.interactions import make_split
 from agent.retrieval.popularity import popularity_scores
 from eval.metrics import evaluate
-from eval.protocol import rank_users
+from tests.fakes.eval_data import rank_users
 
 
 @pytest.mark.integration

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import datetime
 
-from agent.hookspecs import hookimpl
 from agent.chat.tools import ToolContext, tool
+from agent.hookspecs import hookimpl
 
 
 @tool(triggers=(r"\bhow old\b", r"\byears ago\b", r"\bwhen (was|did) .* (come out|released?)\b"),

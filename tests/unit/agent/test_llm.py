@@ -7,8 +7,14 @@ import pytest
 import torch
 
 from agent.core.errors import InputError
-from agent.llm import LoadedLlm, chat_prompt, continuation_logprobs, load_causal_lm, resolve_dtype
-from tests.fakes.tiny_lm import tiny_llama
+from agent.llm import (
+    LoadedLlm,
+    chat_prompt,
+    continuation_logprobs,
+    load_causal_lm,
+    resolve_dtype,
+)
+from tests.fakes.tiny_lm import plain_option_logprobs, tiny_llama
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +39,7 @@ def test_continuation_scores_over_a_cached_prefix_match_the_plain_run(tiny):
     prompt = chat_prompt(tok, "Pick one tool.", "show me something funny")
     options = ["recommend", "search_catalog", "item_details", "x"]
     cached = continuation_logprobs(llm, prompt, options)
-    plain = llm.option_logprobs(prompt, options)
+    plain = plain_option_logprobs(llm, prompt, options)
     assert len({round(x, 3) for x in plain}) == len(options)
     assert cached == pytest.approx(plain, abs=1e-4)
     assert llm.continuation_logprobs(prompt, options) == cached

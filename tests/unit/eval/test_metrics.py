@@ -11,49 +11,52 @@ from eval.metrics import (
     NOT_RANKED,
     bootstrap_ci,
     evaluate,
-    mrr_at_k,
-    ndcg_at_k,
+    mrr_from_ranks,
+    ndcg_from_ranks,
     paired_test,
     rank_of_target,
-    recall_at_k,
+    recall_from_ranks,
 )
 
-RANKED = [7, 3, 9, 1, 4]  # item 9 is at rank 3
+
+def _at(metric, rank: int, k: int) -> float:
+    """One user's metric@k with the relevant item at ``rank``."""
+    return float(metric([rank], k)[0])
 
 
 def test_rank_one_is_perfect():
-    assert ndcg_at_k(RANKED, 7, 10) == 1.0
-    assert recall_at_k(RANKED, 7, 10) == 1.0
-    assert mrr_at_k(RANKED, 7, 10) == 1.0
+    assert _at(ndcg_from_ranks, 1, 10) == 1.0
+    assert _at(recall_from_ranks, 1, 10) == 1.0
+    assert _at(mrr_from_ranks, 1, 10) == 1.0
 
 
 def test_rank_three_by_hand():
-    assert ndcg_at_k(RANKED, 9, 10) == pytest.approx(1 / math.log2(4))  # = 0.5
-    assert ndcg_at_k(RANKED, 9, 10) == pytest.approx(0.5)
-    assert mrr_at_k(RANKED, 9, 10) == pytest.approx(1 / 3)
-    assert recall_at_k(RANKED, 9, 10) == 1.0
+    assert _at(ndcg_from_ranks, 3, 10) == pytest.approx(1 / math.log2(4))  # = 0.5
+    assert _at(ndcg_from_ranks, 3, 10) == pytest.approx(0.5)
+    assert _at(mrr_from_ranks, 3, 10) == pytest.approx(1 / 3)
+    assert _at(recall_from_ranks, 3, 10) == 1.0
 
 
 def test_rank_two_ndcg_by_hand():
-    assert ndcg_at_k(RANKED, 3, 5) == pytest.approx(1 / math.log2(3))
+    assert _at(ndcg_from_ranks, 2, 5) == pytest.approx(1 / math.log2(3))
 
 
 def test_cut_off_is_inclusive_and_beyond_it_scores_zero():
-    assert recall_at_k(RANKED, 9, 3) == 1.0
-    assert mrr_at_k(RANKED, 9, 3) == pytest.approx(1 / 3)
-    for metric in (ndcg_at_k, recall_at_k, mrr_at_k):
-        assert metric(RANKED, 9, 2) == 0.0
-        assert metric(RANKED, 9, 1) == 0.0
+    assert _at(recall_from_ranks, 3, 3) == 1.0
+    assert _at(mrr_from_ranks, 3, 3) == pytest.approx(1 / 3)
+    for metric in (ndcg_from_ranks, recall_from_ranks, mrr_from_ranks):
+        assert _at(metric, 3, 2) == 0.0
+        assert _at(metric, 3, 1) == 0.0
 
 
 def test_absent_target_scores_zero_even_with_a_large_cut_off():
-    for metric in (ndcg_at_k, recall_at_k, mrr_at_k):
-        assert metric(RANKED, 42, 100) == 0.0
+    for metric in (ndcg_from_ranks, recall_from_ranks, mrr_from_ranks):
+        assert _at(metric, NOT_RANKED, 100) == 0.0
 
 
 def test_cut_off_must_be_positive():
     with pytest.raises(ValueError, match="k must be >= 1"):
-        ndcg_at_k(RANKED, 7, 0)
+        _at(ndcg_from_ranks, 1, 0)
 
 
 def test_evaluate_averages_hand_computed_ranks():

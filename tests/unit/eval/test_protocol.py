@@ -7,22 +7,22 @@ import pytest
 
 from agent.retrieval.interactions import split_from_interactions
 from eval.metrics import rank_of_target
-from eval.protocol import rank_users, ranks_from_matrix
+from eval.protocol import ranks_from_matrix
 from tests.fakes.eval_data import frame
 from tests.fakes.finetune_data import split_from_sequences
 
 
-def test_rank_users_masks_history():
+def test_ranks_mask_history():
     df = frame([(1, 1, 0), (1, 2, 1), (1, 3, 2), (1, 4, 3)])
     split = split_from_interactions(df)
     # the history (items 1..3) outscores the target, but it is masked: the target ranks first
-    ranks = rank_users(split, lambda user, history: np.array([9.0, 8.0, 7.0, 1.0]), "test")
+    ranks = ranks_from_matrix(split, np.array([[9.0, 8.0, 7.0, 1.0]]), "test")
     assert ranks.tolist() == [1]
     # at validation time item 3 is the target and item 4 (the future) is not masked
-    ranks = rank_users(split, lambda user, history: np.array([9.0, 8.0, 7.0, 7.5]), "val")
+    ranks = ranks_from_matrix(split, np.array([[9.0, 8.0, 7.0, 7.5]]), "val")
     assert ranks.tolist() == [2]
     with pytest.raises(ValueError, match="shape"):
-        rank_users(split, lambda user, history: np.zeros(3))
+        ranks_from_matrix(split, np.zeros((1, 3)), "test")
 
 
 def test_ranks_from_matrix_equals_rank_of_target_with_ties():

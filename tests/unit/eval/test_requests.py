@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.retrieval.bm25 import bm25_ranker
-from agent.ingest.catalog import Item, load_movielens
 from agent.core.errors import InputError
+from agent.ingest.catalog import Item, load_movielens
+from agent.retrieval.bm25 import bm25_ranker
 from eval.requests import (
     DEFAULT_REQUESTS,
     Relevance,

@@ -5,19 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eval.metrics import METRICS, NOT_RANKED, evaluate
 from agent.retrieval.interactions import Split, split_from_interactions
-from eval.protocol import rank_users
-from eval.run_io import (
-    qrels_for,
-    ranks_from_run,
-    read_qrels,
-    read_run,
-    top_k_run,
-    write_qrels,
-    write_run,
-)
-from tests.fakes.eval_data import frame
+from eval.metrics import METRICS, NOT_RANKED, evaluate
+from eval.run_io import qrels_for, ranks_from_run, read_run, top_k_items, write_run
+from tests.fakes.eval_data import frame, rank_users
 
 
 def random_split(n_users: int = 50, n_items: int = 80, seed: int = 0) -> Split:
@@ -33,6 +24,13 @@ def random_split(n_users: int = 50, n_items: int = 80, seed: int = 0) -> Split:
 def random_scorer(split: Split, seed: int = 1):
     table = np.random.default_rng(seed).random((split.n_users, split.n_items))  # distinct a.s.
     return lambda user, history: table[user]
+
+
+def top_k_run(split: Split, scorer, split_name: str = "test", k: int = 50, users=None) -> dict:
+    """A run over ``users`` (all by default): each user's :func:`top_k_items` by ``scorer``."""
+    chosen = range(split.n_users) if users is None else users
+    return {split.user_ids[u]: top_k_items(split, scorer(u, split.history(u, split_name)),
+                                           split.history(u, split_name), k) for u in chosen}
 
 
 def test_top_k_run_holds_unseen_items_by_original_id():
@@ -53,9 +51,7 @@ def test_files_round_trip(tmp_path):
     run = top_k_run(split, random_scorer(split), "val", k=50)
     qrels = qrels_for(split, "val")
     write_run(tmp_path / "run.json", run)
-    write_qrels(tmp_path / "qrels.json", qrels)
     assert read_run(tmp_path / "run.json") == run
-    assert read_qrels(tmp_path / "qrels.json") == qrels
     assert all(len(docs) == 1 and list(docs.values()) == [1] for docs in qrels.values())
 
 
@@ -83,9 +79,9 @@ def test_metrics_agree_with_ranx(tmp_path):
     assert 0 < ours["Recall@10"] < ours["Recall@50"] < 1  # hits and misses both exercised
 
     write_run(tmp_path / "run.json", top_k_run(split, scorer, "test", k=50))
-    write_qrels(tmp_path / "qrels.json", qrels_for(split, "test"))
+    test_qrels = qrels_for(split, "test")
     run = ranx.Run.from_file(str(tmp_path / "run.json"))
-    qrels = ranx.Qrels.from_file(str(tmp_path / "qrels.json"))
+    qrels = ranx.Qrels(test_qrels)
     names = {f"{name}@{k}": f"{name.lower()}@{k}" for name in METRICS for k in ks}
     theirs = ranx.evaluate(qrels, run, list(names.values()))
 
@@ -98,8 +94,8 @@ def test_metrics_agree_with_ranx(tmp_path):
         for user, value in ranx_per_user.items():
             assert per_user[user] == pytest.approx(float(value), abs=1e-6), (name, user)
     # ranks re-read from the truncated file agree with the full ranking up to its length
-    from_file = ranks_from_run(read_run(tmp_path / "run.json"), read_qrels(tmp_path / "qrels.json"))
-    order = [split.user_index[u] for u in read_qrels(tmp_path / "qrels.json")]
+    from_file = ranks_from_run(read_run(tmp_path / "run.json"), test_qrels)
+    order = [split.user_index[u] for u in test_qrels]
     assert evaluate(from_file, ks=ks) == pytest.approx(evaluate(ours_ranks[order], ks=ks))
 
 

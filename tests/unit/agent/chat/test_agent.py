@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.core.config import Settings
-from agent.core.errors import InputError
 from agent.chat.tool_choice import ToolChooser
 from agent.chat.tools import Observation, Tool, load_tools
+from agent.core.config import Settings
+from agent.core.errors import InputError
 from tests.fakes.chat import fake_agent
 
 

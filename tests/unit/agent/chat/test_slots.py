@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from agent.chat.catalog import ChatCatalog, title_forms
+from agent.chat.slots import extract_slots, extract_years
 from agent.chat.state import ChatState
 from agent.core.errors import InputError
-from agent.chat.slots import extract_slots, extract_years
 from tests.fakes.chat import ITEMS
 
 
@@ -53,8 +53,8 @@ def test_slots(text, expected):
 
 
 def test_audio_or_image_path():
-    assert extract_slots("listen to memo.ogg").is_audio
-    assert not extract_slots("read poster.JPG").is_audio
+    assert extract_slots("listen to memo.ogg").path == "memo.ogg"
+    assert extract_slots("read poster.JPG").path == "poster.JPG"
 
 
 def test_title_forms_handle_trailing_articles_and_alternative_titles():

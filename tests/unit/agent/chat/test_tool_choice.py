@@ -11,7 +11,7 @@ import pytest
 from agent.chat.tool_choice import ToolChooser, combine, rule_scores
 from agent.chat.tools import load_tools
 from agent.llm import LoadedLlm
-from tests.fakes.tiny_lm import tiny_llama
+from tests.fakes.tiny_lm import plain_option_logprobs, tiny_llama
 
 
 def test_choice_is_always_a_registered_tool_whatever_the_llm_prefers():
@@ -34,8 +34,8 @@ def test_llm_scores_are_calibrated_logprobs_over_the_registered_names():
     assert sum(math.exp(v) for v in scores.values()) == pytest.approx(1.0)
     names = list(tools)
     prompt = chooser.prompt(tools, "funny movies about toys")
-    raw = llm.option_logprobs(prompt, names)  # the plain run: every name after the whole prompt
-    prior = llm.option_logprobs(chooser.prompt(tools, "N/A"), names)
+    raw = plain_option_logprobs(llm, prompt, names)  # the plain run: every name after the whole prompt
+    prior = plain_option_logprobs(llm, chooser.prompt(tools, "N/A"), names)
     diff = {n: r - p for n, r, p in zip(names, raw, prior, strict=True)}
     top = max(diff.values())
     norm = top + math.log(sum(math.exp(v - top) for v in diff.values()))

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from agent.chat.tools import Observation, Tool, ToolContext, ToolError, load_tools, tool
 from agent.core.errors import InputError
 from agent.plugins import DuplicateName, tool_functions
-from agent.chat.tools import Observation, Tool, ToolContext, ToolError, load_tools, tool
 from tests.fakes.chat import ITEMS, FakeRecommender
 
 BUILT_IN = {"recommend", "search_catalog", "item_details", "similar_items", "filter_items", "user_history",

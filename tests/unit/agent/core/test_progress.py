@@ -17,7 +17,13 @@ def test_off_a_terminal_a_loop_may_ask_for_one_plain_line_per_step(capsys):
     with progress_bar("ingest", 5, plain_line=lambda done, of: f"ingest: {done}/{of} items stored") as advance:
         advance(2)
         advance(3, loss="0.1")
-    assert capsys.readouterr().err.splitlines() == ["ingest: 2/5 items stored", "ingest: 5/5 items stored"]
+    assert capsys.readouterr().err.splitlines() == ["ingest: 2/5 items stored", "ingest: 5/5 items stored loss=0.1"]
+
+
+def test_a_disabled_bar_prints_nothing_even_with_a_plain_line(capsys):
+    with progress_bar("lora", 3, plain_line=lambda done, of: f"lora: step {done}/{of}", enabled=False) as advance:
+        advance(1, loss="0.2")
+    assert capsys.readouterr().err == ""
 
 
 def test_on_a_terminal_a_bar_is_drawn(monkeypatch):

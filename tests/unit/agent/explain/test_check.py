@@ -8,7 +8,6 @@ from agent.explain.check import check, cited_refs
 from agent.explain.evidence import build_evidence
 from tests.fakes.evidence import toy_story_evidence
 
-
 GOOD = "Because you watched Toy Story, you may enjoy Toy Story 2, a Pixar comedy directed by John Lasseter."
 
 

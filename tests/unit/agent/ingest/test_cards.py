@@ -1,4 +1,10 @@
-from agent.ingest.cards import MAX_FIELD_CHARS, build_card, build_embedding_text, card_fields, parse_card
+from agent.ingest.cards import (
+    MAX_FIELD_CHARS,
+    build_card,
+    build_embedding_text,
+    card_fields,
+    parse_card,
+)
 from agent.ingest.catalog import Item
 
 

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from agent.ingest.catalog import load_catalog, load_movielens, split_title_year
 from agent.core.errors import InputError
+from agent.ingest.catalog import load_catalog, load_movielens, split_title_year
 
 
 def test_split_title_year():

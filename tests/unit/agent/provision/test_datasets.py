@@ -7,8 +7,8 @@ import zipfile
 
 import pytest
 
-from agent.provision.datasets import MOVIELENS_FILES, fetch_movielens
 from agent.core.errors import RecsageError
+from agent.provision.datasets import MOVIELENS_FILES, fetch_movielens
 
 
 @pytest.fixture

@@ -17,7 +17,11 @@ import torch
 import whisper
 
 from agent.core.errors import ModelNotReady
-from agent.provision.whisper_ct2 import Ct2FormatError, convert_ct2_whisper, read_ct2_model
+from agent.provision.whisper_ct2 import (
+    Ct2FormatError,
+    convert_ct2_whisper,
+    read_ct2_model,
+)
 
 TINY = dict(
     n_mels=4, n_audio_ctx=6, n_audio_state=8, n_audio_head=2, n_audio_layer=2,

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from agent.retrieval.bm25 import Bm25Index, bm25_ranker, catalog_bm25_docs, tokenize
 from agent.ingest.catalog import Item
+from agent.retrieval.bm25 import Bm25Index, bm25_ranker, catalog_bm25_docs, tokenize
 
 # d1 has 3 tokens, d2 has 2, d3 has 4: N = 3, avgdl = 3, k1 = 1.2, b = 0.75
 DOCS = {"d1": "apple banana apple", "d2": "banana cherry", "d3": "cherry date fig egg"}

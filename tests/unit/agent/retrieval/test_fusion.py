@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from agent.retrieval.fusion import fuse_matrices, standardize, zscore, zscore_rows
-from eval.protocol import history_mask, rank_users, ranks_from_matrix
-from tests.fakes.finetune_data import split_from_sequences
+from eval.protocol import history_mask, ranks_from_matrix
+from tests.fakes.eval_data import rank_users
+from tests.fakes.finetune_data import random_split
 
 
 def test_zscore_by_hand_ignores_masked_items_in_the_statistics():
@@ -63,11 +64,6 @@ def test_zscore_rows_matches_zscore_per_user():
     z = zscore_rows(scores, mask)
     for row in range(5):
         np.testing.assert_allclose(z[row], zscore(scores[row], np.flatnonzero(mask[row])))
-
-
-def random_split(n_users=12, n_items=15, seed=0):
-    rng = np.random.default_rng(seed)
-    return split_from_sequences([rng.permutation(n_items)[: rng.integers(4, 9)] for _ in range(n_users)], n_items)
 
 
 def test_serving_fusion_per_user_ranks_like_the_matrix_fusion_of_weight_selection():

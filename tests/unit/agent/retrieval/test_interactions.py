@@ -6,7 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agent.retrieval.interactions import kcore, load_interactions, split_from_interactions
+from agent.retrieval.interactions import (
+    kcore,
+    load_interactions,
+    split_from_interactions,
+)
 from tests.fakes.eval_data import frame
 
 

@@ -8,9 +8,9 @@ import pytest
 
 from agent.core.config import Settings
 from agent.core.errors import InputError
-from agent.retrieval.retriever import HYBRID_FILE, RETRIEVER_DIR, Filters, Retriever
 from agent.ingest.store import Store
 from agent.retrieval.interactions import split_from_interactions
+from agent.retrieval.retriever import HYBRID_FILE, RETRIEVER_DIR, Filters, Retriever
 
 # Items 10..15; item vectors on axes so content similarity is easy to reason about.
 ITEMS = {"10": ("Toy", "Animation", 1995), "11": ("War", "Drama", 1998), "12": ("Cars", "Animation", 2006),

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.retrieval.sasrec import SasrecArchitecture, SasrecModel, build_network, load_sasrec
+from agent.retrieval.sasrec import (
+    SasrecArchitecture,
+    SasrecModel,
+    build_network,
+    load_sasrec,
+)
 
 ARCH = SasrecArchitecture(hidden=8, n_blocks=1, max_len=5)
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from agent.ingest.catalog import Item
-from agent.retrieval.text_search import HybridTextSearch, _zscore_over
 from agent.ingest.store import Store
+from agent.retrieval.text_search import HybridTextSearch, _zscore_over
 from tests.conftest import FakeEmbedder
 
 

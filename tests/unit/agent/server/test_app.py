@@ -1,4 +1,4 @@
-"""Unit tests of the HTTP API on fakes of Recommender and ChatAgent (tests/agent/server_fakes.py):
+"""Unit tests of the HTTP API on fakes of Recommender and ChatAgent (tests/fakes/server.py):
 bodies, uploads and their limits, errors, the bearer token, chat sessions, the OpenAI shapes."""
 
 from __future__ import annotations
@@ -275,15 +275,17 @@ def test_bench_serve_counts_every_concurrent_chat(tmp_path, capsys):
     assert summary["chats"] == summary["succeeded"] == summary["with_items"] == 6
     assert len(recommender.calls) == 7  # the warm-up chat and the burst
     assert 0 < summary["first_token_s"]["p50"] <= summary["total_s"]["p95"]
-    from agent.cli.serve import print_serve_summary  # the CLI prints what the benchmark returns
+    from agent.cli.serve import (
+        print_serve_summary,  # the CLI prints what the benchmark returns
+    )
 
     print_serve_summary(summary)
     assert "p95" in capsys.readouterr().out
 
 
 def test_bench_serve_reports_failed_chats(tmp_path):
-    from eval.bench.serve import stream_chat, summarize
     from agent.server.io import BackgroundServer
+    from eval.bench.serve import stream_chat, summarize
 
     recommender = FakeRecommender(tmp_path)
     app = create_app(recommender, FakeChatAgent(recommender), Settings(request_timeout_s=0.3))
@@ -291,20 +293,6 @@ def test_bench_serve_reports_failed_chats(tmp_path):
         results = [stream_chat(url, "slow"), stream_chat(url, "fun")]
     summary = summarize(results, 2, [1.0], 0.0)
     assert summary["succeeded"] == 1 and "503" in summary["errors"][0]
-
-
-def test_a_stale_session_hold_is_taken_over():
-    from agent.server.app import SessionEntry
-
-    entry = SessionEntry(session=None)
-    first = entry.acquire(lease_s=60)
-    assert first is not None and entry.acquire(lease_s=60) is None
-    second = entry.acquire(lease_s=0)  # the first holder's lease has run out
-    assert second is not None
-    entry.release(first)  # a late release by the old holder does not free the new one
-    assert entry.acquire(lease_s=60) is None
-    entry.release(second)
-    assert entry.acquire(lease_s=60) is not None
 
 
 def test_openai_client_parses_both_modes(tmp_path):

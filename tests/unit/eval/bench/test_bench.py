@@ -7,7 +7,12 @@ import pytest
 
 from agent.core.errors import InputError
 from eval.bench import timed
-from eval.bench.recommend import BENCH_STAGES, bench_recommend, bench_users, explanation_summary
+from eval.bench.recommend import (
+    BENCH_STAGES,
+    bench_recommend,
+    bench_users,
+    explanation_summary,
+)
 from eval.bench.retrieve import SYSTEMS, bench_retrieve
 
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from agent.rerank.prompt import SEQUENTIAL_REQUEST
-from finetune.rerank_data.sequences import MIN_HISTORY, build_sequence_rows, sample_windows
+from finetune.rerank_data.sequences import (
+    MIN_HISTORY,
+    build_sequence_rows,
+    sample_windows,
+)
 from tests.fakes.finetune_data import cycle_split
 
 

@@ -9,8 +9,8 @@ from agent.retrieval.ease import interaction_matrix, load_ease
 from agent.retrieval.interactions import make_split
 from agent.retrieval.popularity import popularity_scores
 from eval.metrics import evaluate
-from eval.protocol import rank_users
 from finetune.retriever.ease import EaseConfig, choose_l2, ease_from_gram, train_ease
+from tests.fakes.eval_data import rank_users
 from tests.fakes.finetune_data import split_from_sequences
 
 

@@ -6,12 +6,7 @@ import numpy as np
 import pytest
 
 from finetune.retriever.hybrid_weights import choose_weights
-from tests.fakes.finetune_data import split_from_sequences
-
-
-def random_split(n_users=12, n_items=15, seed=0):
-    rng = np.random.default_rng(seed)
-    return split_from_sequences([rng.permutation(n_items)[: rng.integers(4, 9)] for _ in range(n_users)], n_items)
+from tests.fakes.finetune_data import random_split
 
 
 def test_choose_weights_prefers_the_informative_system_on_validation():

@@ -11,8 +11,8 @@ import pandas as pd
 from agent.core.config import Settings
 from agent.ingest.store import Store
 from agent.retrieval.ease import load_ease
-from agent.retrieval.retriever import HYBRID_FILE, SASREC_COLLECTION, Retriever
 from agent.retrieval.interactions import make_split
+from agent.retrieval.retriever import HYBRID_FILE, SASREC_COLLECTION, Retriever
 from agent.retrieval.sasrec import load_sasrec
 from finetune.retriever.pipeline import SUMMARY_FILE, train_models, train_retriever
 from finetune.retriever.sasrec_config import SasrecConfig

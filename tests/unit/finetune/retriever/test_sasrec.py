@@ -11,9 +11,9 @@ import torch
 from agent.core.errors import InputError
 from agent.retrieval.sasrec import SasrecArchitecture, load_sasrec
 from eval.metrics import evaluate
-from eval.protocol import rank_users
 from finetune.retriever.sasrec import train_sasrec, training_windows
 from finetune.retriever.sasrec_config import SasrecConfig
+from tests.fakes.eval_data import rank_users
 from tests.fakes.finetune_data import cycle_split
 
 TINY = SasrecConfig(hidden=16, n_blocks=1, dropout=0.1, max_len=10, epochs=40, batch_size=16,

@@ -7,6 +7,10 @@ adapter, dtype) through :func:`load_llm`, with one lock every caller holds while
 stays flat and the model is safe to share between threads (the HTTP server runs requests
 concurrently).
 
+Every run stays within a token budget (``Settings.max_forward_tokens``, never past the model's
+context): a prompt over it loses its start, so no caller (chat, tools, explanations, a catalog's
+huge text) can hold the one shared model with an unbounded prompt.
+
 Serving weights load in bf16 on CPUs with native bf16 (AVX512-BF16/AMX) and on CUDA, fp32
 elsewhere: bf16 weights avoid autocast's re-cast of every weight on every call (README has the
 measurement).
@@ -21,6 +25,8 @@ from pathlib import Path
 
 _LOCK = threading.Lock()
 _LOADED: dict[tuple, LoadedLlm] = {}
+FORWARD_TOKENS = 16_384
+"""Tokens one forward pass may read when no settings say otherwise (``Settings.max_forward_tokens``)."""
 DTYPES = ("auto", "bf16", "fp32")
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
@@ -141,10 +147,42 @@ def load_llm(settings, path: Path | str, adapter: Path | str | None = None, dtyp
             apply_thread_settings(settings)
             model, tokenizer = load_causal_lm(path, dtype, adapter=adapter or None, device=device)
             _LOADED[key] = LoadedLlm(model=model, tokenizer=tokenizer)
+        _LOADED[key].max_forward_tokens = getattr(settings, "max_forward_tokens", None)
         return _LOADED[key]
 
 
 # --- running ------------------------------------------------------------------------------------
+
+
+def token_budget(model, max_forward_tokens: int | None = None) -> int:
+    """Tokens one forward pass may read: the configured limit, and never past the model's context
+    (positions beyond it are untrained, and attention memory grows with the square of the length)."""
+    limit = max_forward_tokens or FORWARD_TOKENS
+    context = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    return min(limit, context) if isinstance(context, int) and context > 0 else limit
+
+
+def keep_end(ids: Sequence[int], budget: int) -> list[int]:
+    """The last ``budget`` token ids: a prompt over the budget loses its start, never the question
+    (every prompt here ends with the request and the answer's start)."""
+    ids = list(ids)
+    return ids[len(ids) - max(1, budget):] if len(ids) > budget else ids
+
+
+def row_groups(lengths: Sequence[int], extra: int, budget: int) -> list[list[int]]:
+    """Consecutive indices grouped so that rows x (longest length + ``extra``) stays within
+    ``budget`` in each group (a single row always forms a group)."""
+    groups: list[list[int]] = []
+    width = 0
+    for i, n in enumerate(lengths):
+        wider = max(width, n)
+        if groups and (len(groups[-1]) + 1) * (wider + extra) <= budget:
+            groups[-1].append(i)
+            width = wider
+        else:
+            groups.append([i])
+            width = n
+    return groups
 
 
 def chat_prompt(tokenizer, system: str, user: str) -> str:
@@ -195,9 +233,10 @@ def continuation_logprobs(llm: LoadedLlm, prompt: str, options: Sequence[str]) -
     import torch
 
     tok = llm.tokenizer
-    prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
     rows = [tok(o, add_special_tokens=False)["input_ids"] for o in options]
     width, n = max(len(r) for r in rows), len(rows)
+    budget = token_budget(llm.model, llm.max_forward_tokens)
+    prompt_ids = keep_end(tok(prompt, add_special_tokens=False)["input_ids"], budget - width)
     ids = torch.zeros((n, width), dtype=torch.long)
     for i, r in enumerate(rows):
         ids[i, : len(r)] = torch.tensor(r)
@@ -213,11 +252,15 @@ def continuation_logprobs(llm: LoadedLlm, prompt: str, options: Sequence[str]) -
 
 @dataclass
 class LoadedLlm:
-    """A causal LM, its tokenizer and the lock every caller holds while running it."""
+    """A causal LM, its tokenizer and the lock every caller holds while running it.
+
+    ``max_forward_tokens``: the most tokens one forward pass reads (see :func:`token_budget`);
+    :func:`load_llm` sets it from the settings."""
 
     model: object
     tokenizer: object
     lock: threading.RLock = field(default_factory=threading.RLock)
+    max_forward_tokens: int | None = None
 
     def chat(self, system: str, user: str) -> str:
         """The chat-formatted prompt, ending where the assistant's answer starts."""
@@ -238,12 +281,28 @@ class LoadedLlm:
 
         ``on_token(i, text)`` streams each new piece of prompt i as it is produced. Generation of a
         row ends at the EOS token, at any ``stop`` string (not included) or at ``max_new_tokens``.
+        Within the token budget: a prompt too long for it loses its start (:func:`keep_end`), and
+        a batch too large for one pass runs as several smaller batches.
         """
+        budget = token_budget(self.model, self.max_forward_tokens)
+        max_new_tokens = max(1, min(max_new_tokens, budget // 2))
+        encoded = [keep_end(self.tokenizer(p, add_special_tokens=False)["input_ids"], budget - max_new_tokens)
+                   for p in prompts]
+        texts: list[str] = [""] * len(encoded)
+        for group in row_groups([len(e) for e in encoded], max_new_tokens, budget):
+            rows = self._generate_rows([encoded[i] for i in group], max_new_tokens, stop,
+                                       None if on_token is None else _offset_callback(on_token, group))
+            for i, text in zip(group, rows, strict=True):
+                texts[i] = text
+        return texts
+
+    def _generate_rows(self, encoded: list[list[int]], max_new_tokens: int, stop: Sequence[str],
+                       on_token: Callable[[int, str], None] | None) -> list[str]:
+        """Greedy generation of one batch of token-id prompts (see :meth:`generate`)."""
         import torch
 
         tok = self.tokenizer
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        encoded = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
         width = max(len(e) for e in encoded)
         ids = torch.full((len(encoded), width), pad, dtype=torch.long)
         mask = torch.zeros((len(encoded), width), dtype=torch.long)
@@ -251,9 +310,9 @@ class LoadedLlm:
             ids[i, width - len(e):] = torch.tensor(e)
             mask[i, width - len(e):] = 1
         eos = {t for t in [tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")] if isinstance(t, int) and t >= 0}
-        texts = [""] * len(prompts)
-        done = [False] * len(prompts)
-        new_tokens: list[list[int]] = [[] for _ in prompts]
+        texts = [""] * len(encoded)
+        done = [False] * len(encoded)
+        new_tokens: list[list[int]] = [[] for _ in encoded]
         cache = None
         step_ids, positions = ids, (mask.cumsum(-1) - 1).clamp(min=0)
         with self.lock, torch.inference_mode():
@@ -279,6 +338,11 @@ class LoadedLlm:
                 if all(done):
                     break
                 step_ids = next_ids.unsqueeze(-1)
-                mask = torch.cat([mask, torch.ones((len(prompts), 1), dtype=torch.long)], dim=-1)
+                mask = torch.cat([mask, torch.ones((len(encoded), 1), dtype=torch.long)], dim=-1)
                 positions = positions[:, -1:] + 1
         return [t.strip() for t in texts]
+
+
+def _offset_callback(on_token: Callable[[int, str], None], group: list[int]) -> Callable[[int, str], None]:
+    """``on_token`` for a sub-batch: its row i is prompt ``group[i]`` of the whole batch."""
+    return lambda i, text: on_token(group[i], text)

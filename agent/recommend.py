@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -128,14 +129,18 @@ class Recommender:
         if query and query.strip():
             parts["query"] = query.strip()
         if image is not None:
-            text = self.converter("ocr").convert(Path(image)).card_fields.get("poster_text", "")
+            with _named_as(image):
+                text = self.converter("ocr").convert(Path(image)).card_fields.get("poster_text", "")
             if not text:
-                raise InputError(f"no readable text in {image}; without CLIP weights a photo is read by OCR only")
+                raise InputError(f"no readable text in the image ({Path(image).name}); without CLIP weights "
+                                 "a photo is read by OCR only")
             parts["photo_text"] = text
         if audio is not None:
-            conv = self.converter("whisper").convert(Path(audio))
+            with _named_as(audio):
+                conv = self.converter("whisper").convert(Path(audio))
             if conv.details.get("no_speech") or not conv.details.get("text"):
-                raise InputError(f"no speech found in {audio}: record the voice note again, closer to the microphone")
+                raise InputError(f"no speech found in the voice note ({Path(audio).name}): record it again, "
+                                 "closer to the microphone")
             parts["transcript"] = conv.details["text"].strip()
         return parts
 
@@ -168,7 +173,7 @@ class Recommender:
         if filters is not None and filters.active():
             self.retriever.filter_mask(Filters(filters.genres))  # validates genre names
         ranked = self.searcher.search(text, max(pool, SEARCH_POOL))
-        meta = self.store.get([i for i, _ in ranked])
+        meta = self._stored([i for i, _ in ranked])
         rows = []
         for item_id, score in ranked:
             m = meta.get(item_id, {}).get("metadata", {})
@@ -190,6 +195,10 @@ class Recommender:
 
     # --- evidence -----------------------------------------------------------------------------------
 
+    def _stored(self, ids: list[str]) -> dict[str, dict]:
+        """Records by id; none asked, none fetched (Chroma refuses an empty id list)."""
+        return self.store.get(ids) if ids else {}
+
     def _vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
         from agent.ingest.store import TEXT_COLLECTION
 
@@ -201,8 +210,8 @@ class Recommender:
         history = [(retriever.split.item_ids[i], retriever.item_meta[i].get("title", ""),
                     retriever.item_meta[i].get("year")) for i in dense]
         history_vectors = retriever.content_items[dense] if len(dense) else None
-        stored = self.store.get([r["id"] for r in rows])
-        vectors = self._vectors([r["id"] for r in rows])
+        stored = self._stored([r["id"] for r in rows])
+        vectors = self._vectors([r["id"] for r in rows]) if rows else {}
         return [build_evidence(r["id"], stored.get(r["id"], {}).get("document") or "", r, vectors.get(r["id"]),
                                history, history_vectors, request, part_vectors) for r in rows]
 
@@ -266,7 +275,7 @@ class Recommender:
         """One catalog item's facts and card; InputError if the store does not hold it."""
         got = self.store.get([str(item_id)])
         if str(item_id) not in got:
-            raise InputError(f"unknown item id {item_id!r}: no such item in the store at {self.store_dir}")
+            raise InputError(f"unknown item id {item_id!r}: no such item in the store")
         meta, card = got[str(item_id)]["metadata"], got[str(item_id)]["document"] or ""
         fields = parse_card(card)
         poster = meta.get("image")
@@ -275,10 +284,57 @@ class Recommender:
             "genres": json.loads(meta.get("genres", "[]")),
             "tags": _tags(fields),
             "card": card, "poster": poster if poster and Path(poster).exists() else None,
+            **({"image_url": meta["image_url"]} if meta.get("image_url") else {}),  # kept, never fetched
         }
 
 
 NO_EXPLANATION = {"explanation": None, "explanation_status": None, "cites": []}
+
+
+@contextmanager
+def _named_as(path: Path):
+    """A converter's InputError names the file by its name only: a server's upload lives in a
+    temporary folder whose path is no business of the client's."""
+    try:
+        yield
+    except InputError as exc:
+        message = str(exc).replace(str(path), Path(path).name)
+        if message == str(exc):
+            raise
+        raise InputError(message) from None
+
+
+def poster_image(path: str | Path | None, max_bytes: int) -> tuple[bytes, str] | None:
+    """The bytes and MIME type of a stored poster if the file is an image Pillow verifies (a
+    supported format, at most ``max_bytes``); None otherwise, so that no other file a catalog once
+    named is ever served. The bytes are read once: what was checked is what is sent."""
+    import io
+    import warnings
+
+    from PIL import Image
+
+    from agent.ingest.images import SUPPORTED_FORMATS
+
+    if not path or not Path(path).is_file():  # not a device or a pipe, which could block the read
+        return None
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError:
+        return None
+    if not data or len(data) > max_bytes:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                fmt = image.format
+                image.verify()
+    except Exception:  # noqa: BLE001 - anything Pillow cannot verify is not served
+        return None
+    if fmt not in SUPPORTED_FORMATS:
+        return None
+    return data, Image.MIME.get(fmt, "application/octet-stream")
 
 
 def _validate(k: int, explain: bool, filters: Filters | None) -> None:

@@ -103,7 +103,7 @@ def _turn_state_tools(turn: Turn, agent, tools) -> dict:
     from agent.chat.state import ChatState
 
     state = ChatState(user=turn.user, shown=[{"id": f"shown{i}", "title": t} for i, t in enumerate(turn.shown)])
-    slots = extract_slots(turn.message, agent.ingest.catalog)
+    slots = extract_slots(turn.message, agent.ingest.catalog, paths=True)  # as in the local REPL it measures
     state.update(slots)
     return state.feasible(tools, slots)
 

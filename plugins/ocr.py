@@ -17,6 +17,7 @@ import threading
 import time
 import weakref
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -189,6 +190,18 @@ def _shutdown_pool(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _kill_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool whose worker is stuck on one image: shutdown alone would wait for it."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _over_time(path: Path, settings: Settings) -> InputError:
+    return InputError(f"OCR of {Path(path).name} took over {settings.image_seconds:g} s (setting "
+                      "image_seconds); the image was skipped")
+
+
 class OcrConverter(MediaConverter):
     """Reads the text printed on an image (poster titles, taglines, names) into ``poster_text``."""
 
@@ -300,8 +313,13 @@ class OcrConverter(MediaConverter):
                 break
         for idx, future in futures:
             try:
-                for i, res in zip(idx, future.result(), strict=True):
+                # futures run in submission order: once earlier ones are done, this one is running
+                for i, res in zip(idx, future.result(timeout=self.settings.image_seconds * len(idx)),
+                                  strict=True):
                     results[i] = res
+            except FutureTimeout:  # a worker is stuck on an image: stop it, find the image below
+                _kill_pool(pool)
+                broken = True
             except BrokenProcessPool:
                 broken = True
         if broken:
@@ -310,16 +328,23 @@ class OcrConverter(MediaConverter):
         return results  # type: ignore[return-value]
 
     def _retry_one_by_one(self, paths: list[Path], results: list) -> None:
-        """After a worker died, redo the unfinished items singly so only the culprit fails."""
+        """After a worker died or overran ``image_seconds``, redo the unfinished items singly so
+        only the culprit fails."""
         pending = [i for i, r in enumerate(results) if r is None]
-        log.warning("an OCR worker process died; retrying %d images one at a time", len(pending))
+        log.warning("an OCR worker process died or overran; retrying %d images one at a time", len(pending))
         pool: ProcessPoolExecutor | None = None
         try:
             for i in pending:
                 if pool is None:
                     pool = self._start_pool(1)
                 try:
-                    results[i] = pool.submit(_worker_convert, [str(paths[i])]).result()[0]
+                    pool.submit(_worker_ping).result()  # the model loads outside the image's time
+                    future = pool.submit(_worker_convert, [str(paths[i])])
+                    results[i] = future.result(timeout=self.settings.image_seconds)[0]
+                except FutureTimeout:
+                    results[i] = _over_time(paths[i], self.settings)
+                    _kill_pool(pool)
+                    pool = None
                 except BrokenProcessPool:
                     results[i] = RuntimeError(
                         f"the OCR worker process crashed while reading {paths[i]}; "

@@ -8,11 +8,11 @@ Tools never change the chat state: they read it through the context and report w
 
 from __future__ import annotations
 
+import logging
 import threading
-from pathlib import Path
 
-from agent.chat.tools import Observation, ToolContext, tool
-from agent.core.errors import InputError
+from agent.chat.tools import Observation, ToolContext, media_source, tool
+from agent.core.errors import InputError, RecsageError
 from agent.hookspecs import hookimpl
 
 DEFAULT_K = 10
@@ -146,11 +146,14 @@ def user_history(context: ToolContext, user: str, k: int = DEFAULT_K) -> Observa
 
 class _ConverterTool:
     """Base of the media tools; the subclass's docstring is what the LLM reads. The converter (and
-    its model) is built on the first call, once; a file without content is a tool error."""
+    its model) is built on the first call, once; a file without content is a tool error. Only a
+    file attached to this turn is read (any path in the local REPL): see ``media_source``."""
 
     converter_name = ""
+    kind = ""
+    """What the file is, in words ("image"), for messages."""
     empty = ""
-    """Why a file gave no text and what to do, with ``{path}``."""
+    """Why a file gave no text and what to do, with ``{what}`` (the file as the user knows it)."""
     label = ""
 
     def __init__(self):
@@ -172,10 +175,19 @@ class _ConverterTool:
     def text_of(self, conversion) -> str:
         raise NotImplementedError
 
-    def __call__(self, context: ToolContext, path: Path) -> Observation:
-        text = self.text_of(self.converter(context.settings).convert(Path(path)))
+    def __call__(self, context: ToolContext, path: str) -> Observation:
+        source, what = media_source(context, path, self.kind)
+        converter = self.converter(context.settings)
+        try:
+            text = self.text_of(converter.convert(source))
+        except Exception as exc:  # re-raised naming the input, not the server's path
+            if what == str(path):
+                raise
+            if not isinstance(exc, RecsageError):
+                logging.getLogger(__name__).exception("%s failed on an attached file", self.name)
+            raise InputError(str(exc).replace(str(source), what) or type(exc).__name__) from None
         if not text:
-            raise InputError(self.empty.format(path=path))
+            raise InputError(self.empty.format(what=what))
         return Observation(f'{self.label}: "{text}"', data={"text": text})
 
 
@@ -184,7 +196,8 @@ class TranscribeAudio(_ConverterTool):
 
     name = "transcribe_audio"
     converter_name = "whisper"
-    empty = "no speech found in {path}: record the voice note again, closer to the microphone"
+    kind = "voice note"
+    empty = "no speech found in {what}: record the voice note again, closer to the microphone"
     label = "transcript"
     triggers = (r"\.(wav|mp3|flac|ogg|m4a|opus|webm)\b", r"\btranscri", r"\bvoice (note|message)\b",
                 r"\b(listen|audio|recording)\b")
@@ -199,7 +212,8 @@ class DescribeImage(_ConverterTool):
 
     name = "describe_image"
     converter_name = "ocr"
-    empty = "no readable text in {path}; without CLIP weights a photo is read by OCR only"
+    kind = "image"
+    empty = "no readable text in {what}; without CLIP weights a photo is read by OCR only"
     label = "text on the image"
     triggers = (r"\.(jpe?g|png|webp|gif|bmp|tiff?)\b", r"\b(photo|picture|image|poster|screenshot)\b")
     examples = ("read the poster in scan.png",)

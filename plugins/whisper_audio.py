@@ -65,23 +65,43 @@ def validate_waveform(audio: np.ndarray, sample_rate: int) -> None:
         )
 
 
-def _decode_soundfile(path: Path, max_seconds: float) -> np.ndarray | None:
-    """float32 mono at 16 kHz via libsndfile, or None when libsndfile cannot read the format."""
+def _header(path: Path, settings):
+    """The file's soundfile header checked against the limits, or None when libsndfile cannot
+    read the format. The header is trusted for nothing: the sample rate and the length it claims
+    are checked here, before any sample is decoded or resampled (resampling costs grow with the
+    claimed rate, whatever the file's size)."""
     import soundfile as sf
 
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError):
         return None
-    if info.samplerate <= 0:
-        return None
-    if info.frames > 0 and info.frames / info.samplerate > max_seconds:
+    rate, low, high = info.samplerate, settings.audio_min_rate, settings.audio_max_rate
+    if not low <= rate <= high:
         raise InputError(
-            f"{path} is {info.frames / info.samplerate:.0f} s long; the limit is {max_seconds:.0f} s "
-            "(setting max_audio_seconds)"
+            f"{path.name} claims a sample rate of {rate:,} Hz, outside {low:,}..{high:,} Hz "
+            "(settings audio_min_rate, audio_max_rate); re-encode it, e.g. at 16 kHz"
         )
+    if info.frames > 0 and info.frames / rate > settings.max_audio_seconds:
+        raise InputError(
+            f"{path.name} is {info.frames / rate:.0f} s long; the limit is "
+            f"{settings.max_audio_seconds:.0f} s (setting max_audio_seconds)"
+        )
+    return info
+
+
+def _decode_soundfile(path: Path, settings) -> np.ndarray | None:
+    """float32 mono at 16 kHz via libsndfile, or None when libsndfile cannot read the format."""
+    import soundfile as sf
+
+    info = _header(path, settings)
+    if info is None:
+        return None
+    rate = int(info.samplerate)
+    # a header may understate its length: read at most the limit's frames (plus one, to notice)
+    max_frames = int(settings.max_audio_seconds * rate) + 1
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        data, rate = sf.read(str(path), frames=max_frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError):
         return None
     mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
@@ -111,27 +131,33 @@ def _decode_ffmpeg(path: Path, max_seconds: float) -> np.ndarray:
     try:
         result = subprocess.run(cmd, capture_output=True, timeout=max(60.0, max_seconds))
     except subprocess.TimeoutExpired:
-        raise InputError(f"decoding {path} with ffmpeg took too long; is it a valid audio file?") from None
+        raise InputError(f"decoding {path.name} with ffmpeg took too long; is it a valid audio file?") from None
     if result.returncode != 0:
         reason = result.stderr.decode("utf-8", "replace").strip().splitlines()
         raise InputError(
-            f"could not decode {path} as audio ({reason[-1] if reason else 'ffmpeg failed'}); "
+            f"could not decode {path.name} as audio ({_last_line(reason, path)}); "
             "use WAV, FLAC, OGG, MP3 or another format ffmpeg reads"
         )
     return np.frombuffer(result.stdout, dtype="<f4").astype(np.float32)
 
 
+def _last_line(stderr_lines: list[str], path: Path) -> str:
+    """ffmpeg's last complaint, with the file's folder left out (error messages name the input)."""
+    line = stderr_lines[-1] if stderr_lines else "ffmpeg failed"
+    return line.replace(str(path), path.name).replace(str(path.parent), "")
+
+
 def load_audio(path: Path | str, settings) -> np.ndarray:
     """Read an audio file as float32 16 kHz mono, enforcing the size and length limits."""
     path = check_media_file(path, "audio", settings.max_audio_bytes, "max_audio_bytes")
-    audio = _decode_soundfile(path, settings.max_audio_seconds)
+    audio = _decode_soundfile(path, settings)
     if audio is None:
         audio = _decode_ffmpeg(path, settings.max_audio_seconds)
     if audio.size == 0:
-        raise InputError(f"{path} decodes to no audio samples (no audio stream, or zero length)")
+        raise InputError(f"{path.name} decodes to no audio samples (no audio stream, or zero length)")
     if audio.size / SAMPLE_RATE > settings.max_audio_seconds:
         raise InputError(
-            f"{path} is longer than the limit of {settings.max_audio_seconds:.0f} s "
+            f"{path.name} is longer than the limit of {settings.max_audio_seconds:.0f} s "
             "(setting max_audio_seconds)"
         )
     validate_waveform(audio, SAMPLE_RATE)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import prompts
@@ -25,7 +26,7 @@ from agent.chat.state import ChatState
 from agent.chat.tool_choice import ToolChooser
 from agent.chat.tools import Observation, Tool, ToolContext, load_tools
 from agent.core.config import Settings, load_settings
-from agent.core.errors import InputError
+from agent.core.errors import Busy, InputError
 from agent.core.text import display_title
 
 ROLES = ("user", "assistant", "system")
@@ -36,9 +37,12 @@ class ChatAgent:
     """Shared by every session: the recommender, the tools, the tool chooser and the catalog."""
 
     def __init__(self, recommender, settings: Settings | None = None, *, catalog: ChatCatalog | None = None,
-                 tools: dict[str, Tool] | None = None, chooser: ToolChooser | None = None):
+                 tools: dict[str, Tool] | None = None, chooser: ToolChooser | None = None,
+                 local_files: bool = False):
         self.recommender = recommender
         self.settings = settings or getattr(recommender, "settings", None) or load_settings()
+        self.local_files = local_files
+        """A file named in a message may be opened: the local CLI REPL only, never a server."""
         self._catalog, self._tools, self._chooser = catalog, tools, chooser
         self._lock = threading.Lock()
 
@@ -71,8 +75,9 @@ class ChatAgent:
                                             mode=settings.chat_tool_choice)
             return self._chooser
 
-    def context(self, state: ChatState) -> ToolContext:
-        return ToolContext(recommender=self.recommender, catalog=self.catalog, settings=self.settings, state=state)
+    def context(self, state: ChatState, uploads: tuple[str, ...] = ()) -> ToolContext:
+        return ToolContext(recommender=self.recommender, catalog=self.catalog, settings=self.settings, state=state,
+                           uploads=uploads, local_files=self.local_files)
 
     def session(self, user: str | None = None) -> ChatSession:
         return ChatSession(self, user)
@@ -82,8 +87,10 @@ class ChatAgent:
         the last user message, which the caller then sends."""
         turns = [_checked_message(m, i) for i, m in enumerate(messages or [])]
         last = max((i for i, m in enumerate(turns) if m["role"] == "user"), default=None)
-        if last is None or not turns[last]["content"].strip():
+        if last is None:
             raise InputError("the messages contain no user message to answer: end with {\"role\": \"user\", ...}")
+        # Its text may be empty: a message carrying only an image or a voice note is answered from
+        # the media, and send() refuses a turn with neither text nor media.
         session = self.session(user)
         for message in turns[:last]:
             session.replay(message)
@@ -102,24 +109,45 @@ def _checked_message(message, index: int) -> dict:
 
 
 class ChatSession:
-    """One conversation: its state, and a lock so that one session's turns never interleave."""
+    """One conversation: its state, and a claim so that one session's turns never interleave."""
 
     def __init__(self, agent: ChatAgent, user: str | None = None):
         self.agent = agent
         self.state = ChatState(user=user)
         self._lock = threading.Lock()
+        """Guards ``_busy`` for a moment; never held across a ``yield``."""
+        self._busy = False
 
     @property
     def history(self) -> list[dict]:
         return list(self.state.turns)
 
-    def reset(self) -> None:
+    @contextmanager
+    def _claim(self) -> Iterator[None]:
+        """The session for one turn (or a reset, a replay): refused at once with :class:`Busy`, never
+        waited for, while another turn runs, so a turn left suspended by a slow or vanished client
+        cannot hang the next one; the turn ends when its generator is closed. The history is
+        trimmed to ``chat_session_max_turns`` messages and ``max_conversation_chars`` characters
+        as the claim ends."""
         with self._lock:
+            if self._busy:
+                raise Busy("a turn is already running on this chat session; wait for its done event")
+            self._busy = True
+        try:
+            yield
+        finally:
+            settings = self.agent.settings
+            self.state.trim(settings.chat_session_max_turns, settings.max_conversation_chars)
+            with self._lock:
+                self._busy = False
+
+    def reset(self) -> None:
+        with self._claim():
             self.state.reset()
 
     def replay(self, message: dict) -> None:
         """Apply an earlier turn of a transcript to the state (rules only, no LLM, no tools)."""
-        with self._lock:
+        with self._claim():
             if message["role"] == "user":
                 self.state.update(extract_slots(message["content"], self.agent.catalog))
             elif message["role"] == "assistant":
@@ -132,13 +160,15 @@ class ChatSession:
         text = (text or "").strip()
         if not text and image is None and audio is None:
             raise InputError("the message is empty: type a request, or attach an image or a voice note")
-        for path in (image, audio):
-            if path is not None and not Path(path).is_file():
-                raise InputError(f"file not found: {path}")
+        for kind, path in (("image", image), ("audio", audio)):
+            if path is not None and not Path(path).is_file():  # named by its input, not its server path
+                raise InputError(f"the attached {kind} file was not found ({Path(path).name})")
         return self._locked_turn(text, image, audio)
 
     def _locked_turn(self, text: str, image: Path | None, audio: Path | None) -> Iterator[dict]:
-        with self._lock:
+        """The turn under the session's claim, taken at the first event (a generator never started
+        holds nothing); ``close()`` at any event ends the turn and frees the session."""
+        with self._claim():
             yield from self._turn(text, image, audio)
 
     def _turn(self, text: str, image: Path | None, audio: Path | None) -> Iterator[dict]:
@@ -148,7 +178,7 @@ class ChatSession:
         for tool_name, path in (("describe_image", image), ("transcribe_audio", audio)):
             if path is None:
                 continue
-            obs = yield from self._run_tool(tool_name, {"path": str(path)})
+            obs = yield from self._run_tool(tool_name, {"path": str(path)}, uploads=(str(path),))
             if not obs.ok:
                 yield from self._finish(obs, tool_name)
                 return
@@ -161,7 +191,7 @@ class ChatSession:
                 message = prompts.render("chat_image_request.j2", text=heard, title=title)
             else:
                 message = heard
-        slots = extract_slots(message, self.agent.catalog)
+        slots = extract_slots(message, self.agent.catalog, paths=self.agent.local_files)
         state.update(slots)
         tools = state.feasible(self.agent.tools, slots)
         choice = self.agent.chooser.choose(tools, message, state.shown_labels(), state.user)
@@ -170,14 +200,18 @@ class ChatSession:
         state.after_tool(obs)
         yield from self._finish(obs, choice.name)
 
-    def _run_tool(self, name: str, arguments: dict):
-        """Call one tool, yielding its events; returns the observation (``yield from``)."""
+    def _run_tool(self, name: str, arguments: dict, uploads: tuple[str, ...] = ()):
+        """Call one tool, yielding its events; returns the observation (``yield from``). ``uploads``:
+        the files attached to this turn, the only ones a media tool reads outside the local REPL."""
         tools = self.agent.tools
-        yield {"type": "tool", "name": name, "arguments": arguments}
+        shown = arguments
+        if uploads and not self.agent.local_files:  # a client sees its file's kind, not the server's temp path
+            shown = {**arguments, "path": Path(arguments["path"]).name}
+        yield {"type": "tool", "name": name, "arguments": shown}
         if name not in tools:
             obs = Observation(f"error: no tool named {name!r} is registered; see `recsage plugins`", ok=False)
         else:
-            obs = tools[name](self.agent.context(self.state), arguments)
+            obs = tools[name](self.agent.context(self.state, uploads), arguments)
         yield {"type": "observation", "text": obs.text, "ok": obs.ok}
         return obs
 

@@ -156,15 +156,18 @@ def extract_ordinal(text: str) -> int | None:
     return number - 1 if number >= 1 else None
 
 
-def extract_slots(message: str, catalog=None) -> Slots:
-    """Every slot of one message; ``catalog`` (a ChatCatalog) resolves titles named in it."""
+def extract_slots(message: str, catalog=None, *, paths: bool = False) -> Slots:
+    """Every slot of one message; ``catalog`` (a ChatCatalog) resolves titles named in it.
+
+    ``paths``: read a file name in the text as the file slot. Only the local CLI REPL turns it on:
+    a server must never open a file because a remote message named it, so there a path is words."""
     text = " ".join(message.split())
     slots = Slots(text=text)
     if m := _USER.search(text):
         slots.user = m.group(1)
     if m := _ITEM_ID.search(text):
         slots.item_id = m.group(1)
-    if m := _PATH.search(text):
+    if paths and (m := _PATH.search(text)):
         slots.path = m.group(1)
     slots.ordinal = extract_ordinal(text)
     slots.refers_back = bool(_BACK_REF.search(text))
@@ -179,7 +182,7 @@ def extract_slots(message: str, catalog=None) -> Slots:
 
 
 def _content_words(text: str, slots: Slots) -> list[str]:
-    rest = _PATH.sub(" ", text)
+    rest = _PATH.sub(" ", text) if slots.path else text
     for pattern in (_USER, _ITEM_ID, _ORDINAL, _DECADE, _RECENT, *(p for p, _ in _YEAR_RULES), *MOODS.values()):
         rest = pattern.sub(" ", rest)
     rest = re.sub(r"\b\d+\b", " ", rest)

@@ -35,7 +35,16 @@ class ChatState:
     focus: str | None = None
     """The item the conversation is about ("that one"): last detailed, compared or excluded."""
     turns: list[dict] = field(default_factory=list)
-    """The conversation as OpenAI-style messages."""
+    """The conversation as OpenAI-style messages (bounded by :meth:`trim` after every turn)."""
+
+    def trim(self, max_turns: int, max_chars: int) -> None:
+        """Drop the oldest turns beyond ``max_turns`` messages or ``max_chars`` characters of
+        content; the newest turn always stays. Sessions live in the server's memory for as long as
+        they are used, so their size is bounded, not only their number."""
+        del self.turns[:-max_turns]
+        total = sum(len(str(t.get("content", ""))) for t in self.turns)
+        while total > max_chars and len(self.turns) > 1:
+            total -= len(str(self.turns.pop(0).get("content", "")))
 
     def reset(self) -> None:
         user = self.user

@@ -17,11 +17,12 @@ import logging
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import ConfigDict, ValidationError, create_model
 
-from agent.core.errors import RecsageError
+from agent.core.errors import InputError, RecsageError
 from agent.core.io import validation_reason
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,24 @@ class ToolContext:
     settings: Any = None
     state: Any = None
     """The session's :class:`agent.chat.state.ChatState` (read-only for tools)."""
+    uploads: tuple[str, ...] = ()
+    """Files this turn received as attachments (``image=``/``audio=`` of ChatSession.send)."""
+    local_files: bool = False
+    """True only in the local CLI REPL: a path typed in a message may be opened. A server never
+    sets it, so a remote message cannot make the server open one of its own files."""
+
+
+def media_source(context: ToolContext, path: str, kind: str) -> tuple[Path, str]:
+    """The file a media tool may open and how to name it in messages: an attachment of this turn
+    (named "the attached {kind}", never by its temporary server path), or, in the local REPL only,
+    any path. Anything else is refused without looking at the file system, so the refusal never
+    tells whether a path exists."""
+    if str(path) in context.uploads:
+        return Path(path), f"the attached {kind}"
+    if context.local_files:
+        return Path(path).expanduser(), str(path)
+    raise InputError(f"I can only read a file you attach: upload the {kind} with the message "
+                     "(file names in a message are not opened)")
 
 
 @dataclass

@@ -24,7 +24,7 @@ def build_agent(ctx, store_dir, movielens, explain: bool | None = None, tool_cho
     updates = {k: v for k, v in {"chat_explain": explain, "chat_tool_choice": tool_choice}.items() if v is not None}
     if updates:
         config = config.model_copy(update=updates)
-    return ChatAgent(Recommender(store_dir, movielens, config), config)
+    return ChatAgent(Recommender(store_dir, movielens, config), config, local_files=True)  # a local user may name files
 
 
 def _chat_options(fn):

@@ -41,7 +41,8 @@ def ingest(ctx, movielens, posters, catalog, store_dir, chroma_url, limit, as_js
     config = settings(ctx)
     clock = Stopwatch()
     with clock("load"):
-        loaded = load_movielens(movielens, posters) if movielens else load_catalog(catalog)
+        limit_chars = config.catalog_max_field_chars
+        loaded = load_movielens(movielens, posters, limit_chars) if movielens else load_catalog(catalog, limit_chars)
     items = loaded.items[:limit] if limit else loaded.items
     store = open_store(store_dir, chroma_url)
     result = run_ingest(items, store, config, rejected=loaded.rejected, progress=True)

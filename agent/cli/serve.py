@@ -1,4 +1,5 @@
-"""Server commands: ``recsage serve`` (HTTP API + web chat) and ``recsage bench serve``."""
+"""Server commands: ``recsage serve`` (HTTP API + web chat), ``recsage bench serve`` (concurrent chats)
+and ``recsage bench abuse`` (hostile requests)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ from pathlib import Path
 
 import click
 
-from agent.cli.base import bench, cli, movielens_option, report, settings, store_option
+from agent.cli.base import (
+    bench,
+    cli,
+    movielens_option,
+    output_options,
+    report,
+    require_movielens,
+    settings,
+    store_option,
+)
 from agent.core.errors import RecsageError
 from agent.core.timing import Stopwatch
 
@@ -45,8 +55,6 @@ def warm_up(app) -> None:
 @click.pass_context
 def serve(ctx, store_dir, movielens, host, port, token, warm):
     """HTTP API (/v1/recommend, /v1/chat, OpenAI-compatible /v1/chat/completions, /docs) and the web chat at /."""
-    import uvicorn
-
     from agent.server.app import check_bind
 
     check_bind(host, token)
@@ -58,7 +66,16 @@ def serve(ctx, store_dir, movielens, host, port, token, warm):
         click.echo(f"models ready in {clock.totals()['total']:.1f} s", err=True)
     click.echo(f"recsage on http://{host}:{port}/ (API docs at /docs){' with a bearer token' if token else ''}",
                err=True)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    run_server(app, host, port, settings(ctx))
+
+
+def run_server(app, host: str, port: int, config, log_level: str = "info") -> None:
+    """uvicorn with the server's own time limits: idle connections close after ``keep_alive_s``, and
+    SIGTERM cancels what still runs after ``shutdown_timeout_s`` (chat turns stop at their next step)."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=config.keep_alive_s,
+                timeout_graceful_shutdown=config.shutdown_timeout_s)
 
 
 @bench.command("serve")
@@ -101,3 +118,36 @@ def print_serve_summary(s: dict) -> None:
                   _seconds(s["first_token_s"]["p50"]), _seconds(s["first_token_s"]["p95"]), _seconds(s["total_s"]["p50"]),
                   _seconds(s["total_s"]["p95"]), _seconds(s["total_s"]["max"]), ", ".join(f"{w:.1f}" for w in s["burst_wall_s"]))
     table_console().print(table)
+
+
+@bench.command("abuse")
+@store_option
+@movielens_option
+@output_options
+@click.pass_context
+def bench_abuse(ctx, store_dir, movielens, as_json, out_file):
+    """Hostile requests against a real `recsage serve` on loopback: status, seconds, server peak memory."""
+    from eval.bench.abuse import run_abuse
+
+    require_movielens(movielens)
+    summary = run_abuse(store_dir, movielens, ctx.find_root().params.get("config_file"))
+    if report(summary, as_json, out_file):
+        print_abuse_summary(summary)
+    if not summary["all_ok"]:
+        bad = [r["attack"] for r in summary["attacks"] if not r["ok"]]
+        raise RecsageError(f"{len(bad)} attack(s) got a 5xx, leaked, or cost too much: {'; '.join(bad)}")
+
+
+def print_abuse_summary(s: dict) -> None:
+    from rich.table import Table
+
+    from agent.core.console import table_console
+
+    table = Table("attack", "expected", "status", "seconds", "server peak RSS MB", "growth MB", "ok", "note",
+                  title="recsage serve under hostile requests (one server process, loopback)")
+    for r in s["attacks"]:
+        table.add_row(r["attack"], r["expect"], str(r["status"]), f"{r['seconds']:.2f}", f"{r['peak_rss_mb']:.0f}",
+                      f"{r['rss_growth_mb']:.0f}", "yes" if r["ok"] else "NO", r["note"])
+    table_console().print(table)
+    chat = s["normal_chat_s"]
+    click.echo(f"normal chat: {chat['before']:.2f} s before the attacks, {chat['after']:.2f} s after")

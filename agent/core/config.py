@@ -12,7 +12,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from agent.core.errors import InputError
 
@@ -105,17 +112,63 @@ class Settings(ConfigBase):
     batch_size: int = Field(
         256, ge=1, le=5000, description="Items per ingest batch; each batch is one Chroma write."
     )
+    catalog_max_field_chars: int = Field(
+        1_000_000, ge=1_000, le=100_000_000,
+        description=(
+            "Characters one field of a CSV catalog may hold; a row with a longer field is reported "
+            "as a row error and the rest of the catalog is ingested."
+        ),
+    )
+
+    # --- limits: the most work one input or request may cause (checked before the work starts) ------
     max_image_bytes: int = Field(
         20_000_000, ge=1, description="Images larger than this many bytes are rejected."
     )
     max_image_pixels: int = Field(
-        40_000_000, ge=1, description="Images with more pixels than this are rejected."
+        40_000_000, ge=1,
+        description="Images with more pixels than this are rejected, from the header, before decoding.",
+    )
+    image_seconds: float = Field(
+        60.0, gt=0, le=3600,
+        description=(
+            "Seconds OCR may spend on one image in the ingest worker processes; a worker over it is "
+            "stopped and replaced, and the image is reported as failed."
+        ),
     )
     max_audio_bytes: int = Field(
         100_000_000, ge=1, description="Audio files larger than this many bytes are rejected."
     )
     max_audio_seconds: float = Field(
-        600.0, gt=0, description="Audio longer than this is rejected."
+        600.0, gt=0, description="Audio longer than this is rejected (from the header when it says)."
+    )
+    audio_min_rate: int = Field(
+        8_000, ge=1, le=1_000_000,
+        description="Audio whose header claims a lower sample rate (Hz) is rejected before decoding.",
+    )
+    audio_max_rate: int = Field(
+        192_000, ge=1, le=1_000_000,
+        description=(
+            "Audio whose header claims a higher sample rate (Hz) is rejected before decoding: "
+            "resampling cost grows with the claimed rate, not with the file's size."
+        ),
+    )
+    max_message_chars: int = Field(
+        8_000, ge=1, le=1_000_000,
+        description="Characters one chat message may hold (/v1/chat, each message of /v1/chat/completions).",
+    )
+    max_conversation_chars: int = Field(
+        64_000, ge=1, le=10_000_000,
+        description=(
+            "Characters of a whole /v1/chat/completions transcript; the oldest turns beyond it are "
+            "dropped (the last user message is always kept) and the server logs a note."
+        ),
+    )
+    max_forward_tokens: int = Field(
+        16_384, ge=64, le=1_000_000,
+        description=(
+            "Tokens one LLM forward pass may read (rows x length); a longer prompt is cut from its "
+            "start to fit (and to the model's context), keeping its end, where the question is."
+        ),
     )
     vad_threshold: float = Field(
         0.5, gt=0, lt=1, description="Silero VAD speech probability needed to count a frame as speech."
@@ -182,6 +235,43 @@ class Settings(ConfigBase):
         1000, ge=1, le=1_000_000,
         description="Chat sessions the server keeps for /v1/chat; the least recently used is dropped beyond it.",
     )
+
+    # --- HTTP edge (agent/server/middleware.py, agent/cli/serve.py): checked before routing ---------
+    max_request_bytes: int | None = Field(
+        None, ge=1,
+        description=(
+            "Bytes one request body may carry, counted as it arrives (chunked bodies too); 413 beyond "
+            "it. Empty: both uploads as base64 ((max_image_bytes + max_audio_bytes) * 4/3) plus 1 MB."
+        ),
+    )
+    body_read_timeout_s: float = Field(
+        60.0, gt=0, le=3600,
+        description="Seconds a client may take to send a whole request body; 408 after it (slow senders).",
+    )
+    chat_session_max_turns: int = Field(
+        100, ge=2, le=100_000,
+        description=(
+            "Messages one /v1/chat session keeps in its history (user and assistant each count one); "
+            "the oldest go first."
+        ),
+    )
+    shutdown_timeout_s: float = Field(
+        3.0, ge=0, le=600,
+        description="Seconds `recsage serve` lets running requests finish after SIGTERM before cancelling them.",
+    )
+    keep_alive_s: float = Field(
+        5.0, gt=0, le=600,
+        description="Seconds `recsage serve` keeps an idle client connection open.",
+    )
+
+    @model_validator(mode="after")
+    def _limits_agree(self) -> Self:
+        """Ranges given the wrong way round would refuse every input; say so at load time."""
+        if self.audio_min_rate > self.audio_max_rate:
+            raise ValueError(f"audio_min_rate {self.audio_min_rate} is above audio_max_rate {self.audio_max_rate}")
+        if self.max_message_chars > self.max_conversation_chars:
+            raise ValueError("max_message_chars is above max_conversation_chars: the last message could never fit")
+        return self
 
     @field_validator("rerank_adapter", mode="before")
     @classmethod

@@ -19,6 +19,12 @@ class InputError(RecsageError):
     exit_code = 2
 
 
+class Busy(RecsageError):
+    """The thing asked for is already working (a chat session answering a message): retry after it."""
+
+    exit_code = 1
+
+
 class ModelNotReady(RecsageError):
     """A model role is not provisioned or not configured."""
 

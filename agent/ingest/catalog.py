@@ -1,7 +1,9 @@
 """Catalog items and loaders (generic JSONL/CSV, MovieLens).
 
 Loaders yield items and report rejected rows with file, line and reason; one bad row never stops
-the rest.
+the rest. Media paths are confined to the catalog's folder (or the --posters folder): a catalog
+row may not make ingest or the poster route read any other file of the machine. Image URLs are
+kept as the item's ``image_url`` metadata and never fetched (see README, catalog section).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +19,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agent.core.config import Settings
 from agent.core.errors import InputError
 from agent.core.io import NonBlankStr, iter_json_objects, validation_reason
 
@@ -48,6 +52,8 @@ class RowError:
     file: str
     line: int
     reason: str
+    kept: bool = False
+    """True when the row was loaded without the refused part (e.g. a media path outside the folder)."""
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}: {self.reason}"
@@ -68,10 +74,55 @@ def _split_list(value) -> tuple[str, ...]:
 
 
 _KNOWN = {"id", "title", "year", "genres", "tags", "people", "text", "image", "audio", "metadata"}
+DEFAULT_MAX_FIELD_CHARS = Settings.model_fields["catalog_max_field_chars"].default
 
 
-def _row_to_item(row: dict, base_dir: Path) -> Item:
-    """Generic rows: known columns map to fields; other scalar columns become text or metadata."""
+class MediaRefused(ValueError):
+    """A media reference that must not be read; the row is kept without it."""
+
+
+def is_url(value: str) -> bool:
+    return value.lower().startswith(("http://", "https://"))
+
+
+def confined_path(value: str, folder: Path, kind: str) -> str:
+    """The absolute path of ``value`` (relative to ``folder``) if it lies inside ``folder`` once
+    symlinks and ``..`` are resolved; MediaRefused otherwise (``~`` is not expanded: it is a name)."""
+    root = Path(folder).resolve()
+    try:
+        target = (root / value).resolve()
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL byte
+        raise MediaRefused(f"{kind} path {value!r} cannot be resolved; media must be files in the catalog's folder") from None
+    if not target.is_relative_to(root):
+        raise MediaRefused(f"{kind} path {value!r} is outside the catalog's folder; the row is kept without it")
+    return str(target)
+
+
+def _media(data: dict, base_dir: Path) -> list[str]:
+    """Resolve image/audio in place: URLs go to metadata (never fetched), paths stay in the folder."""
+    problems = []
+    for key in ("image", "audio"):
+        value = data.get(key)
+        if not isinstance(value, str):
+            continue
+        if is_url(value):
+            data.pop(key)
+            if key == "image":
+                data["metadata"]["image_url"] = value
+            else:
+                problems.append(f"audio {value!r} is a URL; audio must be a file in the catalog's folder")
+            continue
+        try:
+            data[key] = confined_path(value, base_dir, key)
+        except MediaRefused as exc:
+            data.pop(key)
+            problems.append(str(exc))
+    return problems
+
+
+def _row_to_item(row: dict, base_dir: Path) -> tuple[Item, list[str]]:
+    """Generic rows: known columns map to fields; other scalar columns become text or metadata.
+    Returns the item and the media references refused (the item is kept without them)."""
     data = {k: v for k, v in row.items() if k in _KNOWN and v not in (None, "")}
     extra = {k: v for k, v in row.items() if k not in _KNOWN and v not in (None, "")}
     if "id" in data:
@@ -81,23 +132,21 @@ def _row_to_item(row: dict, base_dir: Path) -> Item:
             data[key] = _split_list(data[key])
     if isinstance(data.get("people"), dict):
         data["people"] = {k: _split_list(v) for k, v in data["people"].items()}
-    text = dict(data.get("text") or {})
-    metadata = dict(data.get("metadata") or {})
+    # a non-object text/metadata is left for the model to report as this row's error
+    text, metadata = (dict(v) if isinstance(v, dict) else v for v in (data.get("text", {}), data.get("metadata", {})))
     for key, value in extra.items():
-        if key in ("description", "plot", "summary", "overview") and isinstance(value, str):
+        if key in ("description", "plot", "summary", "overview") and isinstance(value, str) and isinstance(text, dict):
             text[key] = value
-        else:
+        elif isinstance(metadata, dict):
             metadata[key] = value
     data["text"], data["metadata"] = text, metadata
-    for key in ("image", "audio"):
-        value = data.get(key)
-        if isinstance(value, str) and not value.startswith(("http://", "https://")):
-            data[key] = str((base_dir / value).resolve()) if not Path(value).is_absolute() else value
-    return Item(**data)
+    problems = _media(data, base_dir) if isinstance(metadata, dict) else []
+    return Item(**data), problems
 
 
-def load_catalog(path: Path) -> LoadedCatalog:
-    """Load a JSONL (one object per line) or CSV catalog. Relative media paths are relative to it."""
+def load_catalog(path: Path, max_field_chars: int = DEFAULT_MAX_FIELD_CHARS) -> LoadedCatalog:
+    """Load a JSONL (one object per line) or CSV catalog. Relative media paths are relative to it,
+    and no media path may leave its folder."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"catalog file not found: {path}")
@@ -107,9 +156,9 @@ def load_catalog(path: Path) -> LoadedCatalog:
     items: list[Item] = []
     rejected: list[RowError] = []
     seen: dict[str, int] = {}
-    for line, row in _rows(path, suffix, rejected):
+    for line, row in _rows(path, suffix, rejected, max_field_chars):
         try:
-            item = _row_to_item(row, path.parent)
+            item, problems = _row_to_item(row, path.parent)
         except ValidationError as exc:
             rejected.append(RowError(str(path), line, validation_reason(exc)))
             continue
@@ -118,21 +167,43 @@ def load_catalog(path: Path) -> LoadedCatalog:
             continue
         seen[item.id] = line
         items.append(item)
+        rejected.extend(RowError(str(path), line, reason, kept=True) for reason in problems)
     return LoadedCatalog(items, rejected)
 
 
-def _rows(path: Path, suffix: str, rejected: list[RowError]) -> Iterator[tuple[int, dict]]:
+def _rows(path: Path, suffix: str, rejected: list[RowError], max_field_chars: int) -> Iterator[tuple[int, dict]]:
     if suffix == ".csv":
         with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            for row in reader:
-                yield reader.line_num, {k: v for k, v in row.items() if k is not None}
+            for line, row, problem in csv_rows(fh, max_field_chars):
+                if problem is not None:
+                    rejected.append(RowError(str(path), line, problem))
+                    continue
+                yield line, row
         return
     for line_no, row, problem in iter_json_objects(path):
         if problem is not None:
             rejected.append(RowError(str(path), line_no, problem))
             continue
         yield line_no, row
+
+
+def csv_rows(fh, max_field_chars: int) -> Iterator[tuple[int, dict, str | None]]:
+    """(line, row, problem) per CSV record: a field over ``max_field_chars`` makes its row an error,
+    never the whole file. Python's own field limit is lifted while reading, because after it trips
+    the reader has lost its place inside the quoted field and would read its rest as rows."""
+    previous = csv.field_size_limit(sys.maxsize)
+    try:
+        reader = csv.DictReader(fh)
+        for row in reader:
+            row = {k: v for k, v in row.items() if k is not None}
+            long = next((k for k, v in row.items() if isinstance(v, str) and len(v) > max_field_chars), None)
+            if long is not None:
+                yield reader.line_num, {}, (f"field {long!r} is {len(row[long]):,} characters, over the limit of "
+                                            f"{max_field_chars:,} (setting catalog_max_field_chars)")
+                continue
+            yield reader.line_num, row, None
+    finally:
+        csv.field_size_limit(previous)
 
 
 # --- MovieLens ----------------------------------------------------------------------------------
@@ -179,7 +250,8 @@ def _movielens_plots(path: Path) -> dict[str, dict]:
     return plots
 
 
-def load_movielens(directory: Path, posters: Path | None = None) -> LoadedCatalog:
+def load_movielens(directory: Path, posters: Path | None = None,
+                   max_field_chars: int = DEFAULT_MAX_FIELD_CHARS) -> LoadedCatalog:
     """MovieLens movies.csv (+ tags.csv, links.csv, plots.jsonl when present; posters/<id>.jpg)."""
     directory = Path(directory)
     movies = directory / "movies.csv"
@@ -199,17 +271,34 @@ def load_movielens(directory: Path, posters: Path | None = None) -> LoadedCatalo
     items: list[Item] = []
     rejected: list[RowError] = []
     with open(movies, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        for row in reader:
+        for line, row, problem in csv_rows(fh, max_field_chars):
+            if problem is not None:
+                rejected.append(RowError(str(movies), line, problem))
+                continue
             try:
-                items.append(_movielens_item(row, tags, plots, links, posters))
+                image, refused = _poster(posters, row["movieId"])
+                items.append(_movielens_item(row, tags, plots, links, image))
             except (ValidationError, KeyError, ValueError) as exc:
                 reason = validation_reason(exc) if isinstance(exc, ValidationError) else repr(exc)
-                rejected.append(RowError(str(movies), reader.line_num, reason))
+                rejected.append(RowError(str(movies), line, reason))
+                continue
+            if refused:
+                rejected.append(RowError(str(movies), line, refused, kept=True))
     return LoadedCatalog(items, rejected)
 
 
-def _movielens_item(row, tags, plots, links, posters: Path | None) -> Item:
+def _poster(posters: Path | None, movie_id: str) -> tuple[str | None, str | None]:
+    """(path of posters/<movieId>.jpg if it exists inside the folder, why a poster was refused)."""
+    if posters is None:
+        return None, None
+    try:
+        path = confined_path(f"{movie_id}.jpg", posters, "poster")
+    except MediaRefused as exc:
+        return None, str(exc).replace("catalog's folder", "--posters folder")
+    return (path if Path(path).is_file() else None), None
+
+
+def _movielens_item(row, tags, plots, links, image: str | None) -> Item:
     movie_id = row["movieId"]
     title, year = split_title_year(row["title"])
     genres = tuple(g for g in row["genres"].split("|") if g and g != "(no genres listed)")
@@ -226,9 +315,6 @@ def _movielens_item(row, tags, plots, links, posters: Path | None) -> Item:
     for key in ("runtime", "age_rating"):
         if plot.get(key):
             metadata[key] = plot[key]
-    image = None
-    if posters is not None and (Path(posters) / f"{movie_id}.jpg").exists():
-        image = str((Path(posters) / f"{movie_id}.jpg").resolve())
     return Item(
         id=movie_id, title=title, year=year, genres=genres, tags=tags.get(movie_id, ()),
         people=people, text=text, image=image, metadata=metadata,

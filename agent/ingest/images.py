@@ -83,6 +83,7 @@ def decode_image(data: bytes, max_pixels: int, label: str = "image") -> Image.Im
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     valid = ", ".join(SUPPORTED_FORMATS)
+    _keep_bomb_check(max_pixels)
     try:
         with warnings.catch_warnings():
             # We enforce our own pixel limit below; Pillow's warning would only be noise.
@@ -120,6 +121,15 @@ def decode_image(data: bytes, max_pixels: int, label: str = "image") -> Image.Im
         ) from None
 
 
+def _keep_bomb_check(max_pixels: int) -> None:
+    """Pillow's own decompression-bomb check stays on: a library that set it to None would leave
+    frames Pillow sizes after ``open`` (animated GIF, multi-page TIFF, on ``seek``) unchecked."""
+    from PIL import Image
+
+    if Image.MAX_IMAGE_PIXELS is None:
+        Image.MAX_IMAGE_PIXELS = max_pixels
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
     """RGB with transparency flattened onto white (dark text on a transparent logo stays legible)."""
     from PIL import Image
@@ -137,6 +147,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
 def load_image(path_or_url: str | Path, settings: Settings) -> Image.Image:
     """Load a local file or an http(s) URL as a fully decoded RGB image, within the limits in
     ``settings`` (``max_image_bytes``, ``max_image_pixels``); raise InputError otherwise."""
-    label = str(path_or_url) if is_url(path_or_url) else f"image file {Path(path_or_url)}"
+    # the file's name, never its folder: error messages reach HTTP clients
+    label = str(path_or_url) if is_url(path_or_url) else f"image file {Path(path_or_url).name}"
     data = read_image_bytes(path_or_url, settings.max_image_bytes)
     return decode_image(data, settings.max_image_pixels, label=label)

@@ -3,7 +3,9 @@
 Work happens in batches; each batch is written before the next starts, so a killed ingest loses
 at most one batch and a rerun picks up where it stopped. Items whose content hash (catalog facts,
 media bytes, converter versions, card template) matches the store are skipped without model work.
-Items whose media failed are stored with what succeeded and retried on the next run.
+Items whose media failed are stored with what succeeded and retried on the next run. A media path
+is stored in the item's metadata (where the poster route finds it) only once a converter has
+accepted the file: a file no converter could read is never served.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ class IngestReport:
 
     def to_json(self) -> dict:
         out = asdict(self)
-        out["skipped"] = [{"file": r.file, "line": r.line, "reason": r.reason} for r in self.skipped]
+        out["skipped"] = [{"file": r.file, "line": r.line, "reason": r.reason, **({"kept": True} if r.kept else {})}
+                          for r in self.skipped]
         out["seconds"] = {k: round(v, 3) for k, v in self.seconds.items()}
         return out
 
@@ -107,6 +110,10 @@ def build_pipeline(settings: Settings) -> Pipeline:
     return Pipeline(build_text_embedder(settings), media["image"], media["audio"], notes)
 
 
+def _is_url(ref: str | None) -> bool:
+    return bool(ref) and str(ref).lower().startswith(("http://", "https://"))
+
+
 def _file_digest(ref: str | None) -> str:
     if not ref:
         return "-"
@@ -139,7 +146,8 @@ def content_hash(item: Item, pipeline_versions: str, template_digest: str) -> st
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def _metadata(item: Item, digest: str, media: dict[str, str], failed: bool) -> dict:
+def _metadata(item: Item, digest: str, media: dict[str, str], failed: bool, accepted: set[str]) -> dict:
+    """``accepted``: the media attributes ("image", "audio") a converter read without error."""
     meta: dict = {
         "title": item.title,
         "genres": encode_list(item.genres),
@@ -147,10 +155,13 @@ def _metadata(item: Item, digest: str, media: dict[str, str], failed: bool) -> d
     }
     if item.year is not None:
         meta["year"] = item.year
-    if item.image:
+    if item.image and "image" in accepted:
         meta["image"] = item.image
-    if item.audio:
+    if item.audio and "audio" in accepted:
         meta["audio"] = item.audio
+    url = item.metadata.get("image_url") or (item.image if _is_url(item.image) else None)
+    if url:  # kept for clients to show, never fetched
+        meta["image_url"] = str(url)
     meta.update({k: v for k, v in media.items() if v})
     return meta
 
@@ -158,8 +169,10 @@ def _metadata(item: Item, digest: str, media: dict[str, str], failed: bool) -> d
 def _run_media(
     converters: list[MediaConverter], items: list[Item], attr: str, report: IngestReport,
     media: dict[str, dict[str, str]], image_vectors: dict[str, list[float]], failed_ids: set[str],
+    accepted: dict[str, set[str]],
 ) -> None:
-    targets = [it for it in items if getattr(it, attr)]
+    # URLs are never fetched (a catalog must not make the server reach other hosts): kept as metadata
+    targets = [it for it in items if getattr(it, attr) and not _is_url(getattr(it, attr))]
     if not targets:
         return
     for converter in converters:
@@ -173,6 +186,7 @@ def _run_media(
                 )
                 continue
             assert isinstance(result, Conversion)
+            accepted[item.id].add(attr)
             media[item.id].update(result.card_fields)
             if result.embedding is not None and converter.modality == "image":
                 image_vectors[item.id] = result.embedding
@@ -182,15 +196,16 @@ def _ingest_batch(batch: list[Item], digests: dict[str, str], pipeline: Pipeline
     media: dict[str, dict[str, str]] = defaultdict(dict)
     image_vectors: dict[str, list[float]] = {}
     failed_ids: set[str] = set()
-    _run_media(pipeline.image, batch, "image", report, media, image_vectors, failed_ids)
-    _run_media(pipeline.audio, batch, "audio", report, media, image_vectors, failed_ids)
+    accepted: dict[str, set[str]] = defaultdict(set)
+    _run_media(pipeline.image, batch, "image", report, media, image_vectors, failed_ids, accepted)
+    _run_media(pipeline.audio, batch, "audio", report, media, image_vectors, failed_ids, accepted)
     with report.timed("cards"):
         cards = [build_card(item, media[item.id]) for item in batch]
         texts = [build_embedding_text(item, media[item.id]) for item in batch]
     with report.timed("embed:text"):
         vectors = pipeline.embedder.embed(texts)
     with report.timed("write"):
-        metas = [_metadata(it, digests[it.id], media[it.id], it.id in failed_ids) for it in batch]
+        metas = [_metadata(it, digests[it.id], media[it.id], it.id in failed_ids, accepted[it.id]) for it in batch]
         if image_vectors:
             ids = list(image_vectors)
             titles = [{"title": it.title} for it in batch if it.id in image_vectors]
@@ -203,7 +218,7 @@ def _ingest_batch(batch: list[Item], digests: dict[str, str], pipeline: Pipeline
 
 def ingest(items: list[Item], store: Store, settings: Settings, rejected: list[RowError] | None = None,
            progress: bool = True) -> IngestReport:
-    report = IngestReport(store=store.location, total=len(items) + len(rejected or []))
+    report = IngestReport(store=store.location, total=len(items) + sum(not r.kept for r in rejected or []))
     report.skipped.extend(rejected or [])
     apply_thread_settings(settings)
     with report.timed("setup"):

@@ -24,6 +24,9 @@ def title_line(meta: Mapping) -> str:
     return f"{title} ({year})" if year not in (None, "", -1) else title
 
 
+REQUEST_CHARS = 2000
+"""Characters of the request the reranker reads (the API's own query limit): every candidate's score
+runs over the request, so a pasted essay would cost every candidate its length."""
 CARD_CHARS = 160
 """Characters of each candidate's rerank view: every candidate shares one prompt, so each stays short."""
 # Card lines the reranker reads, in this order (people, poster OCR and long fields cost tokens

@@ -30,11 +30,19 @@ import numpy as np
 
 import prompts
 from agent.core.config import load_settings
-from agent.llm import chat_prompt, load_llm, over_prefix, prefix_forward
+from agent.llm import (
+    chat_prompt,
+    keep_end,
+    load_llm,
+    over_prefix,
+    prefix_forward,
+    token_budget,
+)
 from agent.provision.models import model_path
 from agent.rerank.packing import pack_suffixes, uses_sdpa
 from agent.rerank.prompt import (
     CARD_CHARS,
+    REQUEST_CHARS,
     SENTINEL,
     SEQUENTIAL_REQUEST,
     fence_text,
@@ -178,7 +186,7 @@ class LlmReranker:
         user = prompts.render(
             "rerank_pointwise.j2",
             part="user",
-            request=fence_text(request, 0),
+            request=fence_text(request, REQUEST_CHARS),
             history=[fence_text(t, 120) for t in history],
             card=SENTINEL,
         )
@@ -202,11 +210,14 @@ class LlmReranker:
 
         prefix_text, suffix_template = self._pointwise_parts(request, history)
         tok = self.tokenizer
-        prefix_ids = tok(prefix_text, return_tensors="pt", add_special_tokens=False)["input_ids"]
         suffixes = [
             tok(self.candidate_text(card) + suffix_template, add_special_tokens=False)["input_ids"]
             for card in cards
         ]
+        # the prefix alone never exceeds the token budget (history, request: cut, keeping the end)
+        budget = token_budget(self.model, getattr(self.settings, "max_forward_tokens", None))
+        prefix_ids = torch.tensor([keep_end(tok(prefix_text, add_special_tokens=False)["input_ids"],
+                                            budget - max(len(s) for s in suffixes))])
         yes, no = self._yes_no_tokens()
         model = self.model
         scores: list[float] = []

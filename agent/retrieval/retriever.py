@@ -64,11 +64,15 @@ class Candidate:
     sources: dict[str, float] = field(default_factory=dict)  # per-system z-scores
 
 
-def _fetch_vectors(store: Store, collection: str, ids: list[str]) -> np.ndarray:
-    """Vectors for ``ids`` in that order; a missing id is an error naming the command that fixes it."""
+def _fetch_vectors(store: Store, collection: str, ids: list[str], missing_ok: bool = False) -> np.ndarray:
+    """Vectors for ``ids`` in that order; a missing id is an error naming the command that fixes it,
+    or, with ``missing_ok``, a zero vector (an item a partial ingest left out: it is never shown)."""
     got = store.collection(collection, create=False).get(ids=ids, include=["embeddings"])
     by_id = dict(zip(got["ids"], got["embeddings"], strict=True))
     missing = [i for i in ids if i not in by_id]
+    if missing and missing_ok and by_id:
+        zero = np.zeros(len(next(iter(by_id.values()))), dtype=np.float32)
+        return np.asarray([by_id.get(i, zero) for i in ids], dtype=np.float32)
     if missing:
         raise RecsageError(
             f"{len(missing)} items of the interaction data (e.g. {missing[:3]}) have no vector in the "
@@ -91,7 +95,8 @@ class Retriever:
 
     @functools.cached_property
     def content_items(self) -> np.ndarray:
-        return _fetch_vectors(self.store, TEXT_COLLECTION, self.split.item_ids)
+        # a store ingested with --limit holds some items of the interaction data: the others score 0
+        return _fetch_vectors(self.store, TEXT_COLLECTION, self.split.item_ids, missing_ok=True)
 
     @functools.cached_property
     def sasrec(self) -> SasrecModel:
@@ -115,8 +120,20 @@ class Retriever:
 
     @functools.cached_property
     def item_meta(self) -> list[dict]:
-        got = self.store.get(self.split.item_ids)
-        return [got[i]["metadata"] for i in self.split.item_ids]
+        """Stored metadata per item; ``{}`` for an item of the interaction data the store lacks (a
+        partial ingest): it has no genres or year, so it never passes a filter."""
+        got = self._stored_records
+        return [got.get(i, {}) for i in self.split.item_ids]
+
+    @functools.cached_property
+    def stored(self) -> np.ndarray:
+        """True for items the store holds: only those can be shown (they have a title and a card)."""
+        return np.array([i in self._stored_records for i in self.split.item_ids], dtype=bool)
+
+    @functools.cached_property
+    def _stored_records(self) -> dict[str, dict]:
+        """Metadata by id of the interaction data's items that the store holds."""
+        return {i: record["metadata"] for i, record in self.store.get(self.split.item_ids).items()}
 
     @functools.cached_property
     def genres(self) -> list[set[str]]:
@@ -223,6 +240,7 @@ class Retriever:
             scores = self.scores(system, history, query_vector=query_vector)
         scores = np.asarray(scores, dtype=np.float64).copy()
         scores[history] = -np.inf
+        scores[~self.stored] = -np.inf
         if filters is not None and filters.active():
             scores[~self.filter_mask(filters)] = -np.inf
         top = np.argsort(-scores, kind="stable")[:k]
@@ -230,11 +248,11 @@ class Retriever:
         timings["score"] = time.perf_counter() - start
         start = time.perf_counter()
         ids = [self.split.item_ids[i] for i in top]
-        meta = self.store.get(ids)  # fresh titles and facts from the store
+        meta = self.store.get(ids) if ids else {}  # fresh titles and facts from the store
         timings["fetch"] = time.perf_counter() - start
         out = []
         for rank, (i, item_id) in enumerate(zip(top, ids, strict=True), start=1):
-            m = meta[item_id]["metadata"]
+            m = meta.get(item_id, {}).get("metadata", {})
             out.append(Candidate(
                 id=item_id, title=m.get("title", ""), year=m.get("year"),
                 genres=json.loads(m.get("genres", "[]")), score=round(float(scores[i]), 6), rank=rank,

@@ -4,13 +4,15 @@ Endpoints: ``/v1/recommend`` (JSON, or multipart with an image / voice-note uplo
 (server-sent events of a chat turn), ``/v1/chat/completions`` (OpenAI-compatible, streamed or not),
 ``/v1/items/{id}`` and its poster, ``/healthz``, OpenAPI at ``/docs``, the chat page at ``/``.
 Model work runs in worker threads (the models lock themselves) under ``request_timeout_s``; every
-error is JSON ``{"error": {"message", "type"}}`` with a 4xx status, or 503 when the server is busy.
+error is JSON ``{"error": {"message", "type"}}`` with a 4xx status, or 503 when the server is busy,
+and names the input, never a server folder. Before routing, :mod:`agent.server.middleware` checks
+the token, the Host and the body's size and pace; a chat turn's stream is closed when its response
+ends, however it ends (done, client gone, time out), which frees its session.
 """
 
 from __future__ import annotations
 
 import importlib.resources
-import ipaddress
 import logging
 import secrets
 import tempfile
@@ -23,29 +25,36 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent.core.config import Settings
-from agent.core.errors import InputError, RecsageError
+from agent.core.errors import Busy, InputError, RecsageError
 from agent.server import io as server_io
-from agent.server.io import ApiError, BlockingStream, error_body, run_blocking
+from agent.server.io import (
+    ApiError,
+    BlockingStream,
+    TurnResponse,
+    error_body,
+    hide_paths,
+    run_blocking,
+)
+from agent.server.middleware import EdgeGuard, is_loopback
 from agent.server.openai_shapes import (
     CompletionIds,
     CompletionRequest,
+    fit_transcript,
     json_default,
     last_user_media,
     models_list,
-    plain_messages,
     sse_data,
 )
 from agent.server.schemas import ChatRequest, RecommendRequest, body_doc, parse_body
 from agent.server.sessions import ChatSessions
 
 WEB_DIR = Path(str(importlib.resources.files("agent.server") / "web"))
-LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
 log = logging.getLogger("recsage.server")
 
 
@@ -65,6 +74,8 @@ class AppState:
     settings: Settings
     token: str | None
     sessions: ChatSessions
+    folders: tuple[str, ...] = ()
+    """Server folders error messages must not show (:func:`agent.server.io.server_folders`)."""
 
 
 def _state(request: Request) -> AppState:
@@ -72,15 +83,6 @@ def _state(request: Request) -> AppState:
 
 
 # --- security -----------------------------------------------------------------------------------
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_bind(host: str, token: str | None) -> None:
@@ -107,10 +109,18 @@ def authorize(request: Request,
                             "token the server was started with", "authentication_error")
 
 
-async def upload_folder():
-    """A private temporary folder for this request's uploads, removed after the response is sent."""
+async def upload_folder(request: Request):
+    """A private temporary folder for this request's uploads, removed after the response is sent;
+    its name never reaches the client (:func:`_hidden`)."""
     with tempfile.TemporaryDirectory(prefix="recsage-upload-") as folder:
+        request.state.upload_folder = folder
         yield Path(folder)
+
+
+def _hidden(request: Request, text: str) -> str:
+    """``text`` without the server's folders (this request's upload folder, temp, home, models)."""
+    state = _state(request)
+    return hide_paths(text, (getattr(request.state, "upload_folder", None), *state.folders))
 
 
 UploadFolder = Annotated[Path, Depends(upload_folder, scope="request")]
@@ -152,10 +162,17 @@ async def item(request: Request, item_id: ItemId) -> SafeJSONResponse:
 @router.get("/items/{item_id}/poster", name="item_poster", summary="The item's poster image",
             response_class=FileResponse, responses={200: {"content": {"image/jpeg": {}}}})
 async def item_poster(request: Request, item_id: ItemId) -> FileResponse:
+    from fastapi.responses import Response
+
+    from agent.recommend import poster_image
+
+    settings = _state(request).settings
     poster = (await _item(request, item_id)).get("poster")
-    if not poster or not Path(poster).is_file():
+    # only a file that verifies as an image is served, whatever path a catalog once named
+    image = await run_blocking(poster_image, poster, settings.max_image_bytes, timeout_s=settings.request_timeout_s)
+    if image is None:
         raise ApiError(404, f"item {item_id} has no poster", "not_found")
-    return FileResponse(poster)
+    return Response(image[0], media_type=image[1])
 
 
 # --- chat ---------------------------------------------------------------------------------------
@@ -173,6 +190,8 @@ def _stream_error(exc: Exception) -> dict:
         return error_body(exc.message, exc.kind, status=exc.status)
     if isinstance(exc, InputError):
         return error_body(str(exc), status=400)
+    if isinstance(exc, Busy):
+        return error_body(str(exc), "conflict", status=409)
     if isinstance(exc, RecsageError):
         return error_body(str(exc), "server_error", status=503)
     log.exception("chat stream failed", exc_info=exc)
@@ -180,7 +199,7 @@ def _stream_error(exc: Exception) -> dict:
 
 
 @router.post("/chat", openapi_extra=body_doc(ChatRequest), responses=SSE, summary="One chat turn, streamed")
-async def chat(request: Request, folder: UploadFolder) -> StreamingResponse:
+async def chat(request: Request, folder: UploadFolder) -> TurnResponse:
     """Events: session, tool, observation, token, items, done (or error). Send the session_id of the
     first event back to continue the conversation; refinements apply to the next answer."""
     state = _state(request)
@@ -191,13 +210,14 @@ async def chat(request: Request, folder: UploadFolder) -> StreamingResponse:
     session_id, entry = await run_blocking(state.sessions.open, body.session_id, body.user, timeout_s=timeout)
     holder = entry.acquire(lease_s=timeout)
     if holder is None:
-        raise ApiError(409, "this chat session is still answering its previous message; wait for its done event")
-    try:
-        stream = BlockingStream(entry.session.send(body.message, **media), timeout)
-        first = await stream.next()  # input errors become a 4xx before any byte is sent
+        raise ApiError(409, "a turn is already running on this chat session; wait for its done event", "conflict")
+    try:  # the hold ends when the turn's generator is closed, not when the response ends
+        stream = BlockingStream(entry.session.send(body.message, **media), timeout,
+                                on_close=partial(entry.release, holder))
     except BaseException:
         entry.release(holder)
         raise
+    first = await stream.next()  # input errors become a 4xx before any byte is sent
 
     async def events() -> AsyncIterator[str]:
         try:
@@ -208,10 +228,8 @@ async def chat(request: Request, folder: UploadFolder) -> StreamingResponse:
                 event = await stream.next()
         except Exception as exc:  # noqa: BLE001 - reported to the client as an error event
             yield sse_event({"type": "error", **_stream_error(exc)})
-        finally:
-            entry.release(holder)
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return TurnResponse(events(), stream, partial(_hidden, request))
 
 
 @router.delete("/chat/{session_id}", summary="Forget a chat session")
@@ -268,19 +286,31 @@ async def chat_completions(request: Request, body: CompletionRequest, folder: Up
     The last user message may carry an ``image_url`` (data URL) or ``input_audio`` part."""
     state = _state(request)
     timeout = state.settings.request_timeout_s
+    transcript = fit_transcript(body.messages, state.settings)  # limits: before any decoding or replay
     media = _media_from_messages(body, folder, state.settings)
-    session, text = await run_blocking(state.chat_agent.session_from_messages, plain_messages(body.messages),
+    session, text = await run_blocking(state.chat_agent.session_from_messages, transcript,
                                        body.recsage_user, timeout_s=timeout)
     stream = BlockingStream(session.send(text, **media), timeout)
     ids = CompletionIds(body.model)
     if not body.stream:
-        done: dict = {}
-        async for event in stream:
-            done = event if event.get("type") == "done" else done
-        return SafeJSONResponse(ids.completion(done.get("answer", ""), _recsage_extra(done)))
+        done = await _answer(stream, request)
+        answer = _hidden(request, done.get("answer", ""))
+        return SafeJSONResponse(ids.completion(answer, _recsage_extra(done)))
     first = await stream.next()
-    return StreamingResponse(_openai_chunks(ids, first, stream), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache"})
+    return TurnResponse(_openai_chunks(ids, first, stream), stream, partial(_hidden, request))
+
+
+async def _answer(stream: BlockingStream, request: Request) -> dict:
+    """The done event of a turn answered in one piece; a client gone mid-turn stops it at the next step."""
+    done: dict = {}
+    try:
+        while (event := await stream.next()) is not None:
+            done = event if event.get("type") == "done" else done
+            if await request.is_disconnected():
+                break
+    finally:
+        stream.close()
+    return done
 
 
 @router.get("/models", summary="OpenAI-compatible model list")
@@ -297,15 +327,24 @@ def _error_response(status: int, body: dict, headers: dict | None = None) -> JSO
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError):
+    async def api_error(request: Request, exc: ApiError):
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return _error_response(exc.status, exc.body(), headers)
+        return _error_response(exc.status, error_body(_hidden(request, exc.message), exc.kind), headers)
 
     @app.exception_handler(RecsageError)
-    async def recsage_error(_: Request, exc: RecsageError):
+    async def recsage_error(request: Request, exc: RecsageError):
+        message = _hidden(request, str(exc))
         if isinstance(exc, InputError):
-            return _error_response(400, error_body(str(exc)))
-        return _error_response(503, error_body(f"the server is not ready: {exc}", "server_error"))
+            return _error_response(400, error_body(message))
+        if isinstance(exc, Busy):
+            return _error_response(409, error_body(message, "conflict"))
+        return _error_response(503, error_body(f"the server is not ready: {message}", "server_error"))
+
+    @app.exception_handler(RecursionError)
+    async def too_deep(_: Request, exc: RecursionError):
+        # json.loads recurses per nesting level: a body nested thousands deep ends here, not in a 500
+        return _error_response(400, error_body("the JSON body is nested too deeply; send a flat object "
+                                               "(see /docs for the request schema)"))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError):
@@ -334,8 +373,10 @@ def create_app(recommender, chat_agent, settings: Settings | None = None, token:
     app = FastAPI(title="recsage", version=app_version, default_response_class=SafeJSONResponse,
                   description="Multimodal, LLM-centric movie recommendations that explain themselves.")
     app.state.recsage = AppState(recommender, chat_agent, settings, token,
-                                 ChatSessions(chat_agent, settings.chat_sessions_max))
+                                 ChatSessions(chat_agent, settings.chat_sessions_max),
+                                 server_io.server_folders(settings, recommender))
     app.include_router(router)
+    app.add_middleware(EdgeGuard, token=token, settings=settings)  # before routing: token, Host, body limits
     _install_error_handlers(app)
 
     @app.get("/healthz", summary="Liveness")

@@ -4,9 +4,14 @@ model work moved off the event loop under a time limit, and errors as JSON with 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import logging
+import queue
 import re
+import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -14,10 +19,12 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
+from starlette.responses import StreamingResponse
 
 from agent.core.errors import InputError
 
 T = TypeVar("T")
+log = logging.getLogger("recsage.server")
 CHUNK = 1 << 16
 SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?:;[\w=.+-]+)*;base64,(?P<data>.*)$", re.DOTALL)
@@ -115,30 +122,145 @@ async def run_blocking(fn: Callable[..., T], *args: Any, timeout_s: float) -> T:
 
 
 _END = object()
+_CLOSE = None
 
 
 class BlockingStream:
-    """Pulls a blocking event iterator (ChatSession.send) one event at a time in worker threads,
-    under one deadline for the whole stream."""
+    """Pulls a blocking event iterator (ChatSession.send) one event at a time, under one deadline
+    for the whole stream, in one daemon thread of its own that also closes it.
 
-    def __init__(self, events: Iterator[dict], timeout_s: float):
-        self.events, self.timeout_s = events, timeout_s
+    The thread advances the generator only when asked (``next``) and closes it, in that same thread,
+    when asked to (``close``: a client disconnect, a timeout, the end), between two steps: a step
+    already running ends, no further step starts, the generator's ``finally`` blocks run (a chat
+    session's turn is over) and ``on_close`` runs. A daemon thread, so a step still running never
+    holds the process when the server is told to stop."""
+
+    def __init__(self, events: Iterator[dict], timeout_s: float, on_close: Callable[[], None] | None = None):
+        self.events, self.timeout_s, self.on_close = events, timeout_s, on_close
         self.deadline = time.monotonic() + timeout_s
+        self.asks: queue.SimpleQueue = queue.SimpleQueue()
+        self.closed = False
+        try:
+            threading.Thread(target=self._run, name="recsage-stream", daemon=True).start()
+        except RuntimeError:  # the OS will not start another thread: too many turns at once
+            self._finish()
+            raise ApiError(503, "the server is running too many chat turns at once; retry later", "timeout") from None
+
+    def _run(self) -> None:
+        try:
+            while True:
+                try:  # nobody asks for the next event past the deadline: close anyway
+                    ask = self.asks.get(timeout=max(0.0, self.deadline - time.monotonic()) + 1.0)
+                except queue.Empty:
+                    return
+                if ask is _CLOSE:
+                    return
+                loop, future = ask
+                try:
+                    outcome = (next(self.events, _END), None)
+                except BaseException as exc:  # noqa: BLE001 - handed to the awaiting request
+                    outcome = (None, exc)
+                _resolve(loop, future, outcome)
+                if outcome[1] is not None or outcome[0] is _END:
+                    return
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        try:
+            close = getattr(self.events, "close", None)
+            if close is not None:
+                close()  # GeneratorExit at the step boundary: the turn's `finally` / `with` blocks end
+        except Exception:  # noqa: BLE001 - a generator that fails while closing is still closed
+            log.exception("closing a chat stream failed")
+        finally:
+            if self.on_close is not None:
+                self.on_close()
+
+    def close(self) -> None:
+        """Stop after the running step (if any); returns at once, the thread does the closing."""
+        if not self.closed:
+            self.closed = True
+            self.asks.put(_CLOSE)
 
     async def next(self) -> dict | None:
-        """The next event, None at the end; InputError/ApiError pass through, a timeout is 503."""
+        """The next event, None at the end; InputError/ApiError pass through, a timeout is 503 (and
+        closes the stream). A cancelled wait (client gone) closes it too."""
         remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
+        if self.closed or remaining <= 0:
+            self.close()
             raise busy_error(self.timeout_s)
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.asks.put((loop, future))
         try:
-            event = await run_blocking(next, self.events, _END, timeout_s=remaining)
-        except ApiError as exc:
-            raise busy_error(self.timeout_s) if exc.status == 503 else exc from None
-        return None if event is _END else event
+            with anyio.fail_after(remaining):
+                event, error = await future
+        except BaseException as exc:
+            self.close()
+            if isinstance(exc, TimeoutError):
+                raise busy_error(self.timeout_s) from None
+            raise
+        if error is not None:
+            self.close()
+            raise error
+        if event is _END:
+            self.close()
+            return None
+        return event
 
     async def __aiter__(self) -> AsyncIterator[dict]:
         while (event := await self.next()) is not None:
             yield event
+
+
+def _resolve(loop: asyncio.AbstractEventLoop, future: asyncio.Future, outcome: tuple) -> None:
+    """Hand a step's outcome to the request waiting on the event loop (if it still waits)."""
+    def settle() -> None:
+        if not future.done():
+            future.set_result(outcome)
+
+    try:
+        loop.call_soon_threadsafe(settle)
+    except RuntimeError:  # the loop is closed: the server stopped, nobody waits
+        pass
+
+
+class TurnResponse(StreamingResponse):
+    """A streamed chat turn: each chunk leaves without the server's folders in it (``hide``), and
+    the turn's stream is closed when the response ends, however it ends (done, the client gone,
+    the server stopping), so the session is free for its next turn."""
+
+    def __init__(self, chunks: AsyncIterator[str], stream: BlockingStream, hide: Callable[[str], str]):
+        super().__init__((hide(chunk) async for chunk in chunks), media_type="text/event-stream",
+                         headers={"Cache-Control": "no-cache"})
+        self.stream = stream
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.stream.close()
+
+
+def server_folders(settings, recommender=None) -> tuple[str, ...]:
+    """Folders of this server whose names an error message must not show: temp (uploads live
+    there), the models' home, the store and catalog folders, the user's home; longest first."""
+    found = [tempfile.gettempdir(), str(settings.home), str(Path.home())]
+    for name in ("store_dir", "movielens"):
+        value = getattr(recommender, name, None)
+        if value is not None:
+            found.append(str(value))
+    return tuple(sorted({f.rstrip("/") for f in found if len(f.rstrip("/")) > 1}, key=len, reverse=True))
+
+
+def hide_paths(text: str, folders) -> str:
+    """``text`` with each folder's name taken out: a file inside one is named by its path within
+    it (``/tmp/recsage-upload-x/image.png`` -> ``image.png`` when the upload folder is given)."""
+    for folder in folders:
+        if folder and folder in text:
+            text = text.replace(folder + "/", "").replace(folder, "(server folder)")
+    return text
 
 
 class BackgroundServer:

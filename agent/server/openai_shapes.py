@@ -8,6 +8,7 @@ turns are replayed as text to rebuild the session's state, never re-transcribed.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Iterable
@@ -15,7 +16,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent.core.config import Settings
+from agent.server.io import ApiError
+
 MODEL_ID = "recsage"
+log = logging.getLogger(__name__)
 
 
 class TextPart(BaseModel):
@@ -81,6 +86,41 @@ def plain_messages(messages: Iterable[ChatMessage]) -> list[dict]:
     """The ``[{"role", "content": str}]`` list ChatAgent.session_from_messages replays."""
     return [{"role": "system" if m.role == "developer" else m.role, "content": message_text(m)}
             for m in messages if m.role in ("system", "developer", "user", "assistant")]
+
+
+def message_too_long(where: str, size: int, limit: int) -> ApiError:
+    """413 for chat text over ``max_message_chars``, naming the message and the limit."""
+    return ApiError(413, f"{where} is {size:,} characters, over the limit of {limit:,} (setting "
+                         "max_message_chars); shorten it", "request_too_large")
+
+
+def check_message_lengths(messages: list[ChatMessage], limit: int) -> None:
+    """Refuse the transcript when any one message's text is over ``limit`` characters."""
+    for index, message in enumerate(messages):
+        size = len(message_text(message))
+        if size > limit:
+            raise message_too_long(f"message {index} ({message.role})", size, limit)
+
+
+def fit_transcript(messages: list[ChatMessage], settings: Settings) -> list[dict]:
+    """The transcript as :func:`plain_messages`, within the limits: a message over
+    ``max_message_chars`` is a 413 naming its index; beyond ``max_conversation_chars`` in all, the
+    oldest turns are left out (never the last user message, which is the one answered) and a
+    system note in their place says so. Replaying a transcript is rules only, but every turn
+    still costs its length, and the server keeps the session's turns."""
+    check_message_lengths(messages, settings.max_message_chars)
+    plain = plain_messages(messages)
+    last_user = max((i for i, m in enumerate(plain) if m["role"] == "user"), default=len(plain) - 1)
+    total, limit, drop = sum(len(m["content"]) for m in plain), settings.max_conversation_chars, 0
+    while total > limit and drop < last_user:
+        total -= len(plain[drop]["content"])
+        drop += 1
+    if not drop:
+        return plain
+    log.info("chat transcript over max_conversation_chars: left out its %d oldest messages", drop)
+    note = (f"({drop} earlier messages were left out: the conversation is over {limit:,} characters, "
+            "setting max_conversation_chars)")
+    return [{"role": "system", "content": note}, *plain[drop:]]
 
 
 def last_user_media(messages: list[ChatMessage]) -> tuple[ImagePart | None, AudioPart | None]:

@@ -13,12 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.core.config import Settings
 from agent.core.errors import InputError
-from agent.server.io import ApiError, save_upload, too_large
+from agent.server.io import ApiError, save_upload
+from agent.server.openai_shapes import message_too_long
 
 MEDIA_LIMITS = {"image": "max_image_bytes", "audio": "max_audio_bytes"}
 """Upload field -> the setting that caps its size."""
-FORM_OVERHEAD = 1_000_000
-"""Bytes a multipart body may carry beyond its files (boundaries and text fields)."""
 
 
 class RecommendRequest(BaseModel):
@@ -54,7 +53,9 @@ class ChatRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    message: str = Field("", max_length=4000, description="What the person says (may be empty with media).")
+    message: str = Field("", max_length=1_000_000,
+                         description="What the person says (may be empty with media); the server's "
+                                     "max_message_chars setting bounds it further (413 beyond it).")
     session_id: str | None = Field(None, max_length=64, description="Continue this chat; empty starts one.")
     user: str | None = Field(None, min_length=1, max_length=64, description="A MovieLens userId (new chats).")
 
@@ -76,14 +77,6 @@ def body_doc(model: type[BaseModel]) -> dict:
         "application/json": {"schema": model.model_json_schema()},
         "multipart/form-data": {"schema": _multipart_schema(model)},
     }}}
-
-
-def _check_length(request: Request, settings: Settings) -> None:
-    """Refuse an oversized body from its Content-Length, before reading it."""
-    limit = settings.max_image_bytes + settings.max_audio_bytes + FORM_OVERHEAD
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large("request body", f"{int(declared):,}", limit, "max_image_bytes + max_audio_bytes")
 
 
 async def _form_data(request: Request, folder: Path, settings: Settings) -> tuple[dict, dict[str, Path]]:
@@ -116,7 +109,6 @@ async def _json_data(request: Request) -> dict:
 async def parse_body(request: Request, model: type[BaseModel], folder: Path,
                      settings: Settings) -> tuple[BaseModel, dict[str, Path]]:
     """The validated body and the uploaded files (saved in ``folder``), keyed image / audio."""
-    _check_length(request, settings)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
         data, media = await _form_data(request, folder, settings)
@@ -126,6 +118,15 @@ async def parse_body(request: Request, model: type[BaseModel], folder: Path,
         raise ApiError(415, f"unsupported content type {content_type!r}: send application/json, or "
                             "multipart/form-data with image / audio files", "unsupported_media_type")
     try:
-        return model.model_validate(data), media
+        body = model.model_validate(data)
     except ValidationError as exc:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+    _check_message(body, settings)
+    return body, media
+
+
+def _check_message(body: BaseModel, settings: Settings) -> None:
+    """A chat message over ``max_message_chars`` is refused before any model reads it."""
+    message = getattr(body, "message", None)
+    if isinstance(message, str) and len(message) > settings.max_message_chars:
+        raise message_too_long("the message", len(message), settings.max_message_chars)

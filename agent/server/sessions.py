@@ -13,8 +13,10 @@ from typing import Any
 
 @dataclass
 class SessionEntry:
-    """A chat session and who is answering in it. A turn holds it for at most ``lease_s``: a stream
-    cancelled before it started never releases it, so a stale hold is taken over, not kept forever."""
+    """A chat session and who is answering in it. A turn holds it until its generator is closed
+    (the server closes it when the response ends, the client goes or the time runs out), and for
+    at most ``lease_s``: a hold somehow never released is taken over, not kept forever (the session
+    itself then refuses a second turn while the first really runs)."""
 
     session: Any
     holder: object | None = None

@@ -6,9 +6,13 @@ const $ = (id) => document.getElementById(id);
 const state = { sessionId: null, busy: false, recorder: null, recording: null };
 
 function authHeaders() {
+  // X-Recsage-Client: a server without a token refuses form (multipart) POSTs without it, since any
+  // site's page can make a browser send those; a page of another site cannot add this header.
   const token = $("token").value.trim();
   if (token) localStorage.setItem("recsage-token", token);
-  return token ? { Authorization: "Bearer " + token } : {};
+  const headers = { "X-Recsage-Client": "1" };
+  if (token) headers.Authorization = "Bearer " + token;
+  return headers;
 }
 
 function element(tag, className, text) {

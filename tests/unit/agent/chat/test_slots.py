@@ -39,7 +39,6 @@ def test_years(text, years):
     ("I've seen it already", {"negate": True}),
     ("recommend as user 42", {"user": "42"}),
     ("details for item 318", {"item_id": "318"}),
-    ("transcribe ./notes/voice_1.wav", {"path": "./notes/voice_1.wav"}),
     ("something lighter", {"mood": "lighter"}),
     ("a bit darker please", {"mood": "darker"}),
     ("only comedies", {"genres": ("Comedy",)}),
@@ -52,9 +51,12 @@ def test_slots(text, expected):
         assert getattr(slots, key) == value, key
 
 
-def test_audio_or_image_path():
-    assert extract_slots("listen to memo.ogg").path == "memo.ogg"
-    assert extract_slots("read poster.JPG").path == "poster.JPG"
+def test_audio_or_image_path_only_where_local_files_are_allowed():
+    assert extract_slots("listen to memo.ogg", paths=True).path == "memo.ogg"
+    assert extract_slots("read poster.JPG", paths=True).path == "poster.JPG"
+    assert extract_slots("transcribe ./notes/voice_1.wav", paths=True).path == "./notes/voice_1.wav"
+    words = extract_slots("transcribe ./notes/voice_1.wav")  # the default (a server): a path is words
+    assert words.path is None and "voice" in words.content_words
 
 
 def test_title_forms_handle_trailing_articles_and_alternative_titles():

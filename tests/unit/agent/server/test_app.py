@@ -21,7 +21,8 @@ from tests.fakes.server import MOVIES, FakeChatAgent, FakeRecommender
 def make_client(tmp_path, token=None, delay_s=0.0, **settings) -> tuple[TestClient, FakeRecommender]:
     recommender = FakeRecommender(tmp_path, delay_s=delay_s)
     app = create_app(recommender, FakeChatAgent(recommender), Settings(**settings), token=token)
-    return TestClient(app), recommender
+    # the page's loopback origin and header (a server without a token refuses other Hosts and bare form POSTs)
+    return TestClient(app, base_url="http://127.0.0.1", headers={"X-Recsage-Client": "1"}), recommender
 
 
 @pytest.fixture

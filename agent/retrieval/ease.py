@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from agent.core.io import read_json, write_json
+from agent.retrieval.artifacts import model_folder
 
 MODEL_DIR = "ease"  # the model's folder inside a retriever folder
 WEIGHTS_FILE = "ease.safetensors"
@@ -64,12 +65,7 @@ def load_ease(directory: Path) -> EaseModel:
     """Load a model written by ``EaseModel.save``, from a retriever folder (its ease/) or the model folder."""
     from safetensors.numpy import load_file
 
-    directory = Path(directory)
-    if (directory / MODEL_DIR / CONFIG_FILE).exists():
-        directory = directory / MODEL_DIR
-    for name in (WEIGHTS_FILE, CONFIG_FILE):
-        if not (directory / name).exists():
-            raise FileNotFoundError(f"{directory / name} missing: train it with `recsage train-retriever` first")
+    directory = model_folder(directory, MODEL_DIR, (CONFIG_FILE, WEIGHTS_FILE))
     meta = read_json(directory / CONFIG_FILE)
     B = load_file(str(directory / WEIGHTS_FILE))["B"]
     if B.shape != (meta["n_items"], meta["n_items"]):

@@ -28,6 +28,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from agent.core.config import ConfigBase
 from agent.core.io import atomic_write_bytes, read_json, write_json
+from agent.retrieval.artifacts import model_folder
 
 MODEL_DIR = "sasrec"  # the model's folder inside a retriever folder
 CONFIG_FILE = "config.json"
@@ -248,12 +249,7 @@ class SasrecModel:
 
 def load_sasrec(directory: Path) -> SasrecModel:
     """Load the model saved by training, from a retriever folder (its sasrec/) or the model folder."""
-    directory = Path(directory)
-    if (directory / MODEL_DIR / CONFIG_FILE).exists():
-        directory = directory / MODEL_DIR
-    for name in (CONFIG_FILE, WEIGHTS_FILE):
-        if not (directory / name).exists():
-            raise FileNotFoundError(f"{directory / name} missing: train it with `recsage train-retriever` first")
+    directory = model_folder(directory, MODEL_DIR, (CONFIG_FILE, WEIGHTS_FILE))
     meta = read_json(directory / CONFIG_FILE)
     if meta.get("model") != "SASRec":
         raise ValueError(f"{directory / CONFIG_FILE} describes {meta.get('model')!r}, not a SASRec model")

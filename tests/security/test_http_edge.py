@@ -1,5 +1,5 @@
 """The HTTP edge under hostile clients, on a real uvicorn server on loopback (fakes for the models,
-tests/security/http_fakes.py): the token before the body, byte caps that count chunked bodies, a
+tests/fakes/http_server.py): the token before the body, byte caps that count chunked bodies, a
 body read deadline, nested JSON, Host headers and cross-site simple POSTs, no server paths in
 errors, disconnects and timeouts that end a chat turn and free its session, SIGTERM mid-turn."""
 
@@ -22,7 +22,7 @@ from agent.core.config import Settings
 from agent.core.errors import Busy
 from agent.server.app import create_app
 from agent.server.io import ApiError, BackgroundServer, BlockingStream
-from tests.security.http_fakes import (
+from tests.fakes.http_server import (
     STEPS,
     PathLeakingRecommender,
     connect,
@@ -326,7 +326,7 @@ def test_sigterm_stops_the_server_within_seconds_while_a_turn_runs(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "tests.security.http_fakes", str(port)], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.http_server", str(port)], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     url = f"http://127.0.0.1:{port}"

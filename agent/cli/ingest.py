@@ -58,12 +58,15 @@ def print_ingest_summary(s: dict) -> None:
     from rich.table import Table
 
     console = Console(stderr=True)
+    dropped = [row for row in s["skipped"] if not row.get("kept")]
     console.print(
-        f"[bold]ingested {s['ingested']}[/], unchanged {s['unchanged']}, skipped {len(s['skipped'])}, "
-        f"media failed {len(s['failed'])}; {s['items_in_store']} items in {s['store']}"
+        f"[bold]ingested {s['ingested']}[/], unchanged {s['unchanged']}, skipped {len(dropped)}, "
+        f"kept without media {len(s['skipped']) - len(dropped)}, media failed {len(s['failed'])}; "
+        f"{s['items_in_store']} items in {s['store']}"
     )
     for row in s["skipped"]:
-        console.print(f"  skipped {row['file']}:{row['line']}: {row['reason']}")
+        label = "kept without media" if row.get("kept") else "skipped"
+        console.print(f"  {label} {row['file']}:{row['line']}: {row['reason']}")
     for f in s["failed"]:
         console.print(f"  failed item {f['id']} {f['converter']} {f['file']}: {f['reason']} (item kept; retried next run)")
     for note in s["notes"]:

@@ -11,6 +11,7 @@ import click
 
 from agent.cli import (  # noqa: F401 - imported for their commands
     chat,
+    config,
     converters,
     evaluate,
     finetune,

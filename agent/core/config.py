@@ -307,7 +307,7 @@ def load_settings(config_file: Path | None = None, **overrides) -> Settings:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise InputError(
-            f"invalid setting {where!r}: {first['msg']} (see `recsage config --help` for valid values)"
+            f"invalid setting {where!r}: {first['msg']} (`recsage config` lists every setting and its valid values)"
         ) from None
 
 

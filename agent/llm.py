@@ -23,10 +23,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent.core.config import Settings
+
 _LOCK = threading.Lock()
 _LOADED: dict[tuple, LoadedLlm] = {}
-FORWARD_TOKENS = 16_384
-"""Tokens one forward pass may read when no settings say otherwise (``Settings.max_forward_tokens``)."""
+FORWARD_TOKENS: int = Settings.model_fields["max_forward_tokens"].default
+"""Tokens one forward pass may read when no settings say otherwise (the setting's default)."""
 DTYPES = ("auto", "bf16", "fp32")
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 

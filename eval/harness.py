@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agent.core.errors import InputError
 from eval.metrics import (
     bootstrap_ci,
     evaluate,
@@ -38,10 +39,10 @@ class EvalResult:
 
 def sample_users(n_users: int, n: int | None, seed: int = 0) -> list[int]:
     """All users, or a seeded sample of ``n`` (sorted, so runs are comparable)."""
+    if n is not None and n <= 0:
+        raise InputError(f"--users must be a positive integer, got {n}")
     if n is None or n >= n_users:
         return list(range(n_users))
-    if n <= 0:
-        raise ValueError(f"--users must be positive, got {n}")
     return sorted(np.random.default_rng(seed).choice(n_users, size=n, replace=False).tolist())
 
 

@@ -164,12 +164,9 @@ class _ConverterTool:
         with self._lock:
             if self._converter is None:
                 from agent.core.config import load_settings
-                from agent.plugins import converter_classes
+                from agent.plugins import load_converter
 
-                classes = converter_classes()
-                if self.converter_name not in classes:
-                    raise InputError(f"no {self.converter_name!r} converter is registered; see `recsage plugins`")
-                self._converter = classes[self.converter_name][0](settings or load_settings())
+                self._converter = load_converter(settings or load_settings(), self.converter_name)
             return self._converter
 
     def text_of(self, conversion) -> str:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agent.core.config import Settings
 from agent.core.errors import InputError
 from agent.core.io import NonBlankStr, iter_json_objects, validation_reason
+from agent.ingest.images import is_url
 
 Scalar = str | int | float | bool
 
@@ -79,10 +80,6 @@ DEFAULT_MAX_FIELD_CHARS = Settings.model_fields["catalog_max_field_chars"].defau
 
 class MediaRefused(ValueError):
     """A media reference that must not be read; the row is kept without it."""
-
-
-def is_url(value: str) -> bool:
-    return value.lower().startswith(("http://", "https://"))
 
 
 def confined_path(value: str, folder: Path, kind: str) -> str:
@@ -220,14 +217,16 @@ def split_title_year(raw: str) -> tuple[str, int | None]:
     return raw[: match.start()].strip(), int(match.group(1))
 
 
-def _movielens_tags(path: Path) -> dict[str, tuple[str, ...]]:
+def _movielens_tags(path: Path, max_field_chars: int) -> dict[str, tuple[str, ...]]:
     """Tags per movie, most-used first (case-folded), capped so cards stay short."""
     if not path.exists():
         return {}
     counts: dict[str, Counter] = defaultdict(Counter)
     spelling: dict[str, str] = {}
     with open(path, newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
+        for _, row, problem in csv_rows(fh, max_field_chars):
+            if problem is not None:
+                continue  # a tag too long to be a tag: the movie keeps its other tags
             tag = (row.get("tag") or "").strip()
             if tag:
                 counts[row["movieId"]][tag.lower()] += 1
@@ -262,12 +261,12 @@ def load_movielens(directory: Path, posters: Path | None = None,
         )
     if posters is not None and not Path(posters).is_dir():
         raise InputError(f"--posters folder not found: {posters}")
-    tags = _movielens_tags(directory / "tags.csv")
+    tags = _movielens_tags(directory / "tags.csv", max_field_chars)
     plots = _movielens_plots(directory / "plots.jsonl")
     links: dict[str, dict] = {}
     if (directory / "links.csv").exists():
         with open(directory / "links.csv", newline="", encoding="utf-8") as fh:
-            links = {row["movieId"]: row for row in csv.DictReader(fh)}
+            links = {row["movieId"]: row for _, row, problem in csv_rows(fh, max_field_chars) if problem is None}
     items: list[Item] = []
     rejected: list[RowError] = []
     with open(movies, newline="", encoding="utf-8") as fh:

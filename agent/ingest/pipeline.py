@@ -25,6 +25,7 @@ from agent.core.timing import accumulate_seconds
 from agent.ingest.cards import CARD_VERSION, build_card, build_embedding_text
 from agent.ingest.catalog import Item, RowError
 from agent.ingest.converters import Conversion, MediaConverter, TextEmbedder
+from agent.ingest.images import is_url
 from agent.ingest.store import IMAGE_COLLECTION, TEXT_COLLECTION, Store, encode_list
 
 PARTIAL = ":partial"  # suffix on the stored hash of an item whose media failed: retry next run
@@ -110,14 +111,10 @@ def build_pipeline(settings: Settings) -> Pipeline:
     return Pipeline(build_text_embedder(settings), media["image"], media["audio"], notes)
 
 
-def _is_url(ref: str | None) -> bool:
-    return bool(ref) and str(ref).lower().startswith(("http://", "https://"))
-
-
 def _file_digest(ref: str | None) -> str:
     if not ref:
         return "-"
-    if ref.startswith(("http://", "https://")):
+    if is_url(ref):
         return ref
     try:
         return sha256_file(ref)
@@ -159,7 +156,7 @@ def _metadata(item: Item, digest: str, media: dict[str, str], failed: bool, acce
         meta["image"] = item.image
     if item.audio and "audio" in accepted:
         meta["audio"] = item.audio
-    url = item.metadata.get("image_url") or (item.image if _is_url(item.image) else None)
+    url = item.metadata.get("image_url") or (item.image if is_url(item.image) else None)
     if url:  # kept for clients to show, never fetched
         meta["image_url"] = str(url)
     meta.update({k: v for k, v in media.items() if v})
@@ -172,7 +169,7 @@ def _run_media(
     accepted: dict[str, set[str]],
 ) -> None:
     # URLs are never fetched (a catalog must not make the server reach other hosts): kept as metadata
-    targets = [it for it in items if getattr(it, attr) and not _is_url(getattr(it, attr))]
+    targets = [it for it in items if getattr(it, attr) and not is_url(getattr(it, attr))]
     if not targets:
         return
     for converter in converters:

@@ -32,11 +32,9 @@ import prompts
 from agent.core.config import load_settings
 from agent.llm import (
     chat_prompt,
-    keep_end,
     load_llm,
     over_prefix,
     prefix_forward,
-    token_budget,
 )
 from agent.provision.models import model_path
 from agent.rerank.packing import pack_suffixes, uses_sdpa
@@ -214,10 +212,9 @@ class LlmReranker:
             tok(self.candidate_text(card) + suffix_template, add_special_tokens=False)["input_ids"]
             for card in cards
         ]
-        # the prefix alone never exceeds the token budget (history, request: cut, keeping the end)
-        budget = token_budget(self.model, getattr(self.settings, "max_forward_tokens", None))
-        prefix_ids = torch.tensor([keep_end(tok(prefix_text, add_special_tokens=False)["input_ids"],
-                                            budget - max(len(s) for s in suffixes))])
+        # bounded by construction: the request is cut to REQUEST_CHARS, history titles and cards
+        # to their own lengths, so the system prompt is never cut away
+        prefix_ids = torch.tensor([tok(prefix_text, add_special_tokens=False)["input_ids"]])
         yes, no = self._yes_no_tokens()
         model = self.model
         scores: list[float] = []

@@ -33,11 +33,6 @@ RETRIEVER_DIR = "retriever"
 HYBRID_FILE = "hybrid.json"
 CONTENT_RECENCY = (1.0, 0.5, 0.25)
 """Weights of the last three history items in the content user vector, most recent first."""
-HYBRID_GRID = {
-    "sasrec": (1.0,),
-    "ease": (0.0, 0.05, 0.1, 0.2),
-    "content": (0.0, 0.1, 0.2, 0.3, 0.5),
-}
 QUERY_WEIGHT = 1.0
 """Weight of a request's query vector (text / photo / voice note) in the fusion; not yet tuned on
 a request benchmark, so a request clearly steers the candidates."""

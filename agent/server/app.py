@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
-import secrets
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -99,15 +98,6 @@ def check_bind(host: str, token: str | None) -> None:
 bearer_scheme = HTTPBearer(auto_error=False, description="The token given to `recsage serve --token`.")
 
 
-def authorize(request: Request,
-              credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]) -> None:
-    token = _state(request).token
-    if token is None:
-        return
-    if credentials is None or not secrets.compare_digest(credentials.credentials.encode(), token.encode()):
-        raise ApiError(401, "missing or wrong bearer token: send `Authorization: Bearer <token>` with the "
-                            "token the server was started with", "authentication_error")
-
 
 async def upload_folder(request: Request):
     """A private temporary folder for this request's uploads, removed after the response is sent;
@@ -124,7 +114,8 @@ def _hidden(request: Request, text: str) -> str:
 
 
 UploadFolder = Annotated[Path, Depends(upload_folder, scope="request")]
-router = APIRouter(prefix="/v1", dependencies=[Depends(authorize)])
+# the token itself is checked by EdgeGuard before routing; the dependency documents it in OpenAPI
+router = APIRouter(prefix="/v1", dependencies=[Depends(bearer_scheme)])
 SSE = {200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}}
 
 
@@ -328,8 +319,7 @@ def _error_response(status: int, body: dict, headers: dict | None = None) -> JSO
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError):
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return _error_response(exc.status, error_body(_hidden(request, exc.message), exc.kind), headers)
+        return _error_response(exc.status, error_body(_hidden(request, exc.message), exc.kind))
 
     @app.exception_handler(RecsageError)
     async def recsage_error(request: Request, exc: RecsageError):

@@ -37,9 +37,6 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.message, self.kind = status, message, kind
 
-    def body(self) -> dict:
-        return error_body(self.message, self.kind)
-
 
 def error_body(message: str, kind: str = "invalid_request_error", **extra: Any) -> dict:
     """OpenAI's error shape, so OpenAI clients show the message: {"error": {"message", "type"}}."""
@@ -208,10 +205,6 @@ class BlockingStream:
             self.close()
             return None
         return event
-
-    async def __aiter__(self) -> AsyncIterator[dict]:
-        while (event := await self.next()) is not None:
-            yield event
 
 
 def _resolve(loop: asyncio.AbstractEventLoop, future: asyncio.Future, outcome: tuple) -> None:

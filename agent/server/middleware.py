@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 
 from agent.core.config import Settings
+from agent.server.io import error_body
 
 Scope = dict
 Message = dict
@@ -66,7 +67,7 @@ class Refusal(Exception):
         self.status, self.message, self.kind, self.headers = status, message, kind, headers or {}
 
     async def send(self, send: Send) -> None:
-        body = json.dumps({"error": {"message": self.message, "type": self.kind}}).encode()
+        body = json.dumps(error_body(self.message, self.kind)).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                    (b"connection", b"close"), *((k.encode(), v.encode()) for k, v in self.headers.items())]
         await send({"type": "http.response.start", "status": self.status, "headers": headers})

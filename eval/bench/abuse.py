@@ -22,12 +22,12 @@ from eval.bench.abuse_io import (
     SECRET,
     PeakRss,
     ServerProcess,
-    _chunked,
-    _zeros,
+    chunked_frames,
     huge_png_header,
     lying_wav,
     raw_request,
     secret_png,
+    zero_blocks,
 )
 
 NORMAL_CHAT = "a funny animated movie about toys"
@@ -115,7 +115,7 @@ def big_body_without_token(server: ServerProcess, scratch: Path) -> Outcome:
     total = 200 * MB
     head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {total}\r\n\r\n")
-    status, seconds, sent = raw_request(server.port, head, _zeros(total))
+    status, seconds, sent = raw_request(server.port, head, zero_blocks(total))
     return Outcome(status, seconds, f"{sent / MB:.0f} MB sent before the answer")
 
 
@@ -127,7 +127,7 @@ def chunked_upload(server: ServerProcess, scratch: Path) -> Outcome:
     part = (b'--xx\r\nContent-Disposition: form-data; name="image"; filename="big.png"\r\n'
             b"Content-Type: image/png\r\n\r\n")
     opening = f"{len(part):x}\r\n".encode() + part + b"\r\n"
-    status, seconds, sent = raw_request(server.port, head, itertools.chain([opening], _chunked(total)))
+    status, seconds, sent = raw_request(server.port, head, itertools.chain([opening], chunked_frames(total)))
     return Outcome(status, seconds, f"{sent / MB:.0f} MB sent before the answer")
 
 
@@ -148,19 +148,39 @@ def nested_json(server: ServerProcess, scratch: Path) -> Outcome:
     return Outcome(response.status_code, seconds)
 
 
+def session_id_of(lines) -> str | None:
+    """The ``session_id`` of a /v1/chat stream: its first ``data:`` line (after ``event: session``)."""
+    for line in lines:
+        if line.startswith("data:"):
+            return json.loads(line[len("data:"):]).get("session_id")
+    return None
+
+
+BUSY_RETRY_S = 0.5
+
+
 def disconnect_mid_turn(server: ServerProcess, scratch: Path) -> Outcome:
-    """Hang up 0.3 s into a turn, then send the next turn on the same session."""
+    """Hang up 0.3 s into a turn, then send the next turn on the same session, as a client would
+    (again after each 409 "a turn is already running": the dropped turn ends at its next step).
+    The seconds run from the hang-up to the next turn's full answer (a ``done`` event)."""
     import httpx
 
     with httpx.stream("POST", f"{server.url}/v1/chat", headers=server.auth, timeout=120,
                       json={"message": NORMAL_CHAT}) as response:
-        first = next(response.iter_lines())
-        session = json.loads(first.split("data: ", 1)[1])["session_id"] if "data: " in first else None
+        session = session_id_of(response.iter_lines())
         time.sleep(0.3)
-    start = time.perf_counter()
-    follow = httpx.post(f"{server.url}/v1/chat", headers=server.auth, timeout=120,
-                        json={"message": "something older", "session_id": session})
-    return Outcome(follow.status_code, time.perf_counter() - start, "status and seconds of the next turn")
+    if session is None:
+        return Outcome(None, 0.0, "no session_id in the first turn's stream")
+    start, busy = time.perf_counter(), 0
+    while True:
+        response, _ = _timed_post(server, "/v1/chat", json={"message": "something older", "session_id": session})
+        if response.status_code != 409 or time.perf_counter() - start > 60:
+            break
+        busy += 1
+        time.sleep(BUSY_RETRY_S)
+    answered = "event: done" in response.text and "event: error" not in response.text
+    note = f"after {busy} busy (409) replies; " + ("answered" if answered else "NOT answered")
+    return Outcome(response.status_code, time.perf_counter() - start, note)
 
 
 ATTACKS = [
@@ -194,11 +214,19 @@ SLOW_SENDER_BOUND_S = 90.0
 finishes sending (30 bytes x 5 s = 150 s)."""
 
 
+def status_matches(expect: str, status: int | None) -> bool:
+    """``expect`` starts with a status (``"413"``) or a class (``"4xx"``); the rest is prose."""
+    wanted = expect.split(",")[0].split()[0]
+    if status is None:
+        return False
+    return 400 <= status < 500 if wanted == "4xx" else status == int(wanted)
+
+
 def verdict(attack: Attack, outcome: Outcome, growth_mb: float, normal_chat_s: float = 0.0) -> bool:
-    """An answer below 500, no leak, under 1 GB of memory growth, and under 10 s of the server's
-    work (a chat turn: beyond ``normal_chat_s``; a slow sender: cut off within
-    :data:`SLOW_SENDER_BOUND_S`)."""
-    answered = outcome.status is not None and outcome.status < 500
+    """The expected status, no leak and nothing left unanswered, under 1 GB of memory growth, and
+    under 10 s of the server's work (a chat turn: beyond ``normal_chat_s``; a slow sender: cut off
+    within :data:`SLOW_SENDER_BOUND_S`)."""
+    answered = status_matches(attack.expect, outcome.status) and "NOT answered" not in outcome.note
     bound = SLOW_SENDER_BOUND_S if attack.slow_sender else 10.0 + (normal_chat_s if attack.answers_chat else 0.0)
     return answered and "LEAKED" not in outcome.note and growth_mb < 1000 and outcome.seconds < bound
 

@@ -150,14 +150,14 @@ def _read_status(sock: socket.socket, timeout_s: float) -> int | None:
     return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
 
 
-def _zeros(total: int, size: int = MB) -> Iterator[bytes]:
+def zero_blocks(total: int, size: int = MB) -> Iterator[bytes]:
     block = b"\0" * size
     for start in range(0, total, size):
         yield block[: min(size, total - start)]
 
 
-def _chunked(total: int, size: int = MB) -> Iterator[bytes]:
-    for block in _zeros(total, size):
+def chunked_frames(total: int, size: int = MB) -> Iterator[bytes]:
+    for block in zero_blocks(total, size):
         yield f"{len(block):x}\r\n".encode() + block + b"\r\n"
     yield b"0\r\n\r\n"
 

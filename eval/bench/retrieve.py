@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from agent.core.timing import percentiles
+from agent.retrieval.retriever import SYSTEMS
 from eval.bench import timed
 from eval.harness import sample_users
 
-SYSTEMS = ("popularity", "content", "ease", "sasrec", "hybrid")
 TOP = 50
 
 
 def bench_retrieve(retriever, users: int) -> list[dict]:
     """One row per system: ``{"system", "users", "p50_ms", "p95_ms", "max_ms"}`` (scores + Chroma fetch)."""
     chosen = sample_users(retriever.split.n_users, users)
+    hist = [retriever.user_history(retriever.split.user_ids[u]) for u in chosen]
     rows = []
     for system in SYSTEMS:
-        hist = [retriever.user_history(retriever.split.user_ids[u]) for u in chosen]
         retriever.recommend(hist[0], TOP, system=system)  # warm-up: loads models and vectors once
         times = [1000 * timed(retriever.recommend, h, TOP, system=system)[1] for h in hist]
         p = percentiles(times)

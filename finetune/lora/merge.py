@@ -22,10 +22,11 @@ def merge_adapter(base: str | Path | None, adapter_dir: str | Path, out_dir: str
     if not base:
         recorded = read_json(adapter_dir / "adapter_config.json").get("base_model_name_or_path")
         base = recorded if recorded and Path(recorded).exists() else resolve_base(None)
-    model, _ = load_causal_lm(base, "fp32", adapter=adapter_dir, device="cpu")
+    model, tokenizer = load_causal_lm(base, "fp32", adapter=adapter_dir, device="cpu")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir), safe_serialization=True)
-    tokenizer_src = adapter_dir if (adapter_dir / "tokenizer_config.json").exists() else base
-    AutoTokenizer.from_pretrained(str(tokenizer_src)).save_pretrained(str(out_dir))
+    if (adapter_dir / "tokenizer_config.json").exists():  # a run that changed the tokenizer saved its own
+        tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir))
+    tokenizer.save_pretrained(str(out_dir))
     return out_dir

@@ -19,6 +19,13 @@ from agent.retrieval.interactions import Split, SplitName
 from eval.metrics import evaluate
 from eval.protocol import history_mask, ranks_from_matrix
 
+HYBRID_GRID = {
+    "sasrec": (1.0,),
+    "ease": (0.0, 0.05, 0.1, 0.2),
+    "content": (0.0, 0.1, 0.2, 0.3, 0.5),
+}
+"""The hybrid's candidate weights, tried on validation by ``recsage train-retriever``."""
+
 SystemInput = np.ndarray | Callable[[int, np.ndarray], np.ndarray]
 
 

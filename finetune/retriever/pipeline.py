@@ -34,14 +34,13 @@ from agent.retrieval.ease import EaseModel, load_ease
 from agent.retrieval.interactions import Split
 from agent.retrieval.retriever import (
     HYBRID_FILE,
-    HYBRID_GRID,
     SASREC_COLLECTION,
     Retriever,
     open_retriever,
 )
 from agent.retrieval.sasrec import SasrecModel, load_sasrec
 from finetune.retriever.ease import DEFAULT_L2_GRID, fit_with_selection
-from finetune.retriever.hybrid_weights import choose_weights
+from finetune.retriever.hybrid_weights import HYBRID_GRID, choose_weights
 from finetune.retriever.sasrec import train_sasrec
 from finetune.retriever.sasrec_config import SasrecConfig
 

@@ -74,12 +74,20 @@ def test_sample_rate_range_comes_from_settings(tmp_path):
         load_audio(path, Settings(audio_min_rate=11_025))
 
 
-def test_audio_longer_than_the_limit_is_refused_before_decoding(tmp_path):
+def test_audio_longer_than_the_limit_is_refused_before_decoding(tmp_path, monkeypatch):
+    import soundfile
+
     from plugins.whisper_audio import load_audio
 
     path = claimed_rate_wav(tmp_path / "long.wav", 8_000, data_bytes=96_000)  # 6 s
-    raised, seconds, _ = measured(lambda: load_audio(path, Settings(max_audio_seconds=5.0)))
-    assert isinstance(raised, InputError) and "max_audio_seconds" in str(raised) and "long.wav" in str(raised)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the samples were read: the length check must come from the header")
+
+    monkeypatch.setattr(soundfile, "read", no_decoding)
+    raised, _, _ = measured(lambda: load_audio(path, Settings(max_audio_seconds=5.0)))
+    assert isinstance(raised, InputError), raised
+    assert "long.wav is 6 s long" in str(raised) and "max_audio_seconds" in str(raised)
 
 
 @pytest.mark.parametrize("rate", HOSTILE_RATES)
@@ -309,16 +317,23 @@ def test_continuation_scoring_cuts_the_prompt(tiny):
 
 
 def test_the_reranker_reads_a_bounded_request(tiny):
+    """A 260,000-character request is cut to REQUEST_CHARS inside its own field: the model reads
+    exactly what it reads for the request's first characters, and the system prompt stays."""
+    import prompts
+    from agent.rerank.prompt import REQUEST_CHARS
     from agent.rerank.reranker import LlmReranker
 
     model, tok = tiny
-    reranker = LlmReranker(Settings(max_forward_tokens=1024), model=model, tokenizer=tok)
-    cards = [("1", "Title: Toy Story (1995)\nGenres: Animation"), ("2", "Title: Heat (1995)\nGenres: Crime")]
+    reranker = LlmReranker(Settings(), model=model, tokenizer=tok)
+    cards = ["Title: Toy Story (1995)\nGenres: Animation", "Title: Heat (1995)\nGenres: Crime"]
+    huge = "a funny film " * 20_000
     start = time.perf_counter()
-    ranked = reranker.rerank("a funny film " * 20_000, cards)  # 260,000 characters of request
+    scores = reranker.pointwise_scores(huge, cards)
     assert time.perf_counter() - start < 30
-    assert sorted(i for i, _ in ranked) == ["1", "2"]
-    assert reranker.last_stats["prefix_tokens"] <= 1024
+    assert scores == pytest.approx(reranker.pointwise_scores(huge[: REQUEST_CHARS + 50], cards))
+    assert reranker.last_stats["prefix_tokens"] < REQUEST_CHARS + 1_000  # char-level tokenizer
+    system = prompts.render("rerank_pointwise.j2", part="system", request="", history=[], card="")
+    assert system.strip()[:40] in reranker.pointwise_prompt(huge, cards[0])
 
 
 # --- images: refused from the header, Pillow's own check kept on -------------------------------

@@ -20,7 +20,7 @@ import pytest
 
 from agent.chat.tools import ToolContext, load_tools
 from agent.core.config import Settings
-from agent.ingest.catalog import load_catalog, load_movielens
+from agent.ingest.catalog import Item, load_catalog, load_movielens
 from agent.server.app import create_app
 from agent.server.io import BackgroundServer
 from tests.fakes.chat import fake_agent
@@ -195,6 +195,18 @@ def test_a_csv_field_over_the_limit_is_a_row_error_and_the_rest_loads(tmp_path):
     assert [i.id for i in load_catalog(path).items] == ["1", "2", "3", "4"]  # the default allows 1,000,000
 
 
+def test_a_huge_field_in_movielens_tags_or_links_costs_that_row_only(tmp_path):
+    folder = tmp_path / "ml"
+    folder.mkdir()
+    (folder / "movies.csv").write_text("movieId,title,genres\n1,Up (2009),Animation\n2,Heat (1995),Crime\n")
+    (folder / "tags.csv").write_text("userId,movieId,tag,timestamp\n"
+                                     f"1,1,{'z' * 200_000},0\n1,1,balloons,0\n1,2,heist,0\n")
+    (folder / "links.csv").write_text(f"movieId,imdbId,tmdbId\n1,{'9' * 200_000},1\n2,113277,949\n")
+    loaded = load_movielens(folder, max_field_chars=100_000)
+    tags = {i.id: i.tags for i in loaded.items}
+    assert tags == {"1": ("balloons",), "2": ("heist",)}
+
+
 # --- 2 and 3 on a real store: ingest, poster route, URLs; 5: partial stores ------------------------
 
 
@@ -355,3 +367,9 @@ def test_catalog_image_urls_are_never_fetched(tmp_path, fake_settings, monkeypat
     got = store.get([str(n) for n in range(len(urls))])
     assert [got[str(n)]["metadata"]["image_url"] for n in range(len(urls))] == urls
     assert all("image" not in got[str(n)]["metadata"] for n in range(len(urls)))
+    # items made by any other loader, with the URL still in `image`: ingest itself never fetches it
+    direct = [Item(id=f"d{n}", title=f"D{n}", image=u) for n, u in enumerate(urls)]
+    report = ingest(direct, store, fake_settings, progress=False)
+    assert reader.calls == 0 and not report.failed
+    got = store.get([f"d{n}" for n in range(len(urls))])
+    assert [got[f"d{n}"]["metadata"]["image_url"] for n in range(len(urls))] == urls

@@ -143,3 +143,50 @@ def test_the_checker_sees_cycles_and_forbidden_edges():
     # agent/cli imports eval lazily inside functions: the walker must see those imports too
     cli_imports = set().union(*(imports_of(m, p, modules) for m, p in modules.items() if _in(m, "agent.cli")))
     assert any(_in(t, "eval") for t in cli_imports)
+
+STAGE_IMPORTS = {
+    "agent.core": {},
+    "agent.llm": {"agent.core"},
+    "agent.provision": {"agent.core", "agent.llm"},
+    "agent.ingest": {"agent.core", "agent.plugins", "prompts"},
+    "agent.retrieval": {"agent.core", "agent.ingest"},
+    "agent.rerank": {"agent.core", "agent.ingest", "agent.llm", "agent.provision", "agent.retrieval", "prompts"},
+    "agent.explain": {"agent.core", "agent.ingest", "agent.llm", "agent.provision", "agent.rerank", "prompts"},
+    "agent.recommend": {"agent.core", "agent.explain", "agent.ingest", "agent.plugins", "agent.rerank", "agent.retrieval"},
+    "agent.chat": {"agent.core", "agent.ingest", "agent.llm", "agent.plugins", "agent.provision", "prompts"},
+    "agent.server": {"agent.core", "agent.recommend", "agent.retrieval"},
+    "agent.plugins": {"agent.core", "agent.hookspecs", "agent.ingest"},
+}
+"""What each serving stage may import (docs/architecture.md's table says the same): a stage reaches
+down the data flow, never up it. agent.cli, eval, finetune and plugins sit on top (rules above)."""
+
+
+def stage_of(module: str) -> str:
+    """``agent.rerank.packing`` -> ``agent.rerank``; ``agent.llm`` stays; other packages: their top."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "agent" and len(parts) > 1 else parts[0]
+
+
+def stage_violations(graph: dict[str, set[str]]) -> list[str]:
+    bad = []
+    for module, targets in graph.items():
+        stage = stage_of(module)
+        if stage not in STAGE_IMPORTS:
+            continue
+        for target in targets:
+            other = stage_of(target)
+            if other != stage and other != "agent" and other not in STAGE_IMPORTS[stage]:
+                bad.append(f"{module} ({stage}) imports {target} ({other})")
+    return sorted(bad)
+
+
+def test_each_stage_imports_only_the_stages_below_it(graph):
+    bad = stage_violations(graph)
+    assert not bad, "imports against the stage order (update STAGE_IMPORTS and docs/architecture.md only "\
+                    "if the design changed):\n" + "\n".join(bad)
+
+
+def test_the_stage_check_flags_an_upward_import():
+    fake = {"agent.retrieval.ease": {"agent.server.sessions", "agent.core.io"}, "agent.core.io": set()}
+    assert stage_violations(fake) == ["agent.retrieval.ease (agent.retrieval) imports agent.server.sessions "
+                                      "(agent.server)"]

@@ -11,9 +11,9 @@ import pytest
 import soundfile
 from PIL import Image
 
-from eval.bench.abuse import Attack, Outcome, verdict
+from eval.bench.abuse import Attack, Outcome, session_id_of, verdict
 from eval.bench.abuse_io import (
-    _chunked,
+    chunked_frames,
     huge_png_header,
     lying_wav,
     raw_request,
@@ -36,7 +36,7 @@ def test_huge_png_header_claims_ten_billion_pixels():
 
 
 def test_chunked_encoding_frames_every_block_and_ends():
-    frames = list(_chunked(2_500_000, size=1_000_000))
+    frames = list(chunked_frames(2_500_000, size=1_000_000))
     assert frames[0].startswith(b"f4240\r\n") and frames[2].startswith(b"7a120\r\n")
     assert frames[-1] == b"0\r\n\r\n"
 
@@ -71,18 +71,23 @@ def test_rss_of_this_process_is_positive():
     assert rss_mb(os.getpid()) > 1
 
 
-@pytest.mark.parametrize(("outcome", "growth", "slow", "ok"), [
-    (Outcome(413, 0.2), 5.0, False, True),
-    (Outcome(500, 0.2), 5.0, False, False),      # a 5xx
-    (Outcome(None, 0.2), 5.0, False, False),     # no answer at all
-    (Outcome(200, 0.2, "file text LEAKED"), 0.0, False, False),
-    (Outcome(413, 0.2), 1500.0, False, False),   # 1.5 GB growth
-    (Outcome(200, 25.0), 5.0, False, False),     # 25 s of server time
-    (Outcome(408, 25.0), 5.0, True, True),       # a slow sender cut off at 25 s
-    (Outcome(408, 150.0), 5.0, True, False),     # ... or read to the end
+@pytest.mark.parametrize(("expect", "outcome", "growth", "slow", "ok"), [
+    ("413", Outcome(413, 0.2), 5.0, False, True),
+    ("413", Outcome(400, 0.2), 5.0, False, False),    # refused, but not by the cap it tests
+    ("401", Outcome(413, 0.2), 5.0, False, False),    # the token check did not answer first
+    ("4xx", Outcome(422, 0.2), 5.0, False, True),
+    ("4xx", Outcome(500, 0.2), 5.0, False, False),    # a 5xx
+    ("4xx", Outcome(200, 0.2), 5.0, False, False),    # accepted what it should refuse
+    ("4xx", Outcome(None, 0.2), 5.0, False, False),   # no answer at all
+    ("200, file not read", Outcome(200, 0.2, "file text LEAKED"), 0.0, False, False),
+    ("200", Outcome(200, 0.2, "next turn on that session NOT answered"), 0.0, False, False),
+    ("413", Outcome(413, 0.2), 1500.0, False, False),  # 1.5 GB growth
+    ("200", Outcome(200, 25.0), 5.0, False, False),    # 25 s of server time
+    ("408", Outcome(408, 25.0), 5.0, True, True),      # a slow sender cut off at 25 s
+    ("408", Outcome(408, 150.0), 5.0, True, False),    # ... or read to the end
 ])
-def test_verdict(outcome, growth, slow, ok):
-    attack = Attack("x", "4xx", lambda server, scratch: outcome, slow_sender=slow)
+def test_verdict(expect, outcome, growth, slow, ok):
+    attack = Attack("x", expect, lambda server, scratch: outcome, slow_sender=slow)
     assert verdict(attack, outcome, growth) is ok
 
 
@@ -90,3 +95,9 @@ def test_a_chat_attack_may_take_a_normal_chat_plus_ten_seconds():
     attack = Attack("x", "200", lambda server, scratch: None, answers_chat=True)
     assert verdict(attack, Outcome(200, 15.0), 0.0, normal_chat_s=6.0)
     assert not verdict(attack, Outcome(200, 17.0), 0.0, normal_chat_s=6.0)
+
+
+def test_the_session_id_comes_from_the_first_data_line_after_its_event_line():
+    lines = ["event: session", 'data: {"type": "session", "session_id": "abc"}', "", "event: tool"]
+    assert session_id_of(iter(lines)) == "abc"
+    assert session_id_of(iter(["event: error"])) is None

@@ -76,3 +76,12 @@ def test_explanation_summary_counts_statuses_passes_and_first_try_failures():
     assert summary["explanations"] == 3 and summary["passing"] == 2
     assert summary["statuses"]["generated"] == summary["statuses"]["repaired"] == summary["statuses"]["template"] == 1
     assert summary["check_failures"][0] == ("cites", 2)
+
+
+def test_a_non_positive_user_count_is_bad_input_not_a_crash():
+    from agent.core.errors import InputError
+    from eval.harness import sample_users
+
+    with pytest.raises(InputError, match="--users must be a positive integer, got 0"):
+        sample_users(10, 0)
+    assert sample_users(3, None) == [0, 1, 2] and sample_users(3, 5) == [0, 1, 2]

@@ -11,7 +11,6 @@ lock around each lazy load makes one Recommender safe to call from several threa
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -19,11 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.core.config import Settings, default_data_dir, load_settings
+from agent.core.config import Settings, load_settings
 from agent.core.errors import InputError
+from agent.core.project import Project
 from agent.core.timing import Stopwatch
 from agent.explain.evidence import build_evidence
 from agent.ingest.cards import parse_card
+from agent.ingest.store import decode_facets
 from agent.rerank.prompt import HISTORY_TITLES, title_line
 from agent.retrieval.retriever import Filters
 
@@ -32,26 +33,16 @@ MAX_EXPLAINED = 50
 SEARCH_POOL = 200
 
 
-def default_movielens() -> Path | None:
-    data = default_data_dir()
-    return data / "ml-latest-small" if data else None
-
-
 class Recommender:
     """Loads lazily: retriever, store, text embedder, OCR/Whisper converters, reranker, explainer."""
 
-    def __init__(self, store_dir: Path, movielens: Path | None = None, settings: Settings | None = None,
-                 system: str = "hybrid"):
-        from agent.retrieval.retriever import SYSTEMS
+    def __init__(self, project: Project, settings: Settings | None = None, system: str = "hybrid"):
+        from agent.retrieval.retriever import SYSTEMS, require_store
 
         if system not in SYSTEMS:
             raise InputError(f"unknown system {system!r}; choose from: {', '.join(SYSTEMS)}")
-        if store_dir is None or not (Path(store_dir) / "chroma.sqlite3").exists():
-            raise InputError(f"no store at {store_dir}: run `recsage ingest --movielens DIR --store {store_dir}` first")
-        movielens = movielens or default_movielens()
-        if movielens is None:
-            raise InputError("no MovieLens folder: pass --movielens DIR or set RECSAGE_DATA")
-        self.store_dir, self.movielens, self.system = Path(store_dir), Path(movielens), system
+        require_store(project)
+        self.project, self.system = project, system
         self.settings = settings or load_settings()
         self._lock = threading.RLock()
         self._parts: dict[str, object] = {}
@@ -68,10 +59,14 @@ class Recommender:
     def retriever(self):
         from agent.retrieval.retriever import open_retriever
 
-        return self._part("retriever", lambda: open_retriever(self.store_dir, self.movielens, self.settings))
+        return self._part("retriever", lambda: open_retriever(self.project, self.settings))
 
     @property
     def store(self):
+        if self.project.interactions is None:  # a catalog without a log: request-only search still works
+            from agent.retrieval.retriever import open_project_store
+
+            return self._part("store", lambda: open_project_store(self.project))
         return self.retriever.store
 
     @property
@@ -87,7 +82,7 @@ class Recommender:
         return self._part("searcher", lambda: HybridTextSearch(self.store, self.settings, self.catalog_items()))
 
     def catalog_items(self) -> list:
-        """Every item in the store as a catalog Item (title, year, genres, tags from its card), so
+        """Every item in the store as a catalog Item (title, year, facets, tags from its card), so
         request-only search covers exactly what was ingested, MovieLens or any other catalog."""
         from agent.ingest.catalog import Item
         from agent.ingest.store import TEXT_COLLECTION
@@ -98,7 +93,7 @@ class Recommender:
             meta, fields = meta or {}, parse_card(card or "")
             items.append(Item(
                 id=item_id, title=meta.get("title") or fields.get("title") or item_id, year=meta.get("year"),
-                genres=tuple(json.loads(meta.get("genres", "[]"))),
+                facets=decode_facets(meta),
                 tags=tuple(_tags(fields)),
             ))
         return items
@@ -123,8 +118,9 @@ class Recommender:
     # --- request ------------------------------------------------------------------------------------
 
     def request_text(self, query: str | None = None, image: Path | None = None,
-                     audio: Path | None = None) -> dict[str, str]:
-        """Every modality of the request as text: typed query, photo text (OCR), voice-note transcript."""
+                     audio: Path | None = None, video: Path | None = None) -> dict[str, str]:
+        """Every modality of the request as text: typed query, photo text (OCR), voice-note transcript,
+        a video's on-screen text and speech."""
         parts: dict[str, str] = {}
         if query and query.strip():
             parts["query"] = query.strip()
@@ -142,7 +138,20 @@ class Recommender:
                 raise InputError(f"no speech found in the voice note ({Path(audio).name}): record it again, "
                                  "closer to the microphone")
             parts["transcript"] = conv.details["text"].strip()
+        if video is not None:
+            parts.update(self._video_parts(Path(video)))
         return parts
+
+    def _video_parts(self, video: Path) -> dict[str, str]:
+        """A video's on-screen text and speech as request parts (named apart from the card's own
+        ``video_text`` / ``video_transcript`` fields, which evidence cites by those names)."""
+        with _named_as(video):
+            fields = self.converter("video").convert(video).card_fields
+        parts = {"video_screen": fields.get("video_text", "").strip(),
+                 "video_speech": fields.get("video_transcript", "").strip()}
+        if not any(parts.values()):
+            raise InputError(f"no readable text and no speech in the video ({video.name}): nothing to steer by")
+        return {name: text for name, text in parts.items() if text}
 
     def _history(self, user: str | None, history: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
         """Dense history indices (time order) and the given ids that are not known items."""
@@ -165,21 +174,21 @@ class Recommender:
     def _from_history(self, dense, pool: int, filters, query_vector) -> list[dict]:
         candidates, _ = self.retriever.recommend(dense, min(pool, self.retriever.split.n_items),
                                                  system=self.system, filters=filters, query_vector=query_vector)
-        return [{"id": c.id, "title": c.title, "year": c.year, "genres": c.genres, "score": c.score}
+        return [{"id": c.id, "title": c.title, "year": c.year, "facets": c.facets, "score": c.score}
                 for c in candidates]
 
     def _from_request(self, text: str, pool: int, filters: Filters | None) -> list[dict]:
         """Request-only candidates (no history): hybrid text search, filtered on stored metadata."""
         if filters is not None and filters.active():
-            self.retriever.filter_mask(Filters(filters.genres))  # validates genre names
+            self.retriever.check_filters(filters)
         ranked = self.searcher.search(text, max(pool, SEARCH_POOL))
         meta = self._stored([i for i, _ in ranked])
         rows = []
         for item_id, score in ranked:
             m = meta.get(item_id, {}).get("metadata", {})
             row = {"id": item_id, "title": m.get("title", ""), "year": m.get("year"),
-                   "genres": json.loads(m.get("genres", "[]")), "score": round(score, 6)}
-            if _passes(row, filters):
+                   "facets": _facets_json(m), "score": round(score, 6)}
+            if filters is None or filters.keeps(row["facets"], row["year"]):
                 rows.append(row)
         return rows[:pool]
 
@@ -219,14 +228,14 @@ class Recommender:
 
     def recommend(self, *, user: str | None = None, history: Sequence[str] | None = None, k: int = 10,
                   query: str | None = None, image: Path | None = None, audio: Path | None = None,
-                  filters: Filters | None = None, exclude: Sequence[str] = (), explain: bool = False,
+                  video: Path | None = None, filters: Filters | None = None, exclude: Sequence[str] = (), explain: bool = False,
                   rerank: bool | None = None) -> dict:
         """JSON-ready recommendations (see the module doc of agent.recommend and README)."""
         clock = Stopwatch()
         with clock("request"):
             _validate(k, explain, filters)
             dense, ignored = self._history(user, history)
-            request = self.request_text(query, image, audio)
+            request = self.request_text(query, image, audio, video)
             self._check_k(k, dense, request)
             text = " ".join(request.values())
             part_vectors = self.embedder.embed([text, *request.values()]) if request else None
@@ -281,7 +290,7 @@ class Recommender:
         poster = meta.get("image")
         return {
             "id": str(item_id), "title": meta.get("title", fields.get("title", "")), "year": meta.get("year"),
-            "genres": json.loads(meta.get("genres", "[]")),
+            "facets": _facets_json(meta),
             "tags": _tags(fields),
             "card": card, "poster": poster if poster and Path(poster).exists() else None,
             **({"image_url": meta["image_url"]} if meta.get("image_url") else {}),  # kept, never fetched
@@ -350,12 +359,6 @@ def _tags(card_fields: dict[str, str]) -> list[str]:
     return [t.strip() for t in card_fields.get("tags", "").split(",") if t.strip()]
 
 
-def _passes(row: dict, filters: Filters | None) -> bool:
-    if filters is None or not filters.active():
-        return True
-    if filters.genres and not set(filters.genres) & set(row["genres"]):
-        return False
-    year = row.get("year")
-    if filters.year_min is not None and (year is None or year < filters.year_min):
-        return False
-    return not (filters.year_max is not None and (year is None or year > filters.year_max))
+def _facets_json(meta: dict) -> dict[str, list[str]]:
+    """An item's facets from its stored metadata, as JSON lists."""
+    return {name: list(values) for name, values in decode_facets(meta).items()}

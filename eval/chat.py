@@ -5,7 +5,7 @@
    to be a registered tool, and its accuracy is reported for LLM-only, rules-only and combined.
 2. Chat relevance: natural-language requests (eval/data/chat_requests.jsonl, same format and
    relevance rules as eval/data/requests.jsonl) sent to a fresh chat session each; precision@10 of
-   the answer's items against BM25 over titles, genres and tags, with a paired test.
+   the answer's items against BM25 over titles, facets (genres) and tags, with a paired test.
 """
 
 from __future__ import annotations

@@ -37,6 +37,8 @@ from eval.metrics import PairedResult, bootstrap_ci, paired_test
 
 DEFAULT_REQUESTS = Path(str(importlib.resources.files("eval") / "data" / "requests.jsonl"))
 SPLITS = ("val", "test")
+GENRES = "genres"
+"""The facet the relevance rules' genres refer to (MovieLens genres)."""
 Ranker = Callable[[str], Sequence[str]]
 
 _KEYWORD = re.compile(r"^[\w][\w '&.-]*\*?$")
@@ -184,11 +186,11 @@ def _any_match(keywords: tuple[str, ...], texts: Iterable[str]) -> bool:
 def is_relevant(item: Item, relevance: Relevance) -> bool:
     """True when the item satisfies every part of the rule.
 
-    Genres compare case-insensitively and exactly. Keywords: the item must match at least one of
+    Genres (the facet "genres" of a MovieLens item) compare case-insensitively and exactly. Keywords: the item must match at least one of
     tags_any (against any single tag) or plot_any (against text["plot"]) when either list is given;
     an item without tags or plot cannot match that side. A year bound excludes items without a year.
     """
-    genres = {g.lower() for g in item.genres}
+    genres = {g.lower() for g in item.facets.get(GENRES, ())}
     if any(g.lower() not in genres for g in relevance.genres_all):
         return False
     if relevance.genres_any and not any(g.lower() in genres for g in relevance.genres_any):

@@ -18,10 +18,15 @@ from agent.hookspecs import hookimpl
 DEFAULT_K = 10
 
 
+def _facet_values(item: dict) -> list[str]:
+    """Every facet value of a result item (a movie's genres; a product's category and brand)."""
+    return [v for values in (item.get("facets") or {}).values() for v in values]
+
+
 def _item_line(item: dict) -> str:
     year = f" ({item['year']})" if item.get("year") else ""
-    genres = f" [{', '.join(item['genres'])}]" if item.get("genres") else ""
-    return f"{item.get('rank', '-')}. {item['title']}{year}{genres} (id {item['id']})"
+    facets = f" [{', '.join(_facet_values(item))}]" if _facet_values(item) else ""
+    return f"{item.get('rank', '-')}. {item['title']}{year}{facets} (id {item['id']})"
 
 
 def _items_observation(result: dict, what: str) -> Observation:
@@ -37,16 +42,16 @@ def _excluded_ids(context: ToolContext, exclude, avoid_genres) -> list[str]:
     out = list(dict.fromkeys(exclude))
     if avoid_genres and context.catalog is not None:
         avoid = set(avoid_genres)
-        out += [i for i, item in context.catalog.items.items() if avoid & set(item.genres)]
+        out += [i for i, item in context.catalog.items.items() if avoid & set(item.facets.get("genres", ()))]
     return out
 
 
-def _filters(genres, year_min: int | None, year_max: int | None):
+def _filters(facets: dict[str, tuple[str, ...]] | None, year_min: int | None, year_max: int | None):
     from agent.retrieval.retriever import Filters
 
     if year_min is not None and year_max is not None and year_min > year_max:
         raise InputError(f"year_min {year_min} is after year_max {year_max}")
-    return Filters(tuple(genres), year_min, year_max)
+    return Filters(dict(facets or {}), year_min, year_max)
 
 
 def _explain(context: ToolContext) -> bool:
@@ -58,12 +63,12 @@ def _explain(context: ToolContext) -> bool:
                 r"\bnot (that|this|the \w+)\b|\bseen (it|that)\b|\bsomething else\b",
                 r"\b(give|show) me\b", r"\bsomething\b", r"\bmovie night\b", r"\bfor me\b"),
       examples=("a scary movie for Halloween",))
-def recommend(context: ToolContext, query: str = "", user: str | None = None, genres: tuple[str, ...] = (),
-              year_min: int | None = None, year_max: int | None = None, exclude: tuple[str, ...] = (),
+def recommend(context: ToolContext, query: str = "", user: str | None = None,
+              facets: dict[str, tuple[str, ...]] | None = None, year_min: int | None = None, year_max: int | None = None, exclude: tuple[str, ...] = (),
               avoid_genres: tuple[str, ...] = (), k: int = DEFAULT_K) -> Observation:
     """Recommend movies for a request (mood, theme, genre) and/or a user's taste, each with a reason."""
     result = context.recommender.recommend(
-        user=user, query=query or None, k=k, filters=_filters(genres, year_min, year_max),
+        user=user, query=query or None, k=k, filters=_filters(facets, year_min, year_max),
         exclude=_excluded_ids(context, exclude, avoid_genres), explain=_explain(context),
     )
     return _items_observation(result, "recommendations")
@@ -92,18 +97,18 @@ def item_details(context: ToolContext, item: str) -> Observation:
 @tool(triggers=(r"\bmore like\b", r"\bsimilar\b", r"\blike (the )?\w+ one\b", r"\bin the same (vein|spirit|style)\b",
                 r"\bsomething like\b", r"\bif i liked\b", r"\b(same|similar) (vibe|feel)\b"),
       examples=("more like Jaws",))
-def similar_items(context: ToolContext, item: str, exclude: tuple[str, ...] = (), genres: tuple[str, ...] = (),
-                  year_min: int | None = None, year_max: int | None = None, k: int = DEFAULT_K) -> Observation:
+def similar_items(context: ToolContext, item: str, exclude: tuple[str, ...] = (),
+                  facets: dict[str, tuple[str, ...]] | None = None, year_min: int | None = None, year_max: int | None = None, k: int = DEFAULT_K) -> Observation:
     """Movies similar to one given movie (by id, by title, or by its place in the last answer)."""
     item_id = context.catalog.resolve(item) if context.catalog is not None else item
-    filters, explain = _filters(genres, year_min, year_max), _explain(context)
+    filters, explain = _filters(facets, year_min, year_max), _explain(context)
     try:
         result = context.recommender.recommend(history=[item_id], k=k, exclude=[*exclude, item_id],
                                                filters=filters, explain=explain)
     except InputError:
         # Items nobody rated enough are outside the collaborative retriever: fall back to their facts.
         facts = context.recommender.item(item_id)
-        query = " ".join([facts["title"], *facts.get("genres", []), *facts.get("tags", [])[:8]])
+        query = " ".join([facts["title"], *_facet_values(facts), *facts.get("tags", [])[:8]])
         result = context.recommender.recommend(query=query, k=k, exclude=[*exclude, item_id],
                                                filters=filters, explain=explain)
     obs = _items_observation(result, "similar movies")
@@ -114,15 +119,17 @@ def similar_items(context: ToolContext, item: str, exclude: tuple[str, ...] = ()
 @tool(triggers=(r"\bonly\b", r"\bjust\b", r"\bfilter\b", r"\b(after|before|since|between|until) (19|20)\d\d\b",
                 r"\b(from|in) the (19|20)?\d0'?s\b", r"\bolder\b|\bnewer\b|\brecent\b", r"\bkeep\b"),
       examples=("only dramas",))
-def filter_items(context: ToolContext, genres: tuple[str, ...] = (), year_min: int | None = None,
+def filter_items(context: ToolContext, facets: dict[str, tuple[str, ...]] | None = None, year_min: int | None = None,
                  year_max: int | None = None, query: str = "", user: str | None = None,
                  exclude: tuple[str, ...] = (), k: int = DEFAULT_K) -> Observation:
-    """Narrow the current recommendations to genres and/or a year range."""
-    if not genres and year_min is None and year_max is None:
-        raise InputError("say which genre or years to keep, e.g. 'only comedies' or 'only after 2000'")
+    """Narrow the current recommendations to genres (or other facets) and/or a year range."""
+    values = [v for vs in (facets or {}).values() for v in vs]
+    if not values and year_min is None and year_max is None:
+        raise InputError("say which genre (or other value of the catalog) or years to keep, "
+                         "e.g. 'only comedies' or 'only after 2000'")
     if not query and user is None:
-        query = " ".join(genres) or "popular movies"
-    return recommend(context, query=query, user=user, genres=genres, year_min=year_min, year_max=year_max,
+        query = " ".join(values) or "popular movies"
+    return recommend(context, query=query, user=user, facets=facets, year_min=year_min, year_max=year_max,
                      exclude=exclude, k=k)
 
 
@@ -139,8 +146,9 @@ def user_history(context: ToolContext, user: str, k: int = DEFAULT_K) -> Observa
     for rank, (item_id, rating) in enumerate(rows, start=1):
         item = context.catalog.items.get(item_id)
         items.append({"id": item_id, "title": item.title if item else item_id, "year": item.year if item else None,
-                      "genres": list(item.genres) if item else [], "rank": rank, "rating": rating})
-    lines = "\n".join(f"{_item_line(i)} rated {i['rating']:g}" for i in items)
+                      "facets": {n: list(v) for n, v in item.facets.items()} if item else {}, "rank": rank,
+                      "rating": rating})
+    lines = "\n".join(_item_line(i) + (f" rated {i['rating']:g}" if i["rating"] is not None else "") for i in items)
     return Observation(f"user {user} rated {len(history)} movies; the latest {len(items)}:\n{lines}", items=items)
 
 

@@ -49,11 +49,8 @@ class ChatAgent:
     @property
     def catalog(self) -> ChatCatalog:
         with self._lock:
-            if self._catalog is None:
-                movielens = getattr(self.recommender, "movielens", None)
-                if movielens is None:
-                    raise InputError("chat needs the MovieLens folder for titles and histories: pass --movielens DIR")
-                self._catalog = ChatCatalog.from_movielens(Path(movielens))
+            if self._catalog is None:  # built from the project by agent.cli (chat, serve)
+                raise InputError("the chat agent has no catalog: build it with catalog=ChatCatalog(items, interactions)")
             return self._catalog
 
     @property
@@ -154,28 +151,29 @@ class ChatSession:
                 self.state.remember_answer(message["content"])
             self.state.turns.append(message)
 
-    def send(self, text: str, image: Path | None = None, audio: Path | None = None) -> Iterator[dict]:
+    def send(self, text: str, image: Path | None = None, audio: Path | None = None,
+             video: Path | None = None) -> Iterator[dict]:
         """Stream one turn's events: tool, observation, items, token..., done. Input is checked now,
         before the first event, so a bad message raises InputError at the call."""
         text = (text or "").strip()
-        if not text and image is None and audio is None:
-            raise InputError("the message is empty: type a request, or attach an image or a voice note")
-        for kind, path in (("image", image), ("audio", audio)):
+        if not text and image is None and audio is None and video is None:
+            raise InputError("the message is empty: type a request, or attach an image, a voice note or a video")
+        for kind, path in (("image", image), ("audio", audio), ("video", video)):
             if path is not None and not Path(path).is_file():  # named by its input, not its server path
                 raise InputError(f"the attached {kind} file was not found ({Path(path).name})")
-        return self._locked_turn(text, image, audio)
+        return self._locked_turn(text, image, audio, video)
 
-    def _locked_turn(self, text: str, image: Path | None, audio: Path | None) -> Iterator[dict]:
+    def _locked_turn(self, text: str, image: Path | None, audio: Path | None, video: Path | None) -> Iterator[dict]:
         """The turn under the session's claim, taken at the first event (a generator never started
         holds nothing); ``close()`` at any event ends the turn and frees the session."""
         with self._claim():
-            yield from self._turn(text, image, audio)
+            yield from self._turn(text, image, audio, video)
 
-    def _turn(self, text: str, image: Path | None, audio: Path | None) -> Iterator[dict]:
+    def _turn(self, text: str, image: Path | None, audio: Path | None, video: Path | None = None) -> Iterator[dict]:
         state = self.state
         state.turns.append({"role": "user", "content": text})
         message = text
-        for tool_name, path in (("describe_image", image), ("transcribe_audio", audio)):
+        for tool_name, path in (("describe_image", image), ("transcribe_audio", audio), ("describe_video", video)):
             if path is None:
                 continue
             obs = yield from self._run_tool(tool_name, {"path": str(path)}, uploads=(str(path),))
@@ -235,7 +233,7 @@ class ChatSession:
     def constraints(self) -> list[str]:
         """The refinements in force, in words, for the answer's first line."""
         state = self.state
-        out = list(state.genres)
+        out = [value for values in state.facets.values() for value in values]
         if state.year_min is not None and state.year_max is not None:
             out.append(f"{state.year_min}-{state.year_max}")
         elif state.year_min is not None:
@@ -251,5 +249,6 @@ class ChatSession:
     def request(self) -> dict:
         """The state behind the answer, for JSON clients."""
         s = self.state
-        return {"user": s.user, "query": s.query, "mood": s.mood, "genres": list(s.genres),
+        return {"user": s.user, "query": s.query, "mood": s.mood,
+                "facets": {name: list(values) for name, values in s.facets.items()},
                 "year_min": s.year_min, "year_max": s.year_max, "excluded": list(s.excluded), "focus": s.focus}

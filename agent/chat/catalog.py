@@ -2,23 +2,28 @@
 
 People name movies by title ("more like The Matrix"), not by id, and MovieLens spells titles as
 "Matrix, The" with foreign titles in brackets, so titles are normalised once into every form a
-person would type. User histories come straight from ratings.csv (time order), the same data the
-retriever's protocol split reads.
+person would type. User histories come from the project's interactions log (the frame that
+agent.retrieval.interactions validates; agent.cli builds the catalog from the project), the same
+events the retriever's protocol split reads.
 """
 
 from __future__ import annotations
 
-import csv
 import functools
+import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable
 from difflib import get_close_matches
-from pathlib import Path
+from typing import TYPE_CHECKING
 
+from agent.chat.vocabulary import FacetVocabulary
 from agent.core.errors import InputError
 from agent.core.text import ARTICLES, ascii_fold, normalise
-from agent.ingest.catalog import Item, load_movielens
+from agent.ingest.catalog import Item
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _ARTICLE_SUFFIX = re.compile(rf"^(?P<body>.+), (?P<article>{'|'.join(a.lower() for a in ARTICLES)})$")
 _BRACKETS = re.compile(r"\s*\([^)]*\)")
@@ -53,7 +58,9 @@ def title_forms(title: str) -> set[str]:
 class ChatCatalog:
     """Titles -> ids, item facts and user histories for the chat tools."""
 
-    def __init__(self, items: Iterable[Item], ratings: Path | None = None):
+    def __init__(self, items: Iterable[Item], interactions: pd.DataFrame | None = None):
+        """``interactions``: the frame of agent.retrieval.interactions.load_interactions (string
+        ``user`` and ``item``, ``timestamp``, ``rating`` NaN when the log has none); None: no histories."""
         self.items: dict[str, Item] = {item.id: item for item in items}
         self.by_form: dict[str, list[str]] = defaultdict(list)
         self.message_forms: set[str] = set()
@@ -63,13 +70,9 @@ class ChatCatalog:
             for form in forms:
                 self.by_form[form].append(item.id)
             self.message_forms.add(max(forms, key=len))
-        self.ratings = Path(ratings) if ratings else None
-        self.genres = sorted({g for item in self.items.values() for g in item.genres})
-
-    @classmethod
-    def from_movielens(cls, directory: Path) -> ChatCatalog:
-        directory = Path(directory)
-        return cls(load_movielens(directory).items, directory / "ratings.csv")
+        self.interactions = interactions
+        self.vocabulary = FacetVocabulary.from_items(self.items.values())
+        """The facet values (genres, categories, brands...) a message can name."""
 
     # --- titles -------------------------------------------------------------------------------
 
@@ -126,30 +129,30 @@ class ChatCatalog:
     # --- users --------------------------------------------------------------------------------
 
     @functools.cached_property
-    def _histories(self) -> dict[str, list[tuple[int, str, float]]]:
-        histories: dict[str, list[tuple[int, str, float]]] = defaultdict(list)
-        if self.ratings is None or not self.ratings.exists():
+    def _histories(self) -> dict[str, list[tuple[str, float | None]]]:
+        """(item, rating or None) per user, oldest first; same-second events in item-id order."""
+        if self.interactions is None or self.interactions.empty:
             return {}
-        with open(self.ratings, newline="", encoding="utf-8") as fh:
-            for row in csv.DictReader(fh):
-                histories[row["userId"]].append((int(row["timestamp"]), row["movieId"], float(row["rating"])))
-        for rows in histories.values():
-            rows.sort()
+        frame = self.interactions.sort_values(["user", "timestamp", "item"], kind="stable")
+        ratings = [None if math.isnan(r) else float(r) for r in frame["rating"]]  # NaN: an implicit event
+        histories: dict[str, list[tuple[str, float | None]]] = defaultdict(list)
+        for user, item, rating in zip(frame["user"], frame["item"], ratings, strict=True):
+            histories[str(user)].append((str(item), rating))
         return dict(histories)
 
     def rating_counts(self) -> dict[str, int]:
+        """Events per item: among same-titled items, the one people usually mean has most."""
         cache = self.__dict__.setdefault("_counts", {})
-        if not cache:
-            for rows in self._histories.values():
-                for _, item_id, _ in rows:
-                    cache[item_id] = cache.get(item_id, 0) + 1
+        if not cache and self.interactions is not None:
+            cache.update(self.interactions["item"].astype(str).value_counts().to_dict())
         return cache
 
-    def user_history(self, user: str) -> list[tuple[str, float]]:
-        """(item id, rating) of everything the user rated, oldest first."""
-        if self.ratings is None:
-            raise InputError("no ratings file: user histories need a MovieLens folder (--movielens)")
+    def user_history(self, user: str) -> list[tuple[str, float | None]]:
+        """(item id, rating or None) of everything the user interacted with, oldest first."""
+        if self.interactions is None:
+            raise InputError("no interactions log: user histories need [interactions] in the project file")
         if user not in self._histories:
-            known = sorted(self._histories, key=int)[:3] if self._histories else []
-            raise InputError(f"unknown user {user!r}: known users are MovieLens userIds such as {', '.join(known)}")
-        return [(item_id, rating) for _, item_id, rating in self._histories[user]]
+            known = sorted(self._histories, key=lambda u: (len(u), u))[:3]
+            raise InputError(f"unknown user {user!r}: known users are ids of the interactions log such as "
+                             f"{', '.join(known)}")
+        return self._histories[user]

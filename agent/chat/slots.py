@@ -1,4 +1,5 @@
-"""Slot extraction: the facts a chat message states (ids, titles, ordinals, genres, years, moods, files).
+"""Slot extraction: the facts a chat message states (ids, titles, ordinals, facet values such as
+genres or brands, years, moods, files).
 
 A 135M model cannot be trusted to copy an id or a year into JSON, so arguments come from rules that
 are cheap, testable and explainable; the LLM's part is choosing the tool. Every value extracted
@@ -10,35 +11,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-GENRE_WORDS: dict[str, str] = {
-    r"comed(y|ies)|rom-?coms?": "Comedy",
-    r"horror|slashers?": "Horror",
-    r"sci-?fi|science[- ]fiction": "Sci-Fi",
-    r"animat(ed|ion)|cartoons?|anime": "Animation",
-    r"kids|children'?s?|family": "Children",
-    r"romances?|romantic|rom-?coms?|love stor(y|ies)": "Romance",
-    r"thrillers?": "Thriller",
-    r"documentar(y|ies)": "Documentary",
-    r"westerns?": "Western",
-    r"war": "War",
-    r"musicals?": "Musical",
-    r"myster(y|ies)|whodunn?its?": "Mystery",
-    r"crime|gangsters?|heists?": "Crime",
-    r"dramas?": "Drama",
-    r"fantasy": "Fantasy",
-    r"action": "Action",
-    r"adventures?": "Adventure",
-    r"(film[- ])?noir": "Film-Noir",
-}
-_GENRES = [(re.compile(rf"(?<![\w-])(?:{pattern})(?![\w-])", re.IGNORECASE), genre) for pattern, genre in GENRE_WORDS.items()]
-
 MOODS = {
     "lighter": re.compile(r"\blight(er|-hearted|hearted)?\b|\bfunnier\b|\bless (dark|serious|heavy|violent|sad|scary)\b|"
                           r"\bmore (fun|upbeat|cheerful)\b|\bcheer(ful| me up)\b|\bupbeat\b|\bfeel[- ]good\b", re.IGNORECASE),
     "darker": re.compile(r"\bdarker\b|\bmore (serious|intense|disturbing)\b|\bscarier\b|\bgrittier\b|\bless (funny|silly)\b", re.IGNORECASE),
 }
 MOOD_QUERY = {"lighter": "light-hearted feel-good comedy", "darker": "dark gritty intense drama"}
-MOOD_AVOID = {
+MOOD_AVOID = {  # values of the facet "genres" (MovieLens); a catalog without them avoids nothing
     "lighter": ("Horror", "Thriller", "War", "Crime", "Film-Noir"),
     "darker": ("Children", "Animation", "Musical"),
 }
@@ -92,7 +71,8 @@ class Slots:
     """0-based position in the last answer ("the second one" -> 1; "the last one" -> -1)."""
     refers_back: bool = False
     negate: bool = False
-    genres: tuple[str, ...] = ()
+    facets: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Facet values the message names (the catalog's vocabulary): {"genres": ("Comedy",)}."""
     year_min: int | None = None
     year_max: int | None = None
     mood: str | None = None
@@ -138,14 +118,6 @@ def _decade_start(m: re.Match) -> int:
     return (1900 if digit >= 2 else 2000) + 10 * digit
 
 
-def extract_genres(text: str) -> tuple[str, ...]:
-    found: list[str] = []
-    for pattern, genre in _GENRES:
-        if pattern.search(text) and genre not in found:
-            found.append(genre)
-    return tuple(found)
-
-
 def extract_ordinal(text: str) -> int | None:
     m = _ORDINAL.search(text)
     if not m:
@@ -157,7 +129,7 @@ def extract_ordinal(text: str) -> int | None:
 
 
 def extract_slots(message: str, catalog=None, *, paths: bool = False) -> Slots:
-    """Every slot of one message; ``catalog`` (a ChatCatalog) resolves titles named in it.
+    """Every slot of one message; ``catalog`` (a ChatCatalog) resolves titles and facet values named in it.
 
     ``paths``: read a file name in the text as the file slot. Only the local CLI REPL turns it on:
     a server must never open a file because a remote message named it, so there a path is words."""
@@ -173,7 +145,8 @@ def extract_slots(message: str, catalog=None, *, paths: bool = False) -> Slots:
     slots.refers_back = bool(_BACK_REF.search(text))
     slots.negate = bool(_NEGATE.search(text))
     slots.year_min, slots.year_max = extract_years(text)
-    slots.genres = extract_genres(text)
+    vocabulary = getattr(catalog, "vocabulary", None)
+    slots.facets = vocabulary.extract(text) if vocabulary is not None else {}
     slots.mood = next((name for name, pattern in MOODS.items() if pattern.search(text)), None)
     if slots.item_id is None and catalog is not None:
         slots.item_id = catalog.find_title(text)

@@ -26,7 +26,8 @@ class ChatState:
     search: str = ""
     """The same request as search words (:attr:`agent.chat.slots.Slots.search_text`)."""
     mood: str | None = None
-    genres: tuple[str, ...] = ()
+    facets: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Facet values the request keeps (OR within a facet, AND across facets)."""
     year_min: int | None = None
     year_max: int | None = None
     excluded: list[str] = field(default_factory=list)
@@ -69,13 +70,13 @@ class ChatState:
 
     def is_new_request(self, slots: Slots) -> bool:
         """A message with words of its own asks for something new; one made only of refinement
-        words (years, moods, 'not that one', 'only comedies') changes the current request."""
+        words (years, moods, 'not that one', 'only comedies', 'just Acme') changes the current request."""
         if not self.query:
-            return bool(slots.content_words or slots.genres or slots.mood or slots.has_years)
+            return bool(slots.content_words or slots.facets or slots.mood or slots.has_years)
         if slots.negate or slots.ordinal is not None or (slots.refers_back and not slots.content_words):
             return False
-        genre_only = bool(slots.genres) and _RESTRICT.search(slots.text) is not None
-        return bool(slots.content_words) and not genre_only
+        facet_only = bool(slots.facets) and _RESTRICT.search(slots.text) is not None
+        return bool(slots.content_words) and not facet_only
 
     def update(self, slots: Slots) -> None:
         """Apply one message before its tool runs."""
@@ -83,10 +84,9 @@ class ChatState:
             self.user = slots.user
         if self.is_new_request(slots):
             self.query, self.search, self.mood, self.excluded = slots.text, slots.search_text, None, []
-            self.genres, self.year_min, self.year_max = slots.genres, slots.year_min, slots.year_max
+            self.facets, self.year_min, self.year_max = dict(slots.facets), slots.year_min, slots.year_max
         else:
-            if slots.genres:
-                self.genres = slots.genres
+            self.facets = {**self.facets, **slots.facets}  # a facet named again is replaced, others kept
             if slots.has_years:
                 self.year_min = slots.year_min if slots.year_min is not None else self.year_min
                 self.year_max = slots.year_max if slots.year_max is not None else self.year_max
@@ -94,7 +94,8 @@ class ChatState:
                     self.year_min, self.year_max = slots.year_min, slots.year_max
         if slots.mood:  # a mood overrides genres it avoids ("a thriller" then "something lighter")
             self.mood = slots.mood
-            self.genres = tuple(g for g in self.genres if g not in MOOD_AVOID[slots.mood])
+            genres = tuple(g for g in self.facets.get("genres", ()) if g not in MOOD_AVOID[slots.mood])
+            self.facets = {n: v for n, v in {**self.facets, "genres": genres}.items() if v}
         if slots.negate:
             target = self.referenced_item(slots)
             if target and target not in self.excluded:
@@ -114,8 +115,9 @@ class ChatState:
             "query": self.query_text() or slots.text,
             "user": self.user,
             "item": self.referenced_item(slots),
-            "genres": list(self.genres),
-            "genre": self.genres[0] if self.genres else None,
+            "facets": {name: list(values) for name, values in self.facets.items()},
+            "genres": list(self.facets.get("genres", ())),  # for tools that take genres alone
+            "genre": self.facets["genres"][0] if self.facets.get("genres") else None,
             "year_min": self.year_min,
             "year_max": self.year_max,
             "exclude": list(self.excluded),
@@ -128,7 +130,7 @@ class ChatState:
             value = known.get(name)
             if value is None and name in required and name not in known:
                 value = slots.text
-            if value is not None and value != []:
+            if value is not None and value != [] and value != {}:
                 out[name] = value
         return out
 

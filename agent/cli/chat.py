@@ -8,14 +8,23 @@ from pathlib import Path
 
 import click
 
-from agent.cli.base import bench, cli, movielens_option, report, settings, store_option
+from agent.cli.base import (
+    bench,
+    benchmark_movielens,
+    chat_catalog,
+    cli,
+    project,
+    project_options,
+    report,
+    settings,
+)
 from agent.core.errors import InputError, RecsageError
 
-REPL_HELP = """commands: /image FILE [message]  /audio FILE [message]  /history  /reset  /help  /quit
+REPL_HELP = """commands: /image FILE [message]  /audio FILE [message]  /video FILE [message]  /history  /reset  /help  /quit
 anything else is a message; the answer streams as it is produced."""
 
 
-def build_agent(ctx, store_dir, movielens, explain: bool | None = None, tool_choice: str | None = None):
+def build_agent(ctx, explain: bool | None = None, tool_choice: str | None = None):
     """A ChatAgent over a real Recommender, with per-command setting overrides."""
     from agent.chat.agent import ChatAgent
     from agent.recommend import Recommender
@@ -24,7 +33,8 @@ def build_agent(ctx, store_dir, movielens, explain: bool | None = None, tool_cho
     updates = {k: v for k, v in {"chat_explain": explain, "chat_tool_choice": tool_choice}.items() if v is not None}
     if updates:
         config = config.model_copy(update=updates)
-    return ChatAgent(Recommender(store_dir, movielens, config), config, local_files=True)  # a local user may name files
+    return ChatAgent(Recommender(project(ctx), config), config, catalog=chat_catalog(ctx),
+                     local_files=True)  # a local user may name files
 
 
 def _chat_options(fn):
@@ -36,23 +46,23 @@ def _chat_options(fn):
 
 
 @cli.command("chat")
-@store_option
-@movielens_option
+@project_options()
 @click.argument("message", required=False)
-@click.option("--user", default=None, help="A MovieLens userId: recommendations follow their history too.")
+@click.option("--user", default=None, help="A user id of the interactions log: recommendations follow their history too.")
 @click.option("--image", type=click.Path(path_type=Path), default=None, help="Attach a photo (one-shot mode).")
 @click.option("--audio", type=click.Path(path_type=Path), default=None, help="Attach a voice note (one-shot mode).")
+@click.option("--video", type=click.Path(path_type=Path), default=None, help="Attach a video clip (one-shot mode).")
 @click.option("--json", "as_json", is_flag=True, help="One-shot: print the answer, items and tool calls as JSON.")
 @click.option("--out", "out_file", type=click.Path(path_type=Path), default=None,
               help="One-shot: also write the answer, items and tool calls as JSON to this file.")
 @_chat_options
 @click.pass_context
-def chat(ctx, store_dir, movielens, message, user, image, audio, as_json, out_file, explain, tool_choice):
-    """Chat about movies. With MESSAGE (or --image/--audio) answer once; without, start a REPL."""
-    agent = build_agent(ctx, store_dir, movielens, explain, tool_choice)
+def chat(ctx, message, user, image, audio, video, as_json, out_file, explain, tool_choice):
+    """Chat about the catalog. With MESSAGE (or --image/--audio/--video) answer once; without, start a REPL."""
+    agent = build_agent(ctx, explain, tool_choice)
     session = agent.session(user)
-    if message is not None or image is not None or audio is not None:
-        events = session.send(message or "", image=image, audio=audio)
+    if message is not None or image is not None or audio is not None or video is not None:
+        events = session.send(message or "", image=image, audio=audio, video=video)
         if as_json or out_file:
             turn = collect(events)  # consumes the stream: without --json, print the collected answer
             if report(turn, as_json, out_file):
@@ -124,7 +134,7 @@ def repl_command(session, line: str) -> bool:
     elif name == "/history":
         for turn in session.history:
             click.echo(f"{turn['role']}: {turn['content']}")
-    elif name in ("/image", "/audio"):
+    elif name in ("/image", "/audio", "/video"):
         parts = shlex.split(rest)
         if not parts:
             raise InputError(f"{name} needs a file: {name} FILE [message]")
@@ -136,8 +146,7 @@ def repl_command(session, line: str) -> bool:
 
 
 @bench.command("chat")
-@store_option
-@movielens_option
+@project_options()
 @click.option("--turns", "turns_file", type=click.Path(path_type=Path), default=None,
               help="Scripted turns (message -> intended tool); default eval/data/chat_turns.jsonl.")
 @click.option("--requests", "requests_file", type=click.Path(path_type=Path), default=None,
@@ -148,12 +157,13 @@ def repl_command(session, line: str) -> bool:
 @click.option("--out", "out_file", type=click.Path(path_type=Path), default=None, help="Write all results here (JSON).")
 @_chat_options
 @click.pass_context
-def bench_chat(ctx, store_dir, movielens, turns_file, requests_file, modes, skip_relevance, as_json, out_file,
+def bench_chat(ctx, turns_file, requests_file, modes, skip_relevance, as_json, out_file,
                explain, tool_choice):
     """Tool-choice accuracy on scripted turns, and precision@10 of chat answers against BM25, in one run."""
     from eval.bench.chat import bench_chat as run
 
-    agent = build_agent(ctx, store_dir, movielens, explain if explain is not None else False, tool_choice)
+    movielens = None if skip_relevance else benchmark_movielens(project(ctx))  # the judge reads MovieLens tags
+    agent = build_agent(ctx, explain if explain is not None else False, tool_choice)
     results = run(agent, movielens, turns_file, requests_file,
                   [m.strip() for m in modes.split(",") if m.strip()], relevance=not skip_relevance)
     if report(results, as_json, out_file):

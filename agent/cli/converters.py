@@ -1,4 +1,4 @@
-"""Single-file converters (``recsage transcribe``, ``recsage describe-image``) and ``recsage plugins``,
+"""Single-file converters (``recsage transcribe``, ``describe-image``, ``describe-video``) and ``recsage plugins``,
 which lists the converters and tools that plugins register."""
 
 from __future__ import annotations
@@ -45,6 +45,21 @@ def describe_image(ctx, file, as_json, out_file):
         out["clip_note"] = reason
     if report(out, as_json, out_file):
         click.echo(f"text: {out['ocr_text'] or '(none)'}\ncaption: {out['caption'] or '(CLIP not configured)'}")
+
+
+@cli.command("describe-video")
+@click.argument("file", type=click.Path(path_type=Path))
+@output_options
+@click.pass_context
+def describe_video(ctx, file, as_json, out_file):
+    """Watch a video: the distinct text on its frames (OCR) and its speech (VAD-gated Whisper)."""
+    from agent.plugins import load_converter
+
+    d = load_converter(settings(ctx), "video").convert(file).details
+    out = {key: d.get(key) for key in ("frames", "frame_text", "transcript", "language", "no_speech", "seconds")}
+    out["timeline"] = d.get("timeline", [])
+    if report(out, as_json, out_file):
+        click.echo(f"on screen: {out['frame_text'] or '(no text)'}\nspeech: {out['transcript'] or '(no speech)'}")
 
 
 @cli.command("plugins")

@@ -8,14 +8,14 @@ from pathlib import Path
 import click
 
 from agent.cli.base import (
+    benchmark_movielens,
     cli,
-    movielens_option,
     open_retriever,
     output_options,
+    project,
+    project_options,
     report,
-    require_movielens,
     settings,
-    store_option,
 )
 from agent.core.errors import InputError
 from eval.requests import DEFAULT_REQUESTS
@@ -26,8 +26,7 @@ LoRA by default); rerank-zeroshot: the same without an adapter. Depth and alpha 
 
 
 @cli.command("eval")
-@store_option
-@movielens_option
+@project_options()
 @click.option("--system", "systems", multiple=True,
               help="popularity, content, ease, sasrec, hybrid or rerank (default hybrid). Repeat for several rows.")
 @click.option("--split", "split_name", type=click.Choice(["val", "test"]), default="test", show_default=True)
@@ -44,7 +43,7 @@ LoRA by default); rerank-zeroshot: the same without an adapter. Depth and alpha 
               help="System rerank: one row per LLM weight (default: the rerank_alpha setting); the LLM runs "
                    "once per user for all of them.")
 @click.pass_context
-def eval_cmd(ctx, store_dir, movielens, systems, split_name, users, seed, as_json, out_file, run_file, compare_file,
+def eval_cmd(ctx, systems, split_name, users, seed, as_json, out_file, run_file, compare_file,
              candidate_order, alphas):
     """Rank all items for each user (history masked) on the published leave-one-out protocol."""
     from agent.retrieval.retriever import SYSTEMS
@@ -62,7 +61,7 @@ def eval_cmd(ctx, store_dir, movielens, systems, split_name, users, seed, as_jso
         raise InputError(f"--compare file not found: {compare_file}")
     if users is not None and users <= 0:
         raise InputError(f"--users must be a positive integer, got {users}")
-    retriever = open_retriever(ctx, store_dir, movielens)
+    retriever = open_retriever(ctx)
     if "rerank" in systems:
         retriever = reranking_retriever(retriever, settings(ctx), candidate_order, seed)
     split = retriever.split
@@ -76,7 +75,7 @@ def eval_cmd(ctx, store_dir, movielens, systems, split_name, users, seed, as_jso
         if system == "rerank":
             retriever.alpha = alpha
         result = run_system(retriever, system, split_name, chosen)
-        row = summary(result, split, {"users_seed": seed, "movielens": str(movielens), "store": str(store_dir)})
+        row = summary(result, split, {"users_seed": seed, **project_record(project(ctx))})
         if system == "rerank":
             row["rerank"] = retriever.stats()
             row["system"] = f"rerank (alpha {alpha})"
@@ -87,6 +86,13 @@ def eval_cmd(ctx, store_dir, movielens, systems, split_name, users, seed, as_jso
             write_run(run_file, result.run)
     if report(rows[0] if len(rows) == 1 else rows, as_json, out_file):
         print_eval_rows(rows)
+
+
+def project_record(resolved) -> dict:
+    """Where an eval row's data came from, for its JSON."""
+    return {"project": resolved.source, "catalog": str(resolved.catalog.path),
+            "interactions": str(resolved.require_interactions().path),
+            "store": str(resolved.store.path or resolved.store.url)}
 
 
 def print_eval_rows(rows: list[dict]) -> None:
@@ -108,8 +114,7 @@ def print_eval_rows(rows: list[dict]) -> None:
 
 
 @cli.command("eval-requests")
-@store_option
-@movielens_option
+@project_options()
 @click.option("--requests", "requests_file", type=click.Path(path_type=Path), default=DEFAULT_REQUESTS,
               show_default=True, help="The request benchmark (JSONL; data card eval/data/README.md).")
 @click.option("--system", "systems", multiple=True,
@@ -118,7 +123,7 @@ def print_eval_rows(rows: list[dict]) -> None:
 @click.option("--split", "split_name", type=click.Choice(["val", "test"]), default="test", show_default=True)
 @output_options
 @click.pass_context
-def eval_requests_cmd(ctx, store_dir, movielens, requests_file, systems, split_name, as_json, out_file):
+def eval_requests_cmd(ctx, requests_file, systems, split_name, as_json, out_file):
     """Rank the catalog for natural-language requests: P@10, NDCG@10 (bootstrap CIs), paired test."""
     from eval.requests import (
         by_split,
@@ -131,10 +136,10 @@ def eval_requests_cmd(ctx, store_dir, movielens, requests_file, systems, split_n
     unknown = [s for s in systems if s not in REQUEST_SYSTEMS]
     if unknown:
         raise InputError(f"unknown request system(s) {unknown}; choose from: {', '.join(REQUEST_SYSTEMS)}")
-    require_movielens(movielens)
+    movielens = benchmark_movielens(project(ctx))  # the judge reads MovieLens tags and plots
     requests = by_split(load_requests(requests_file), split_name)
     judge = load_relevance_catalog(movielens)
-    results = {s: evaluate_requests(requests, request_ranker(ctx, s, store_dir, movielens), judge, k=10,
+    results = {s: evaluate_requests(requests, request_ranker(ctx, s), judge, k=10,
                                     progress=True) for s in systems}
     if report(results, as_json, out_file):
         print_request_results(results, systems, split_name)
@@ -157,30 +162,32 @@ def print_request_results(results: dict, systems, split_name: str) -> None:
     table_console().print(table)
 
 
-def request_ranker(ctx, system: str, store_dir, movielens, depth: int = 100):
-    """text -> ranked item ids. bm25: titles, genres and tags; content: MiniLM query over the Chroma
-    cards; hybrid: both, fused (agent.retrieval.text_search.HybridTextSearch); rerank*: hybrid + LLM reranker."""
-    from agent.ingest.catalog import load_movielens
-    from agent.ingest.store import Store
+def request_ranker(ctx, system: str, depth: int = 100):
+    """text -> ranked item ids. bm25: titles, facets and text fields; content: MiniLM query over the
+    Chroma cards; hybrid: both, fused (agent.retrieval.text_search.HybridTextSearch); rerank*: hybrid +
+    LLM reranker."""
+    from agent.ingest.catalog import load_source
+    from agent.retrieval.retriever import open_project_store
 
+    config = settings(ctx)
+    items = load_source(project(ctx).catalog, config.catalog_max_field_chars).items
     if system == "bm25":
         from agent.retrieval.bm25 import bm25_ranker
 
-        return bm25_ranker(load_movielens(movielens).items, k=depth)
+        return bm25_ranker(items, k=depth)
+    store = open_project_store(project(ctx))
     if system == "content":
         from agent.ingest.pipeline import build_text_embedder
 
-        store, embedder = Store(store_dir), build_text_embedder(settings(ctx))
+        embedder = build_text_embedder(config)
         return lambda text: [hit.id for hit in store.query(embedder.embed([text])[0], depth)]
     from agent.retrieval.text_search import HybridTextSearch
 
-    store = Store(store_dir)
-    searcher = HybridTextSearch(store, settings(ctx), load_movielens(movielens).items)
+    searcher = HybridTextSearch(store, config, items)
     if system == "hybrid":
         return lambda text: [item_id for item_id, _ in searcher.search(text, depth)]
     from agent.rerank.reranker import load_reranker, rerank_ranking
 
-    config = settings(ctx)
     if system == "rerank-zeroshot":
         config = config.model_copy(update={"rerank_adapter": None})
     reranker = load_reranker(config)

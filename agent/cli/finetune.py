@@ -8,10 +8,12 @@ from pathlib import Path
 import click
 
 from agent.cli.base import (
+    benchmark_movielens,
     cli,
-    default_movielens,
     open_retriever,
     out_option,
+    project,
+    project_options,
     report,
     settings,
 )
@@ -46,10 +48,7 @@ def finetune(ctx, recipe_file, qlora, max_minutes, as_json, out_file):
 
 
 @finetune.command("data")
-@click.option("--store", "store_dir", type=click.Path(path_type=Path), required=True,
-              help="Store with the catalog's context cards (the reranker reads them) and, for --sequential, "
-                   "the trained retriever.")
-@click.option("--movielens", type=click.Path(path_type=Path), default=default_movielens)
+@project_options()
 @click.option("-n", "n", type=click.IntRange(min=0), default=600, show_default=True, help="Synthetic requests.")
 @click.option("--sequential", type=click.IntRange(min=0), default=0, show_default=True,
               help="Sliding windows over training sequences (candidates from the hybrid retriever).")
@@ -57,9 +56,10 @@ def finetune(ctx, recipe_file, qlora, max_minutes, as_json, out_file):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/finetune/rerank_train.jsonl"), show_default=True)
 @click.pass_context
-def finetune_data(ctx, store_dir, movielens, n, sequential, negatives, seed, out):
+def finetune_data(ctx, n, sequential, negatives, seed, out):
     """Pointwise reranker rows from training data only: synthetic requests from catalog facts (never the
-    benchmark's) and sequential windows; writes the rows and a data card (<out>.card.json)."""
+    benchmark's) and sequential windows; writes the rows and a data card (<out>.card.json). The store
+    holds the context cards the reranker reads and, for --sequential, the trained retriever."""
     from agent.rerank.reranker import LlmReranker
 
     if n == 0 and sequential == 0:
@@ -67,10 +67,10 @@ def finetune_data(ctx, store_dir, movielens, n, sequential, negatives, seed, out
     reranker = LlmReranker(settings(ctx))
     rows, card = [], {"output": str(out)}
     if n:
-        request_rows, card["request"] = _request_rows(store_dir, movielens, n, negatives, seed, out, reranker)
+        request_rows, card["request"] = _request_rows(ctx, n, negatives, seed, out, reranker)
         rows += request_rows
     if sequential:
-        seq_rows, card["sequential"] = _sequence_rows(ctx, store_dir, movielens, sequential, negatives, seed, reranker)
+        seq_rows, card["sequential"] = _sequence_rows(ctx, sequential, negatives, seed, reranker)
         rows += seq_rows
     random.Random(seed).shuffle(rows)
     card["rows_total"] = len(rows)
@@ -80,24 +80,25 @@ def finetune_data(ctx, store_dir, movielens, n, sequential, negatives, seed, out
     click.echo(f"{len(rows)} rows in {out} (data card {out.stem}.card.json)", err=True)
 
 
-def _request_rows(store_dir, movielens, n, negatives, seed, out, reranker) -> tuple[list[dict], dict]:
-    from agent.ingest.store import Store
+def _request_rows(ctx, n, negatives, seed, out, reranker) -> tuple[list[dict], dict]:
+    from agent.retrieval.retriever import open_project_store
     from finetune.rerank_data.requests import build_request_examples, write_examples
     from finetune.rerank_data.rows import build_rerank_rows
 
-    examples = build_request_examples(movielens, n, seed=seed)
+    # synthetic requests keep the request benchmark's (MovieLens) items out of training
+    examples = build_request_examples(benchmark_movielens(project(ctx)), n, seed=seed)
     request_card = write_examples(examples, out.with_name(out.stem + ".requests.jsonl"))
     ids = sorted({e["positive"] for e in examples} | {i for e in examples for i in e["negatives"][:negatives]})
-    cards = {i: r["document"] for i, r in Store(store_dir).get(ids).items()}
+    cards = {i: r["document"] for i, r in open_project_store(project(ctx)).get(ids).items()}
     rows = build_rerank_rows(examples, reranker, cards, negatives, seed)
     return rows, {"requests": len(examples), "rows": len(rows), "card": str(request_card)}
 
 
-def _sequence_rows(ctx, store_dir, movielens, windows, negatives, seed, reranker) -> tuple[list[dict], dict]:
+def _sequence_rows(ctx, windows, negatives, seed, reranker) -> tuple[list[dict], dict]:
     from eval.rerank_seq import catalog_text
     from finetune.rerank_data.sequences import build_sequence_rows
 
-    retriever = open_retriever(ctx, store_dir, movielens)
+    retriever = open_retriever(ctx)
     cards, titles = catalog_text(retriever)
     return build_sequence_rows(retriever, reranker, cards, titles, windows,
                                depth=settings(ctx).rerank_depth, negatives=negatives, seed=seed)

@@ -9,43 +9,45 @@ import click
 from agent.cli.base import (
     bench,
     cli,
+    flags,
     open_store,
     output_options,
+    project,
+    project_options,
     report,
-    require_store,
     settings,
-    store_or_server_options,
+    store_target,
 )
 from agent.core.errors import InputError
 from agent.core.timing import Stopwatch
 
 
 @cli.command()
-@click.option("--movielens", type=click.Path(path_type=Path), help="MovieLens folder (movies.csv ...).")
-@click.option("--posters", type=click.Path(path_type=Path), help="Folder of <movieId>.jpg posters.")
-@click.option("--catalog", type=click.Path(path_type=Path), help="Generic catalog (.jsonl or .csv).")
-@store_or_server_options
+@project_options(movielens_default=False)
+@click.option("--catalog", type=click.Path(path_type=Path),
+              help="A catalog with recsage's own field names (.jsonl or .csv), instead of the project's.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Ingest only the first N items.")
 @output_options
 @click.pass_context
-def ingest(ctx, movielens, posters, catalog, store_dir, chroma_url, limit, as_json, out_file):
-    """Turn a catalog into context cards and vectors in Chroma (resumable, skips unchanged items)."""
-    from agent.ingest.catalog import load_catalog, load_movielens
+def ingest(ctx, catalog, limit, as_json, out_file):
+    """Turn the project's catalog into context cards and vectors in Chroma (resumable, skips unchanged items)."""
+    from agent.ingest.catalog import load_catalog, load_source
     from agent.ingest.pipeline import ingest as run_ingest
 
-    if bool(movielens) == bool(catalog):
+    given = flags(ctx)
+    if catalog and given.movielens:
         raise InputError("give exactly one of --movielens DIR or --catalog FILE")
-    if posters and not movielens:
+    if catalog and given.posters:
         raise InputError("--posters goes with --movielens; a generic catalog names images per row")
-    require_store(store_dir, chroma_url)
+    target = store_target(ctx)
     config = settings(ctx)
     clock = Stopwatch()
     with clock("load"):
         limit_chars = config.catalog_max_field_chars
-        loaded = load_movielens(movielens, posters, limit_chars) if movielens else load_catalog(catalog, limit_chars)
+        loaded = load_catalog(catalog, limit_chars) if catalog else load_source(project(ctx).catalog, limit_chars)
     items = loaded.items[:limit] if limit else loaded.items
-    store = open_store(store_dir, chroma_url)
-    result = run_ingest(items, store, config, rejected=loaded.rejected, progress=True)
+    store = open_store(target)
+    result = run_ingest(items, store, config, rejected=loaded.rejected, progress=True, prune=not limit)
     result.seconds["load"] = clock.seconds["load"]
     summary = result.to_json()
     summary["seconds"]["total"] = round(clock.totals()["total"], 3)
@@ -60,7 +62,7 @@ def print_ingest_summary(s: dict) -> None:
     console = Console(stderr=True)
     dropped = [row for row in s["skipped"] if not row.get("kept")]
     console.print(
-        f"[bold]ingested {s['ingested']}[/], unchanged {s['unchanged']}, skipped {len(dropped)}, "
+        f"[bold]ingested {s['ingested']}[/], unchanged {s['unchanged']}, removed {s['removed']}, skipped {len(dropped)}, "
         f"kept without media {len(s['skipped']) - len(dropped)}, media failed {len(s['failed'])}; "
         f"{s['items_in_store']} items in {s['store']}"
     )
@@ -79,11 +81,11 @@ def print_ingest_summary(s: dict) -> None:
 
 @cli.command()
 @click.argument("text")
-@store_or_server_options
+@project_options(store_only=True)
 @click.option("-k", "k", type=int, default=10, show_default=True, help="How many results.")
 @output_options
 @click.pass_context
-def search(ctx, text, store_dir, chroma_url, k, as_json, out_file):
+def search(ctx, text, k, as_json, out_file):
     """Semantic search over the context cards."""
     from agent.retrieval.text_search import search_text
 
@@ -91,7 +93,7 @@ def search(ctx, text, store_dir, chroma_url, k, as_json, out_file):
         raise InputError(f"-k must be a positive integer, got {k}")
     if not text.strip():
         raise InputError("the search text is empty")
-    results = search_text(open_store(store_dir, chroma_url), settings(ctx), text, k)
+    results = search_text(open_store(store_target(ctx)), settings(ctx), text, k)
     if not report(results, as_json, out_file):
         return
     for r in results:
@@ -104,9 +106,11 @@ def search(ctx, text, store_dir, chroma_url, k, as_json, out_file):
 @click.option("--sample", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--variants", default="1:1,2:1,1:2", show_default=True,
               help="Comma-separated THREADS:OCR_WORKERS settings; the first is the baseline.")
+@click.option("--videos", type=click.Path(path_type=Path, file_okay=False, exists=True), default=None,
+              help="A folder of video clips: adds a row of seconds per clip minute for each video stage.")
 @output_options
 @click.pass_context
-def bench_ingest(ctx, movielens, posters, sample, variants, as_json, out_file):
+def bench_ingest(ctx, movielens, posters, sample, variants, videos, as_json, out_file):
     """Items/s per ingest stage on a sample, per setting (a fresh process each)."""
     from eval.bench.ingest import bench_ingest as run
 
@@ -114,7 +118,7 @@ def bench_ingest(ctx, movielens, posters, sample, variants, as_json, out_file):
         parsed = [tuple(int(x) for x in v.split(":")) for v in variants.split(",")]
     except ValueError:
         raise InputError(f"--variants must look like 1:1,2:1 (threads:ocr_workers), got {variants!r}") from None
-    rows = run(movielens, posters, sample, parsed, settings(ctx))
+    rows = run(movielens, posters, sample, parsed, settings(ctx), videos)
     if report(rows, as_json, out_file):
         print_ingest_bench(rows, sample)
 
@@ -132,9 +136,16 @@ def print_ingest_bench(rows: list[dict], sample: int) -> None:
         table.add_column(f"{stage} items/s", justify="right")
     table.add_column("vs first row", justify="right")
     base_total = None
-    for r in rows:
+    for r in (r for r in rows if "video" not in r):
         total = sum(r["seconds"].get(s, 0.0) for s in stages)
         base_total = base_total or total
         cells = [f"{sample / r['seconds'][s]:.1f}" if r["seconds"].get(s) else "-" for s in stages]
         table.add_row(f"{r['threads']} / {r['ocr_workers']}", *cells, f"{base_total / total:.2f}x")
     table_console().print(table)
+    for r in (r for r in rows if "video" in r):
+        video = Table("video stage", "seconds per clip minute",
+                      title=f"video ingest: {r['video']['clips']} clips, {r['video']['clip_minutes']:.2f} clip minutes, "
+                            f"{r['threads']} threads / {r['ocr_workers']} OCR workers")
+        for stage, value in sorted(r["seconds_per_clip_minute"].items()):
+            video.add_row(stage, f"{value:.1f}")
+        table_console().print(video)

@@ -16,6 +16,7 @@ from agent.cli import (  # noqa: F401 - imported for their commands
     evaluate,
     finetune,
     ingest,
+    project,
     provision,
     recommend,
     rerank,

@@ -8,33 +8,30 @@ import click
 
 from agent.cli.base import (
     bench,
-    movielens_option,
     output_options,
+    project,
+    project_options,
     report,
-    require_movielens,
     settings,
-    store_option,
 )
 from eval.requests import DEFAULT_REQUESTS
 
 
 @bench.command("rerank")
-@store_option
-@movielens_option
+@project_options()
 @click.option("--requests", "requests_file", type=click.Path(path_type=Path), default=DEFAULT_REQUESTS,
               show_default=True, help="Request benchmark whose texts are reranked.")
 @click.option("-n", "n", type=click.IntRange(min=1), default=20, show_default=True, help="Requests to time.")
 @output_options
 @click.pass_context
-def bench_rerank(ctx, store_dir, movielens, requests_file, n, as_json, out_file):
+def bench_rerank(ctx, requests_file, n, as_json, out_file):
     """Seconds to rerank the hybrid search's top candidates per request: the product path (shared-prefix
     cache, candidates packed into rows, yes/no logits only, bf16 weights where native) against a
     naive run of the same weights (fp32, every candidate's full prompt, full-vocabulary logits).
     Same requests, same candidates, same run."""
     from eval.bench.rerank import bench_rerank as run
 
-    require_movielens(movielens)
-    result = run(store_dir, movielens, settings(ctx), requests_file, n)
+    result = run(project(ctx), settings(ctx), requests_file, n)
     if not report(result, as_json, out_file):
         return
     from rich.table import Table

@@ -8,29 +8,40 @@ import click
 from agent.cli.base import (
     bench,
     cli,
-    movielens_option,
     open_retriever,
     output_options,
+    project,
+    project_options,
     report,
     settings,
-    store_option,
 )
+from agent.core.errors import InputError
+
+RETRIEVER_MODELS = ("ease", "sasrec")
 
 
 @cli.command("train-retriever")
-@store_option
-@movielens_option
+@project_options()
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--max-minutes", type=float, default=0.0, show_default=True,
               help="Stop SASRec training after this long (0: early stopping only). Resumes from its checkpoint.")
+@click.option("--models", "models", default=",".join(RETRIEVER_MODELS), show_default=True,
+              help="Models to train: \"ease\" alone is the fast mode (EASE + content, about a minute).")
+@click.option("--force", is_flag=True,
+              help="Retrain from scratch even if the data did not change (a rerun otherwise reuses or warm-starts).")
 @output_options
 @click.pass_context
-def train_retriever_cmd(ctx, store_dir, movielens, seed, max_minutes, as_json, out_file):
+def train_retriever_cmd(ctx, seed, max_minutes, models, force, as_json, out_file):
     """Train EASE + SASRec on the training split, store SASRec item vectors in Chroma, pick hybrid weights on validation."""
     from finetune.retriever.pipeline import train_retriever
 
-    open_retriever(ctx, store_dir, movielens)  # validates paths before minutes of training
-    summary = train_retriever(store_dir, movielens, settings(ctx), seed=seed, max_minutes=max_minutes)
+    chosen = tuple(m.strip() for m in models.split(",") if m.strip())
+    unknown = [m for m in chosen if m not in RETRIEVER_MODELS]
+    if unknown or "ease" not in chosen:
+        raise InputError(f"--models takes ease or ease,sasrec, got {models!r}")
+    open_retriever(ctx)  # validates the project and the store before minutes of training
+    summary = train_retriever(project(ctx), settings(ctx), seed=seed, max_minutes=max_minutes, models=chosen,
+                              force=force)
     if report(summary, as_json, out_file):
         click.echo(f"hybrid weights {summary['hybrid']['weights']} "
                    f"(validation NDCG@10 {summary['hybrid']['val']['NDCG@10']:.4f}); "
@@ -38,16 +49,15 @@ def train_retriever_cmd(ctx, store_dir, movielens, seed, max_minutes, as_json, o
 
 
 @bench.command("retrieve")
-@store_option
-@movielens_option
+@project_options()
 @click.option("--users", type=int, default=100, show_default=True)
 @output_options
 @click.pass_context
-def bench_retrieve(ctx, store_dir, movielens, users, as_json, out_file):
+def bench_retrieve(ctx, users, as_json, out_file):
     """Per-user latency, history -> top 50 candidates (scores + Chroma fetch), per system."""
     from eval.bench.retrieve import bench_retrieve as run
 
-    rows = run(open_retriever(ctx, store_dir, movielens), users)
+    rows = run(open_retriever(ctx), users)
     if not report(rows, as_json, out_file):
         return
     from rich.table import Table

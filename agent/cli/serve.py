@@ -10,27 +10,27 @@ import click
 
 from agent.cli.base import (
     bench,
+    chat_catalog,
     cli,
-    movielens_option,
     output_options,
+    project,
+    project_options,
     report,
-    require_movielens,
     settings,
-    store_option,
 )
 from agent.core.errors import RecsageError
 from agent.core.timing import Stopwatch
 
 
-def build_app(ctx, store_dir: Path, movielens: Path | None, token: str | None):
+def build_app(ctx, token: str | None):
     """The app over the real Recommender and ChatAgent (models load on first use)."""
     from agent.chat.agent import ChatAgent
     from agent.recommend import Recommender
     from agent.server.app import create_app
 
     config = settings(ctx)
-    recommender = Recommender(store_dir, movielens, config)
-    return create_app(recommender, ChatAgent(recommender, config), config, token=token)
+    recommender = Recommender(project(ctx), config)
+    return create_app(recommender, ChatAgent(recommender, config, catalog=chat_catalog(ctx)), config, token=token)
 
 
 def warm_up(app) -> None:
@@ -43,8 +43,7 @@ def warm_up(app) -> None:
 
 
 @cli.command()
-@store_option
-@movielens_option
+@project_options()
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to bind; anything but loopback needs --token.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
@@ -53,12 +52,12 @@ def warm_up(app) -> None:
 @click.option("--warm/--no-warm", default=True, show_default=True,
               help="Answer one chat before accepting requests, so models are loaded once, not by the first users.")
 @click.pass_context
-def serve(ctx, store_dir, movielens, host, port, token, warm):
+def serve(ctx, host, port, token, warm):
     """HTTP API (/v1/recommend, /v1/chat, OpenAI-compatible /v1/chat/completions, /docs) and the web chat at /."""
     from agent.server.app import check_bind
 
     check_bind(host, token)
-    app = build_app(ctx, store_dir, movielens, token)
+    app = build_app(ctx, token)
     if warm:
         clock = Stopwatch()
         click.echo("loading models (one warm-up chat) ...", err=True)
@@ -79,8 +78,7 @@ def run_server(app, host: str, port: int, config, log_level: str = "info") -> No
 
 
 @bench.command("serve")
-@store_option
-@movielens_option
+@project_options()
 @click.option("--concurrency", type=click.IntRange(1, 200), default=20, show_default=True,
               help="Chats sent at the same moment.")
 @click.option("--rounds", type=click.IntRange(1, 20), default=1, show_default=True,
@@ -89,11 +87,11 @@ def run_server(app, host: str, port: int, config, log_level: str = "info") -> No
 @click.option("--out", "out_file", type=click.Path(path_type=Path), default=None,
               help="Write every chat's timings here (JSON).")
 @click.pass_context
-def bench_serve(ctx, store_dir, movielens, concurrency, rounds, as_json, out_file):
+def bench_serve(ctx, concurrency, rounds, as_json, out_file):
     """Concurrent chats over loopback through /v1/chat/completions (streamed): success, p50/p95 latency."""
     from eval.bench.serve import run_bench
 
-    app = build_app(ctx, store_dir, movielens, token=None)
+    app = build_app(ctx, token=None)
     summary = run_bench(app, concurrency, rounds)
     if report(summary, as_json, out_file):
         print_serve_summary(summary)
@@ -121,16 +119,21 @@ def print_serve_summary(s: dict) -> None:
 
 
 @bench.command("abuse")
-@store_option
-@movielens_option
+@project_options()
 @output_options
 @click.pass_context
-def bench_abuse(ctx, store_dir, movielens, as_json, out_file):
+def bench_abuse(ctx, as_json, out_file):
     """Hostile requests against a real `recsage serve` on loopback: status, seconds, server peak memory."""
+    import tempfile
+
+    from agent.core.project import project_toml
     from eval.bench.abuse import run_abuse
 
-    require_movielens(movielens)
-    summary = run_abuse(store_dir, movielens, ctx.find_root().params.get("config_file"))
+    resolved = project(ctx)
+    with tempfile.TemporaryDirectory(prefix="recsage-abuse-") as folder:
+        project_file = Path(folder) / "recsage.toml"  # the server process reads the resolved project
+        project_file.write_text(project_toml(resolved), encoding="utf-8")
+        summary = run_abuse(project_file, ctx.find_root().params.get("config_file"))
     if report(summary, as_json, out_file):
         print_abuse_summary(summary)
     if not summary["all_ok"]:

@@ -152,6 +152,27 @@ class Settings(ConfigBase):
             "resampling cost grows with the claimed rate, not with the file's size."
         ),
     )
+    max_video_bytes: int = Field(
+        100_000_000, ge=1, description="Video files larger than this many bytes are rejected."
+    )
+    max_video_seconds: float = Field(
+        600.0, gt=0, le=86_400,
+        description=(
+            "Videos longer than this (from the header) are rejected; frames and audio past it are never "
+            "decoded. Speech beyond max_audio_seconds is not transcribed."
+        ),
+    )
+    max_video_frames: int = Field(
+        32, ge=1, le=1_000,
+        description=(
+            "Frames sampled from one video (one a second, fewer for long clips so they cover it all); "
+            "near-duplicates are dropped before OCR."
+        ),
+    )
+    max_video_pixels: int = Field(
+        8_294_400, ge=1,
+        description="Videos whose frames (from the header) have more pixels than this are rejected (default 4K).",
+    )
     max_message_chars: int = Field(
         8_000, ge=1, le=1_000_000,
         description="Characters one chat message may hold (/v1/chat, each message of /v1/chat/completions).",
@@ -241,7 +262,8 @@ class Settings(ConfigBase):
         None, ge=1,
         description=(
             "Bytes one request body may carry, counted as it arrives (chunked bodies too); 413 beyond "
-            "it. Empty: both uploads as base64 ((max_image_bytes + max_audio_bytes) * 4/3) plus 1 MB."
+            "it. Empty: image and audio as base64 ((max_image_bytes + max_audio_bytes) * 4/3), plus "
+            "max_video_bytes (multipart only), plus 1 MB."
         ),
     )
     body_read_timeout_s: float = Field(

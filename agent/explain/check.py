@@ -165,7 +165,7 @@ def cited_refs(explanation: str, evidence: Evidence) -> list[str]:
             used = any(len(v.strip()) > 2 and _norm(v) in beyond_titles for v in text.split(","))
         else:
             used = len(said_words & {w for w in tokenize(text) if len(w) > 3}) >= 2
-        if ref in ("query", "transcript", "photo_text") and re.search(r"\b(request|asked)\b", explanation):
+        if ref in ("query", "transcript", "photo_text", "video_screen", "video_speech") and re.search(r"\b(request|asked)\b", explanation):
             used = True
         if used:
             cites.append(ref)

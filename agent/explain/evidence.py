@@ -4,7 +4,8 @@ Three kinds of evidence, all taken from what recsage already has (never from the
 
 - ``history``: the user's watched items most similar to the item by content vector (the MiniLM
   card vectors of the Chroma ``items`` collection), with the cosine similarity;
-- ``card``: the item's context card, split into its labelled fields (genres, tags, plot, people,
+- ``card``: the item's context card, split into its labelled fields (facets such as genres or
+  category and brand, tags, the catalog's text fields such as a plot or a description, people,
   poster text, ...), exactly as ingest wrote it;
 - ``request``: each part of the request (typed query, voice-note transcript, photo text) with its
   MiniLM similarity to the item's vector and the words it shares with the card; the best part is
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from agent.core.text import display_title, tokenize
-from agent.ingest.cards import parse_card
+from agent.ingest.cards import facet_label, parse_card, slug
 
 HISTORY_PIECES = 2
 """History items shown per recommendation: the strongest link, plus one for context."""
@@ -53,6 +54,8 @@ class Evidence:
     title: str
     year: int | None
     card: dict[str, str]  # slug -> text, without the title line
+    facets: tuple[str, ...] = ()
+    """The card fields that are the item's facets (``genres``; ``category``, ``brand``), in card order."""
     history: list[HistoryLink] = field(default_factory=list)
     request: list[RequestMatch] = field(default_factory=list)
 
@@ -110,6 +113,14 @@ def request_matches(card: Mapping[str, str], item_vector: np.ndarray, parts: Map
     return out
 
 
+def facet_fields(card: Mapping[str, str], facets: Mapping | None) -> tuple[str, ...]:
+    """The card fields of the named facets; without names (a caller that has only the card), a
+    card's genres line, the one facet every catalog before facets had."""
+    if facets is None:
+        return ("genres",) if "genres" in card else ()
+    return tuple(key for key in (slug(facet_label(name)) for name in facets) if key in card)
+
+
 def build_evidence(item_id: str, card_text: str, meta: Mapping, item_vector: np.ndarray | None,
                    history: Sequence[tuple[str, str, int | None]] = (), history_vectors: np.ndarray | None = None,
                    request_parts: Mapping[str, str] | None = None,
@@ -118,7 +129,8 @@ def build_evidence(item_id: str, card_text: str, meta: Mapping, item_vector: np.
     card = parse_card(card_text)
     title = str(meta.get("title") or card.pop("title", item_id))
     card.pop("title", None)
-    evidence = Evidence(item_id=item_id, title=title, year=meta.get("year"), card=card)
+    evidence = Evidence(item_id=item_id, title=title, year=meta.get("year"), card=card,
+                        facets=facet_fields(card, meta.get("facets")))
     if item_vector is not None and history_vectors is not None and len(history):
         evidence.history = similar_history(item_vector, history_vectors, history)
     if request_parts and item_vector is not None:

@@ -21,6 +21,7 @@ import prompts
 from agent.core.text import display_title
 from agent.explain.check import INSTRUCTION_LIKE, SENTENCE_END, check, cited_refs
 from agent.explain.evidence import Evidence
+from agent.ingest.cards import MEDIA_LABELS, slug
 from agent.rerank.prompt import fence_text
 
 STATUSES = ("generated", "repaired", "template")
@@ -55,13 +56,26 @@ def _safe(text: str, max_chars: int = FACT_CHARS) -> str:
     return "" if INSTRUCTION_LIKE.search(text) else fence_text(text, max_chars)
 
 
+# Card fields that are not facts for the prompt: the writer adds names to check, not reasons, and
+# media text (poster OCR, captions, transcripts) is noisy.
+NOT_PROMPTED = frozenset({"title", "tags", "director", "cast", "writer", *(slug(label) for label in MEDIA_LABELS.values())})
+
+
+def _label(key: str) -> str:
+    return key.replace("_", " ").capitalize()
+
+
 def prompt_facts(evidence: Evidence, strict: bool) -> list[tuple[str, str]]:
-    """The card fields the prompt shows, fenced; the retry shows only genres and tags."""
+    """The card fields the prompt shows, fenced: the item's facets (a movie's genres) and tags;
+    unless strict (the retry), also the director, the first of the cast and the catalog's text
+    fields (a movie's plot, a product's description)."""
     card = evidence.card
-    wanted = [("Genres", card.get("genres", "")), ("Tags", _first(card.get("tags", ""), MAX_TAGS))]
+    wanted = [(_label(key), card[key]) for key in evidence.facets]
+    wanted.append(("Tags", _first(card.get("tags", ""), MAX_TAGS)))
     if not strict:
-        wanted += [("Director", card.get("director", "")), ("Cast", _first(card.get("cast", ""), MAX_CAST)),
-                   ("Plot", card.get("plot", ""))]
+        wanted += [("Director", card.get("director", "")), ("Cast", _first(card.get("cast", ""), MAX_CAST))]
+        wanted += [(_label(key), text) for key, text in card.items()
+                   if key not in NOT_PROMPTED and key not in evidence.facets]
     return [(label, _safe(text)) for label, text in wanted if text and _safe(text)]
 
 
@@ -82,11 +96,25 @@ def genre_phrase(genres: str) -> str:
     return ("an " if phrase[0] in "aeiou" else "a ") + phrase
 
 
+def kind_phrase(evidence: Evidence) -> str:
+    """What the item is, in words from its card: a movie's genres ("an animated comedy"), else its
+    first facet value ("a Running Shoes pick"), else "a film"."""
+    first = next((evidence.card[key].split(",")[0].strip() for key in evidence.facets if key != "genres"), "")
+    if "genres" in evidence.card or not first:
+        return genre_phrase(evidence.card.get("genres", ""))
+    return ("an " if first[0].lower() in "aeiou" else "a ") + f"{first} pick"
+
+
+def facets_text(evidence: Evidence) -> str:
+    """The item's facet values as one evidence string ("Adventure, Animation")."""
+    return ", ".join(evidence.card[key] for key in evidence.facets)
+
+
 def _prompt_vars(evidence: Evidence, strict: bool) -> dict:
     matched = evidence.matched_request
     history = display_title(evidence.history[0].title) if evidence.history else ""
     return {
-        "kind": genre_phrase(evidence.card.get("genres", "")),
+        "kind": kind_phrase(evidence),
         "year": evidence.year or "",
         "title": _safe(display_title(evidence.title), 200),
         "history": _safe(history, 200),
@@ -110,7 +138,7 @@ def template_explanation(evidence: Evidence) -> str:
     variables = _prompt_vars(evidence, strict=True)
     text = prompts.render(
         "explain_template.j2", title=variables["title"] or "This pick", history=variables["history"],
-        request=variables["request"], genres=_safe(evidence.card.get("genres", "")),
+        request=variables["request"], facets=_safe(facets_text(evidence)),
         tags=_safe(_first(evidence.card.get("tags", ""), 2)),
     )
     return " ".join(text.split())

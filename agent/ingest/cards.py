@@ -13,8 +13,16 @@ CARD_VERSION = "2"
 MAX_FIELD_CHARS = 400
 MAX_CAST = 5
 # Media-derived fields in card order, with the label the LLM sees.
-MEDIA_LABELS = {"poster_text": "Poster text", "caption": "Image", "transcript": "Audio transcript"}
+MEDIA_LABELS = {"poster_text": "Poster text", "caption": "Image", "transcript": "Audio transcript",
+                "video_text": "Video text", "video_transcript": "Video transcript"}
 PEOPLE_LABELS = {"director": "Director", "writer": "Writer", "cast": "Cast"}
+
+
+def facet_label(name: str) -> str:
+    """How a facet is labelled on the card: "genres" -> "Genres", "shoe_width" -> "Shoe width".
+    Only letters and spaces, at most 31 characters, so that :func:`card_fields` reads the line
+    back as a field (:func:`slug` of the label is the facet's key in parsed cards)."""
+    return " ".join(re.sub(r"[^A-Za-z]+", " ", name).split())[:31].capitalize() or "Facet"
 
 
 def _clip(text: str, limit: int = MAX_FIELD_CHARS) -> str:
@@ -27,7 +35,7 @@ def _clip(text: str, limit: int = MAX_FIELD_CHARS) -> str:
 # Left out of the text that gets embedded: MiniLM represents names poorly, so cast lists dilute
 # what a card is about (Toy Story fell from 1st to 9th for "animated toys come to life"), and
 # poster OCR mostly repeats the title with recognition noise. The card the LLM reads keeps both.
-NOT_EMBEDDED_MEDIA = ("poster_text",)
+NOT_EMBEDDED_MEDIA = ("poster_text", "video_text")  # on-screen text: the title again, like posters
 
 
 def build_embedding_text(item: Item, media: dict[str, str] | None = None) -> str:
@@ -51,7 +59,7 @@ def build_card(item: Item, media: dict[str, str] | None = None, with_people: boo
         "context_card.j2",
         title=item.title,
         year=item.year,
-        genres=list(item.genres),
+        facets=[(facet_label(name), list(values)) for name, values in item.facets.items() if values],
         people=people,
         tags=list(item.tags),
         text=[(name.capitalize(), _clip(value)) for name, value in item.text.items() if value.strip()],

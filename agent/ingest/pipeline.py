@@ -26,7 +26,7 @@ from agent.ingest.cards import CARD_VERSION, build_card, build_embedding_text
 from agent.ingest.catalog import Item, RowError
 from agent.ingest.converters import Conversion, MediaConverter, TextEmbedder
 from agent.ingest.images import is_url
-from agent.ingest.store import IMAGE_COLLECTION, TEXT_COLLECTION, Store, encode_list
+from agent.ingest.store import IMAGE_COLLECTION, TEXT_COLLECTION, Store, encode_facets
 
 PARTIAL = ":partial"  # suffix on the stored hash of an item whose media failed: retry next run
 
@@ -45,6 +45,7 @@ class IngestReport:
     total: int = 0
     ingested: int = 0
     unchanged: int = 0
+    removed: int = 0  # stored items the catalog no longer has, deleted from the store
     items_in_store: int = 0
     skipped: list[RowError] = field(default_factory=list)
     failed: list[MediaFailure] = field(default_factory=list)
@@ -70,9 +71,12 @@ class Pipeline:
     image: list[MediaConverter]
     audio: list[MediaConverter]
     notes: list[str]
+    video: list[MediaConverter] = field(default_factory=list)
 
-    def versions(self) -> str:
+    def versions(self, item: Item | None = None) -> str:
         parts = [self.embedder] + self.image + self.audio
+        if item is not None and item.video:  # only items with a video: the others' hashes stay as they were
+            parts += self.video
         return ",".join(f"{c.name}@{c.version}" for c in parts)
 
 
@@ -95,7 +99,7 @@ def build_pipeline(settings: Settings) -> Pipeline:
     """Instantiate registered converters; a required one that is not ready stops the ingest."""
     from agent.plugins import converter_classes
 
-    media: dict[str, list[MediaConverter]] = {"image": [], "audio": []}
+    media: dict[str, list[MediaConverter]] = {"image": [], "audio": [], "video": []}
     notes: list[str] = []
     for name, (cls, plugin) in sorted(converter_classes().items()):
         if not issubclass(cls, MediaConverter):
@@ -108,7 +112,7 @@ def build_pipeline(settings: Settings) -> Pipeline:
             notes.append(f"{name} ({plugin}) not used: {reason}")
         else:
             raise ModelNotReady(f"converter {name!r} from plugin {plugin!r} is not ready: {reason}")
-    return Pipeline(build_text_embedder(settings), media["image"], media["audio"], notes)
+    return Pipeline(build_text_embedder(settings), media["image"], media["audio"], notes, video=media["video"])
 
 
 def _file_digest(ref: str | None) -> str:
@@ -132,9 +136,11 @@ def _card_template_digest() -> str:
 def content_hash(item: Item, pipeline_versions: str, template_digest: str) -> str:
     payload = json.dumps(
         {
-            "item": item.model_dump(mode="json"),
+            # an item without a video hashes as it did before videos existed
+            "item": item.model_dump(mode="json", exclude={"video"} if item.video is None else None),
             "image": _file_digest(item.image),
             "audio": _file_digest(item.audio),
+            **({"video": _file_digest(item.video)} if item.video else {}),
             "converters": pipeline_versions,
             "card": template_digest,
         },
@@ -147,7 +153,7 @@ def _metadata(item: Item, digest: str, media: dict[str, str], failed: bool, acce
     """``accepted``: the media attributes ("image", "audio") a converter read without error."""
     meta: dict = {
         "title": item.title,
-        "genres": encode_list(item.genres),
+        **encode_facets(item.facets),
         "content_hash": digest + (PARTIAL if failed else ""),
     }
     if item.year is not None:
@@ -156,6 +162,8 @@ def _metadata(item: Item, digest: str, media: dict[str, str], failed: bool, acce
         meta["image"] = item.image
     if item.audio and "audio" in accepted:
         meta["audio"] = item.audio
+    if item.video and "video" in accepted:
+        meta["video"] = item.video
     url = item.metadata.get("image_url") or (item.image if is_url(item.image) else None)
     if url:  # kept for clients to show, never fetched
         meta["image_url"] = str(url)
@@ -184,6 +192,9 @@ def _run_media(
                 continue
             assert isinstance(result, Conversion)
             accepted[item.id].add(attr)
+            for stage, seconds in result.details.get("stage_seconds", {}).items():  # e.g. video frames, speech
+                key = f"{converter.modality}:{stage}"
+                report.seconds[key] = report.seconds.get(key, 0.0) + seconds
             media[item.id].update(result.card_fields)
             if result.embedding is not None and converter.modality == "image":
                 image_vectors[item.id] = result.embedding
@@ -196,6 +207,7 @@ def _ingest_batch(batch: list[Item], digests: dict[str, str], pipeline: Pipeline
     accepted: dict[str, set[str]] = defaultdict(set)
     _run_media(pipeline.image, batch, "image", report, media, image_vectors, failed_ids, accepted)
     _run_media(pipeline.audio, batch, "audio", report, media, image_vectors, failed_ids, accepted)
+    _run_media(pipeline.video, batch, "video", report, media, image_vectors, failed_ids, accepted)
     with report.timed("cards"):
         cards = [build_card(item, media[item.id]) for item in batch]
         texts = [build_embedding_text(item, media[item.id]) for item in batch]
@@ -214,7 +226,9 @@ def _ingest_batch(batch: list[Item], digests: dict[str, str], pipeline: Pipeline
 
 
 def ingest(items: list[Item], store: Store, settings: Settings, rejected: list[RowError] | None = None,
-           progress: bool = True) -> IngestReport:
+           progress: bool = True, prune: bool = True) -> IngestReport:
+    """Store what changed in ``items``; with ``prune`` (``items`` is the whole catalog, not a
+    ``--limit`` sample), also delete the stored items the catalog no longer has."""
     report = IngestReport(store=store.location, total=len(items) + sum(not r.kept for r in rejected or []))
     report.skipped.extend(rejected or [])
     apply_thread_settings(settings)
@@ -223,11 +237,12 @@ def ingest(items: list[Item], store: Store, settings: Settings, rejected: list[R
     report.notes.extend(pipeline.notes)
     with report.timed("hash"):
         template = _card_template_digest()
-        versions = pipeline.versions()
-        digests = {it.id: content_hash(it, versions, template) for it in items}
+        digests = {it.id: content_hash(it, pipeline.versions(it), template) for it in items}
         stored = store.hashes(list(digests))
     todo = [it for it in items if stored.get(it.id) != digests[it.id]]
     report.unchanged = len(items) - len(todo)
+    with report.timed("remove"):
+        remove_dropped(items, store, report, prune)
     if not todo:
         report.items_in_store = store.count()
         return report
@@ -238,11 +253,33 @@ def ingest(items: list[Item], store: Store, settings: Settings, rejected: list[R
                 _ingest_batch(batch, digests, pipeline, store, report)
                 advance(len(batch))
     finally:
-        for converter in pipeline.image + pipeline.audio:
+        for converter in pipeline.image + pipeline.audio + pipeline.video:
             if hasattr(converter, "close"):
                 converter.close()  # e.g. stop OCR worker processes
     report.items_in_store = store.count()
     return report
+
+
+def remove_dropped(items: list[Item], store: Store, report: IngestReport, prune: bool) -> None:
+    """Delete from every item collection the stored items that ``items`` (the catalog) lacks.
+
+    Never on a partial catalog or an empty one: an empty load is far likelier a wrong path or a
+    broken file than a shop that sold everything, and deleting is the one step a rerun cannot undo."""
+    if not prune:
+        report.notes.append("ran on part of the catalog (--limit): items it left out were not removed from the store")
+        return
+    if not items:
+        report.notes.append("the catalog gave no items: nothing was removed from the store")
+        return
+    keep = {it.id for it in items}
+    dropped = [i for i in store.ids() if i not in keep]
+    if not dropped:
+        return
+    removed = store.delete(dropped)
+    report.removed = removed.get(TEXT_COLLECTION, 0)
+    shown = ", ".join(dropped[:5]) + (", ..." if len(dropped) > 5 else "")
+    per_collection = ", ".join(f"{n} {c}" for n, c in sorted(removed.items()))
+    report.notes.append(f"removed {len(dropped)} items no longer in the catalog ({shown}) from: {per_collection}")
 
 
 @contextmanager

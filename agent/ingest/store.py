@@ -8,6 +8,7 @@ inputs that produced it; ingest compares hashes to skip unchanged items without 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -134,7 +135,52 @@ class Store:
             for i, m, d in zip(got["ids"], got["metadatas"], got["documents"], strict=True)
         }
 
+    # --- deleting items the catalog dropped -----------------------------------------------------
 
-def encode_list(values) -> str:
-    """Lists are stored as JSON strings so that any Chroma backend accepts them."""
-    return json.dumps(list(values), ensure_ascii=False)
+    def item_collections(self) -> list[str]:
+        """The store's per-item collections: ``items`` and every ``items_<kind>`` (image, video,
+        sasrec...), so a dropped item leaves all of them, whichever stage wrote it."""
+        names = [c if isinstance(c, str) else c.name for c in self.client.list_collections()]
+        return sorted(n for n in names if n == TEXT_COLLECTION or n.startswith(TEXT_COLLECTION + "_"))
+
+    def ids(self, name: str = TEXT_COLLECTION) -> list[str]:
+        """Every id in a collection, read in pages (Chroma caps the size of one read)."""
+        col, out = self.collection(name), []
+        while True:
+            page = col.get(include=[], limit=MAX_CHROMA_BATCH, offset=len(out))["ids"]
+            out.extend(page)
+            if len(page) < MAX_CHROMA_BATCH:
+                return out
+
+    def delete(self, ids: list[str]) -> dict[str, int]:
+        """Delete ``ids`` from every item collection; returns how many each collection held."""
+        removed: dict[str, int] = {}
+        for name in self.item_collections():
+            col = self.collection(name, create=False)
+            for start in range(0, len(ids), MAX_CHROMA_BATCH):
+                chunk = list(ids[start : start + MAX_CHROMA_BATCH])
+                present = col.get(ids=chunk, include=[])["ids"]
+                if present:
+                    col.delete(ids=present)
+                    removed[name] = removed.get(name, 0) + len(present)
+        return removed
+
+
+FACETS_KEY = "facets"
+LEGACY_GENRES_KEY = "genres"
+"""Stores written before facets held one JSON list under "genres": read as the facet "genres"."""
+
+
+def encode_facets(facets: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """The metadata entries of an item's facets: one JSON object {name: [values]} (Chroma
+    metadata is scalar), facets without values left out."""
+    kept = {name: list(values) for name, values in facets.items() if values}
+    return {FACETS_KEY: json.dumps(kept, ensure_ascii=False)} if kept else {}
+
+
+def decode_facets(meta: Mapping) -> dict[str, tuple[str, ...]]:
+    """An item's facets from its stored metadata, new ("facets") or old ("genres") layout."""
+    if meta.get(FACETS_KEY):
+        return {str(k): tuple(map(str, v)) for k, v in json.loads(meta[FACETS_KEY]).items() if v}
+    genres = json.loads(meta.get(LEGACY_GENRES_KEY) or "[]")
+    return {"genres": tuple(map(str, genres))} if genres else {}

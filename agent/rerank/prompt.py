@@ -32,6 +32,9 @@ CARD_CHARS = 160
 # Card lines the reranker reads, in this order (people, poster OCR and long fields cost tokens
 # and, measured on the request benchmark's validation half, added nothing).
 RERANK_FIELDS = ("Genres", "Tags", "Plot", "Audio transcript", "Image")
+NOT_RERANKED = ("Director", "Writer", "Cast", "Poster text")
+"""Card lines left out. Any other line (another catalog's facets and text fields: Category, Brand,
+Description) is read after Genres, in card order."""
 SENTINEL = "\u2063CARD\u2063"  # marks where a pointwise card goes; never appears in a card after escaping
 
 _TAG_RE = re.compile(r"[<>]")
@@ -52,8 +55,11 @@ def fence_text(text: str, max_chars: int = CARD_CHARS) -> str:
 
 def rerank_view(card: str) -> str:
     """The compact text of a context card that the reranker reads: "Title (year) | genres | tags |
-    plot ...", fields in :data:`RERANK_FIELDS` order. Text that is not a card passes through."""
+    plot ...", fields in :data:`RERANK_FIELDS` order, a catalog's own fields after the genres.
+    Text that is not a card passes through."""
     fields = {label: value for label, value in card_fields(str(card)).items() if value}
     if "Title" not in fields:
         return str(card)
-    return " | ".join([fields["Title"]] + [fields[f] for f in RERANK_FIELDS if f in fields])
+    own = [f for f in fields if f != "Title" and f not in RERANK_FIELDS and f not in NOT_RERANKED]
+    order = [RERANK_FIELDS[0], *own, *RERANK_FIELDS[1:]]
+    return " | ".join([fields["Title"]] + [fields[f] for f in order if f in fields])

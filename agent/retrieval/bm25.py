@@ -1,7 +1,7 @@
 """Okapi BM25, the lexical baseline of the request benchmark.
 
 A learned retriever and an LLM reranker only earn their cost if they beat plain word matching on
-the same facts, so the baseline is BM25 over each item's title, genres and tags (no plots: those
+the same facts, so the baseline is BM25 over each item's title, facets (genres) and tags (no plots: those
 are what a reader of text is supposed to add). Written here (about forty lines) to keep the
 baseline dependency-free and its formula visible.
 """
@@ -57,8 +57,10 @@ class Bm25Index:
 
 
 def catalog_bm25_docs(items: Iterable[Item]) -> dict[str, str]:
-    """One document per item: its title, genres and tags (the benchmark's lexical baseline)."""
-    return {item.id: " ".join([item.title, *item.genres, *item.tags]) for item in items}
+    """One document per item: its title, facet values (a movie's genres) and tags (the benchmark's
+    lexical baseline)."""
+    return {item.id: " ".join([item.title, *(v for values in item.facets.values() for v in values), *item.tags])
+            for item in items}
 
 
 def bm25_ranker(items: Iterable[Item], k: int = 100) -> Callable[[str], list[str]]:

@@ -1,57 +1,38 @@
-"""The sequential leave-one-out protocol on MovieLens ml-latest-small.
+"""The sequential leave-one-out protocol on any interactions log (MovieLens is one such log).
 
-It follows the preprocessing behind LlamaRec's published table (every rating is an interaction,
-items without metadata dropped, iterative 5-core, per-user order by (timestamp, item id), last item
-= test, second-last = validation), so that our numbers can be set beside theirs. Any change here
-changes every reported number: keep it boring and keep the tests that pin it. Ranking users under
-the protocol is evaluation and lives in eval.protocol.
+It follows the preprocessing behind LlamaRec's published table on ml-latest-small (every rating
+is an interaction, items without metadata dropped, iterative 5-core, per-user order by (timestamp,
+item id), last item = test, second-last = validation), so that our numbers can be set beside
+theirs. Any change here changes every reported number: keep it boring and keep the tests that pin
+it. Reading and validating the log is :mod:`agent.retrieval.events`; ranking users under the
+protocol is evaluation and lives in eval.protocol.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from agent.core.errors import InputError
+from agent.core.project import Project
+from agent.ingest.catalog import catalog_ids
+from agent.retrieval.events import (
+    InteractionsReport,
+    LoadedInteractions,
+    load_interactions,
+)
+
 if TYPE_CHECKING:
     import pandas as pd
 
+__all__ = ["InteractionsReport", "LoadedInteractions", "Split", "SplitName", "kcore", "load_interactions",
+           "make_split", "natural_key", "split_from_interactions", "split_with_report"]
+
 SplitName = Literal["val", "test"]
-
-COLUMNS = ["userId", "movieId", "rating", "timestamp"]
-
-
-def load_interactions(movielens_dir: Path, min_rating: float = 0.0) -> pd.DataFrame:
-    """Read ratings.csv as implicit interactions: who watched what, when.
-
-    The published protocol treats every rating as an interaction (``min_rating`` 0), because a low
-    rating still says the user chose to watch the film, which is what a next-item model predicts.
-    Ratings of movies missing from movies.csv are dropped: an item we cannot describe cannot be
-    carded, retrieved or explained, and the reference numbers were computed without them.
-    Ids stay integers here so that sorting by item id is numeric, as in MovieLens itself.
-    """
-    import pandas as pd  # here, not at the top: serving imports Split, and pandas is slow to import
-
-    movielens_dir = Path(movielens_dir)
-    ratings_path, movies_path = movielens_dir / "ratings.csv", movielens_dir / "movies.csv"
-    for path in (ratings_path, movies_path):
-        if not path.exists():
-            raise FileNotFoundError(
-                f"{path} not found: point at an ml-latest-small folder (RECSAGE_DATA/ml-latest-small), "
-                "or download it with `recsage data fetch`"
-            )
-    ratings = pd.read_csv(
-        ratings_path,
-        dtype={"userId": "int64", "movieId": "int64", "rating": "float64", "timestamp": "int64"},
-    )
-    missing = set(COLUMNS) - set(ratings.columns)
-    if missing:
-        raise ValueError(f"{ratings_path} lacks columns {sorted(missing)}; expected {COLUMNS}")
-    known = pd.read_csv(movies_path, usecols=["movieId"], dtype={"movieId": "int64"})["movieId"]
-    keep = ratings["movieId"].isin(known) & (ratings["rating"] >= min_rating)
-    return ratings.loc[keep, COLUMNS].reset_index(drop=True)
+_DIGITS = re.compile(r"(\d+)")
 
 
 def kcore(df: pd.DataFrame, k: int = 5) -> pd.DataFrame:
@@ -64,8 +45,8 @@ def kcore(df: pd.DataFrame, k: int = 5) -> pd.DataFrame:
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     while True:
-        user_counts = df["userId"].map(df["userId"].value_counts())
-        item_counts = df["movieId"].map(df["movieId"].value_counts())
+        user_counts = df["user"].map(df["user"].value_counts())
+        item_counts = df["item"].map(df["item"].value_counts())
         keep = (user_counts >= k) & (item_counts >= k)
         if keep.all():
             return df.reset_index(drop=True)
@@ -76,15 +57,16 @@ def kcore(df: pd.DataFrame, k: int = 5) -> pd.DataFrame:
 class Split:
     """Leave-one-out split with dense ids.
 
-    Dense ids are 0-based and assigned in ascending numeric order of the original MovieLens ids, so
-    ordering by dense item id is the same as ordering by movieId. Original ids are kept as strings,
-    the form run files and the catalog use.
+    Dense ids are 0-based and assigned in natural order of the original string ids (digit runs
+    compared as numbers, :func:`natural_key`), so for MovieLens ordering by dense item id is the
+    same as ordering by movieId. Original ids are kept as strings, the form run files and the
+    catalog use.
     """
 
-    user_ids: list[str]  # dense user -> original userId
-    item_ids: list[str]  # dense item -> original movieId
-    user_index: dict[str, int]  # original userId -> dense user
-    item_index: dict[str, int]  # original movieId -> dense item
+    user_ids: list[str]  # dense user -> original user id
+    item_ids: list[str]  # dense item -> original item id
+    user_index: dict[str, int]  # original user id -> dense user
+    item_index: dict[str, int]  # original item id -> dense item
     train: list[np.ndarray]  # per dense user, items in time order, without validation and test
     val: np.ndarray  # per dense user, the second-last item
     test: np.ndarray  # per dense user, the last item
@@ -123,46 +105,69 @@ class Split:
         return {"users": self.n_users, "items": self.n_items, "interactions": interactions}
 
 
+def natural_key(value: str) -> tuple:
+    """Sort key comparing digit runs as numbers: "ml2" < "ml10", and "9" < "10" as in MovieLens.
+    The string itself breaks ties ("07" and "7"), so the order is total."""
+    parts = _DIGITS.split(value)  # text, digits, text, ...: digits always at odd positions
+    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts)), value
+
+
 def split_from_interactions(df: pd.DataFrame) -> Split:
-    """Leave-one-out split of an already filtered interaction frame.
+    """Leave-one-out split of an already filtered interaction frame (string ``user`` and ``item``,
+    ``timestamp``).
 
     Ties in timestamp (MovieLens often stores several ratings in the same second) are broken by
-    item id so the split is deterministic and independent of file order.
+    dense item id, i.e. natural id order, so the split is deterministic and independent of file order.
     """
     import pandas as pd
 
-    users = np.sort(df["userId"].unique())
-    items = np.sort(df["movieId"].unique())
-    user_index = {str(u): i for i, u in enumerate(users)}
-    item_index = {str(m): i for i, m in enumerate(items)}
+    user_col, item_col = df["user"].astype(str), df["item"].astype(str)  # a frame built by hand may hold ints
+    users = sorted(user_col.unique().tolist(), key=natural_key)
+    items = sorted(item_col.unique().tolist(), key=natural_key)
     dense = pd.DataFrame(
         {
-            "user": np.searchsorted(users, df["userId"].to_numpy()),
-            "item": np.searchsorted(items, df["movieId"].to_numpy()),
+            "user": pd.Categorical(user_col, categories=users).codes.astype(np.int64),
+            "item": pd.Categorical(item_col, categories=items).codes.astype(np.int64),
             "timestamp": df["timestamp"].to_numpy(),
         }
     ).sort_values(["user", "timestamp", "item"], kind="stable")
     bounds = np.searchsorted(dense["user"].to_numpy(), np.arange(len(users) + 1))
     ordered = dense["item"].to_numpy()
     sequences = [ordered[bounds[u] : bounds[u + 1]] for u in range(len(users))]
-    short = [str(users[u]) for u, seq in enumerate(sequences) if len(seq) < 3]
+    short = [users[u] for u, seq in enumerate(sequences) if len(seq) < 3]
     if short:
         raise ValueError(
-            f"{len(short)} users have fewer than 3 interactions (e.g. userId {short[0]}): "
+            f"{len(short)} users have fewer than 3 interactions (e.g. user {short[0]}): "
             "leave-one-out needs training, validation and test items; apply kcore first"
         )
     return Split(
-        user_ids=[str(u) for u in users],
-        item_ids=[str(m) for m in items],
-        user_index=user_index,
-        item_index=item_index,
+        user_ids=users,
+        item_ids=items,
+        user_index={u: i for i, u in enumerate(users)},
+        item_index={m: i for i, m in enumerate(items)},
         train=[seq[:-2] for seq in sequences],
         val=np.array([seq[-2] for seq in sequences], dtype=np.int64),
         test=np.array([seq[-1] for seq in sequences], dtype=np.int64),
     )
 
 
-def make_split(movielens_dir: Path, k: int = 5) -> Split:
-    """The protocol end to end: load, ``k``-core, leave-one-out."""
-    return split_from_interactions(kcore(load_interactions(movielens_dir), k=k))
+def split_with_report(project: Project) -> tuple[Split, InteractionsReport]:
+    """The protocol end to end on a project: the catalog's ids, the validated log, the
+    ``min_count``-core, leave-one-out; and the report of the rows the log lost."""
+    source = project.require_interactions()
+    loaded = load_interactions(source, catalog_ids(project.catalog))
+    kept = kcore(loaded.frame, k=source.min_count)
+    if kept.empty:
+        raise InputError(
+            f"no interactions left for the protocol: {loaded.report.summary()}; after the {source.min_count}-core "
+            "no user and item remain (lower min_count in [interactions], or check that item ids match the catalog's)"
+        )
+    try:
+        return split_from_interactions(kept), loaded.report
+    except ValueError as exc:  # only a core below 3 leaves users too short to split
+        raise InputError(f"{exc} (min_count = {source.min_count} in [interactions]; use at least 3)") from None
 
+
+def make_split(project: Project) -> Split:
+    """The protocol end to end: catalog ids, load, ``min_count``-core, leave-one-out."""
+    return split_with_report(project)[0]

@@ -10,8 +10,8 @@ fusion's per-user z-scores identical between evaluation and serving.
 from __future__ import annotations
 
 import functools
-import json
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +20,8 @@ import numpy as np
 from agent.core.config import Settings
 from agent.core.errors import InputError, RecsageError
 from agent.core.io import read_json
-from agent.ingest.store import TEXT_COLLECTION, Store
+from agent.core.project import Project
+from agent.ingest.store import TEXT_COLLECTION, Store, decode_facets
 from agent.retrieval.ease import EaseModel, load_ease
 from agent.retrieval.fusion import zscore
 from agent.retrieval.interactions import Split, make_split
@@ -40,12 +41,55 @@ a request benchmark, so a request clearly steers the candidates."""
 
 @dataclass
 class Filters:
-    genres: tuple[str, ...] = ()  # keep items having at least one of these
+    """What a pick must be: for each named facet one of its values (OR within a facet, AND across
+    facets: genres Comedy or Drama, and brand Acme), and within the years."""
+
+    facets: dict[str, tuple[str, ...]] = field(default_factory=dict)
     year_min: int | None = None
     year_max: int | None = None
 
+    def __post_init__(self):
+        self.facets = {str(name): tuple(values) for name, values in (self.facets or {}).items() if values}
+
     def active(self) -> bool:
-        return bool(self.genres) or self.year_min is not None or self.year_max is not None
+        return bool(self.facets) or self.year_min is not None or self.year_max is not None
+
+    def keeps_facets(self, facets: Mapping[str, Iterable[str]]) -> bool:
+        return all(set(values) & set(facets.get(name, ())) for name, values in self.facets.items())
+
+    def keeps(self, facets: Mapping[str, Iterable[str]], year: int | None) -> bool:
+        """Whether an item with these facets and year passes (an item without a year fails a year bound)."""
+        if not self.keeps_facets(facets):
+            return False
+        if self.year_min is not None and (year is None or year < self.year_min):
+            return False
+        return not (self.year_max is not None and (year is None or year > self.year_max))
+
+    def check(self, vocabulary: Mapping[str, set[str]]) -> None:
+        """InputError for a facet the catalog lacks or a value none of its items has, listing the valid ones."""
+        for name, values in self.facets.items():
+            if name not in vocabulary:
+                raise InputError(f"the catalog has no facet {name!r}; its facets: {', '.join(sorted(vocabulary)) or 'none'}")
+            unknown = [v for v in values if v not in vocabulary[name]]
+            if unknown:
+                raise InputError(f"unknown {name} value(s) {unknown}; valid {name}: {', '.join(sorted(vocabulary[name]))}")
+
+
+def facet_filters(genres: Iterable[str] = (), pairs: Iterable[str] = ()) -> dict[str, tuple[str, ...]]:
+    """:attr:`Filters.facets` from ``--genre VALUE`` (shorthand for the facet "genres") and
+    ``--facet NAME=VALUE`` options, each repeatable."""
+    out: dict[str, list[str]] = {}
+    named = [("genres", g) for g in genres]
+    for pair in pairs:
+        name, sep, value = str(pair).partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise InputError(f"--facet {pair!r}: write NAME=VALUE, e.g. --facet category=Shoes")
+        named.append((name.strip(), value.strip()))
+    for name, value in named:
+        out.setdefault(name, [])
+        if value not in out[name]:
+            out[name].append(value)
+    return {name: tuple(values) for name, values in out.items()}
 
 
 @dataclass
@@ -53,7 +97,7 @@ class Candidate:
     id: str
     title: str
     year: int | None
-    genres: list[str]
+    facets: dict[str, list[str]]
     score: float
     rank: int
     sources: dict[str, float] = field(default_factory=dict)  # per-system z-scores
@@ -71,8 +115,8 @@ def _fetch_vectors(store: Store, collection: str, ids: list[str], missing_ok: bo
     if missing:
         raise RecsageError(
             f"{len(missing)} items of the interaction data (e.g. {missing[:3]}) have no vector in the "
-            f"{collection!r} collection: ingest the same MovieLens folder into this store, then "
-            "rerun `recsage train-retriever`"
+            f"{collection!r} collection: ingest the project's catalog into this store (`recsage ingest`), "
+            "then rerun `recsage train-retriever`"
         )
     return np.asarray([by_id[i] for i in ids], dtype=np.float32)
 
@@ -80,11 +124,14 @@ def _fetch_vectors(store: Store, collection: str, ids: list[str], missing_ok: bo
 class Retriever:
     """Scores every item of the interaction data for a history (dense item indices, time order)."""
 
-    def __init__(self, store: Store, store_dir: Path, split: Split, settings: Settings):
+    def __init__(self, store: Store, artifacts_dir: Path, split: Split, settings: Settings, *,
+                 project: Project | None = None):
         self.store = store
-        self.dir = Path(store_dir) / RETRIEVER_DIR
+        self.dir = Path(artifacts_dir) / RETRIEVER_DIR
         self.split = split
         self.settings = settings
+        self.project = project
+        """Only for messages: how to name the project in the command that fixes a problem."""
 
     # --- components, loaded on first use ------------------------------------------------------
 
@@ -116,7 +163,7 @@ class Retriever:
     @functools.cached_property
     def item_meta(self) -> list[dict]:
         """Stored metadata per item; ``{}`` for an item of the interaction data the store lacks (a
-        partial ingest): it has no genres or year, so it never passes a filter."""
+        partial ingest): it has no facets or year, so it never passes a filter."""
         got = self._stored_records
         return [got.get(i, {}) for i in self.split.item_ids]
 
@@ -131,15 +178,22 @@ class Retriever:
         return {i: record["metadata"] for i, record in self.store.get(self.split.item_ids).items()}
 
     @functools.cached_property
-    def genres(self) -> list[set[str]]:
-        return [set(json.loads(m.get("genres", "[]"))) for m in self.item_meta]
+    def item_facets(self) -> list[dict[str, tuple[str, ...]]]:
+        return [decode_facets(m) for m in self.item_meta]
+
+    @functools.cached_property
+    def facet_vocabulary(self) -> dict[str, set[str]]:
+        """Facet name -> every value the items have: what a filter may ask for."""
+        vocabulary: dict[str, set[str]] = {}
+        for facets in self.item_facets:
+            for name, values in facets.items():
+                vocabulary.setdefault(name, set()).update(values)
+        return vocabulary
 
     def _require_trained(self) -> None:
         if not (self.dir / HYBRID_FILE).exists():
-            raise InputError(
-                f"no trained retriever in {self.dir}: run `recsage train-retriever --store "
-                f"{self.dir.parent}` (about 10 minutes on 2 cores)"
-            )
+            command = self.project.command("train-retriever") if self.project else "recsage train-retriever"
+            raise InputError(f"no trained retriever in {self.dir}: run `{command}` first")
 
     # --- scores -------------------------------------------------------------------------------
 
@@ -194,28 +248,21 @@ class Retriever:
         """Everything the user interacted with, in time order (train + validation + test)."""
         if user_id not in self.split.user_index:
             raise InputError(
-                f"unknown user {user_id!r}: {self.split.n_users} users are known (MovieLens userId "
-                f"such as {self.split.user_ids[0]}); pass --history ID,ID,... for a new user"
+                f"unknown user {user_id!r}: {self.split.n_users} users are known (user ids of the "
+                f"interactions log, such as {self.split.user_ids[0]}); pass --history ID,ID,... for a new user"
             )
         user = self.split.user_index[user_id]
         return np.append(self.split.history(user, "test"), self.split.test[user])
 
     def filter_mask(self, filters: Filters) -> np.ndarray:
-        """True for items that pass the filters."""
-        keep = np.ones(self.split.n_items, dtype=bool)
-        if filters.genres:
-            known = set().union(*self.genres)
-            unknown = [g for g in filters.genres if g not in known]
-            if unknown:
-                raise InputError(f"unknown genre(s) {unknown}; valid genres: {', '.join(sorted(known))}")
-            wanted = set(filters.genres)
-            keep &= np.array([bool(g & wanted) for g in self.genres])
-        years = np.array([m.get("year", -1) for m in self.item_meta])
-        if filters.year_min is not None:
-            keep &= years >= filters.year_min
-        if filters.year_max is not None:
-            keep &= (years <= filters.year_max) & (years >= 0)
-        return keep
+        """True for items that pass the filters; InputError for a facet value no item has."""
+        self.check_filters(filters)
+        return np.array([filters.keeps(facets, meta.get("year"))
+                         for facets, meta in zip(self.item_facets, self.item_meta, strict=True)], dtype=bool)
+
+    def check_filters(self, filters: Filters) -> None:
+        """InputError for a facet or value the catalog does not have, listing the valid ones."""
+        filters.check(self.facet_vocabulary)
 
     def recommend(self, history: np.ndarray, k: int, system: str = "hybrid", filters: Filters | None = None,
                   query_vector: np.ndarray | None = None) -> tuple[list[Candidate], dict[str, float]]:
@@ -250,15 +297,28 @@ class Retriever:
             m = meta.get(item_id, {}).get("metadata", {})
             out.append(Candidate(
                 id=item_id, title=m.get("title", ""), year=m.get("year"),
-                genres=json.loads(m.get("genres", "[]")), score=round(float(scores[i]), 6), rank=rank,
+                facets={k: list(v) for k, v in decode_facets(m).items()}, score=round(float(scores[i]), 6), rank=rank,
                 sources={n: round(float(p[i]), 4) for n, p in parts.items()},
             ))
         return out, timings
 
 
-def open_retriever(store_dir: Path, movielens: Path, settings: Settings) -> Retriever:
-    if store_dir is None:
-        raise InputError("pass --store DIR: the retriever's models live beside the embedded store")
-    if not (Path(movielens) / "ratings.csv").exists():
-        raise InputError(f"{movielens}/ratings.csv not found: pass --movielens DIR (ml-latest-small)")
-    return Retriever(Store(store_dir), Path(store_dir), make_split(Path(movielens)), settings)
+def require_store(project: Project) -> None:
+    """An embedded store must exist before serving or training: ingest makes it."""
+    path = project.store.path
+    if path is not None and not (Path(path) / "chroma.sqlite3").exists():
+        raise InputError(f"no store at {path}: run `{project.command('ingest')}` first")
+
+
+def open_project_store(project: Project) -> Store:
+    """The project's Chroma: a `chroma run` server, or an embedded folder that ingest has made."""
+    require_store(project)
+    return Store(path=project.store.path, url=project.store.url)
+
+
+def open_retriever(project: Project, settings: Settings) -> Retriever:
+    """The project's retriever: its store, models in ``<artifacts>/retriever``, the protocol split of
+    its interactions log."""
+    project.require_interactions()
+    store = open_project_store(project)
+    return Retriever(store, project.store.artifacts_dir, make_split(project), settings, project=project)

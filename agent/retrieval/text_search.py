@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from agent.core.config import Settings
-from agent.ingest.store import Store
+from agent.ingest.store import Store, decode_facets
 from agent.retrieval.fusion import standardize
 
 
@@ -17,7 +15,7 @@ def hit_to_json(hit) -> dict:
         "id": hit.id,
         "title": meta.get("title"),
         "year": meta.get("year"),
-        "genres": json.loads(meta.get("genres", "[]")),
+        "facets": {name: list(values) for name, values in decode_facets(meta).items()},
         "score": round(hit.score, 6),
     }
 
@@ -31,7 +29,7 @@ def search_text(store: Store, settings: Settings, text: str, k: int, where: dict
 
 LEXICAL_WEIGHT = 1.0
 DENSE_WEIGHT = 0.25
-"""Weights of BM25 (titles, genres, tags) and MiniLM card similarity in hybrid text search, chosen
+"""Weights of BM25 (titles, facets, tags) and MiniLM card similarity in hybrid text search, chosen
 on the validation half of the request benchmark (README gives the measurements)."""
 POOL = 200
 
@@ -46,7 +44,7 @@ def _zscore_over(scores: dict[str, float], ids: list[str]) -> np.ndarray:
 class HybridTextSearch:
     """Lexical (BM25) + dense (MiniLM over the Chroma cards) search for a request's text.
 
-    BM25 catches exact words (tags, genres, names) that MiniLM blurs; MiniLM catches paraphrases.
+    BM25 catches exact words (tags, facet values, names) that MiniLM blurs; MiniLM catches paraphrases.
     Both pools are fused by per-request z-scores.
     """
 

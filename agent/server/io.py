@@ -240,11 +240,20 @@ def server_folders(settings, recommender=None) -> tuple[str, ...]:
     """Folders of this server whose names an error message must not show: temp (uploads live
     there), the models' home, the store and catalog folders, the user's home; longest first."""
     found = [tempfile.gettempdir(), str(settings.home), str(Path.home())]
-    for name in ("store_dir", "movielens"):
-        value = getattr(recommender, name, None)
-        if value is not None:
-            found.append(str(value))
+    project = getattr(recommender, "project", None)
+    if project is not None:
+        found += [str(folder) for folder in project_folders(project)]
     return tuple(sorted({f.rstrip("/") for f in found if len(f.rstrip("/")) > 1}, key=len, reverse=True))
+
+
+def project_folders(project) -> list[Path]:
+    """The folders a project names: its catalog's, its interactions log's, its store and artefacts."""
+    catalog = project.catalog.path
+    found = [catalog if catalog.is_dir() else catalog.parent, project.catalog.posters, project.store.path,
+             project.store.artifacts]
+    if project.interactions is not None:
+        found.append(project.interactions.path.parent)
+    return [Path(f) for f in found if f is not None]
 
 
 def hide_paths(text: str, folders) -> str:

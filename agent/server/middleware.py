@@ -52,11 +52,12 @@ def host_name(header: str) -> str:
 
 
 def body_limit(settings: Settings) -> int:
-    """Bytes one request body may carry: ``max_request_bytes``, or both uploads as base64 (JSON
-    clients send media that way, 4/3 of the bytes) plus room for the other fields."""
+    """Bytes one request body may carry: ``max_request_bytes``, or the image and audio uploads as
+    base64 (JSON clients send media that way, 4/3 of the bytes), a video (multipart only, as
+    bytes) and room for the other fields."""
     if settings.max_request_bytes is not None:
         return settings.max_request_bytes
-    return (settings.max_image_bytes + settings.max_audio_bytes) * 4 // 3 + FORM_OVERHEAD
+    return (settings.max_image_bytes + settings.max_audio_bytes) * 4 // 3 + settings.max_video_bytes + FORM_OVERHEAD
 
 
 class Refusal(Exception):
@@ -135,7 +136,7 @@ class EdgeGuard:
 
     def too_large(self, what: str) -> Refusal:
         return Refusal(413, f"the request body {what}, over the limit of {self.max_bytes:,} bytes (settings "
-                            "max_request_bytes, or max_image_bytes + max_audio_bytes); send smaller files",
+                            "max_request_bytes, or max_image_bytes + max_audio_bytes + max_video_bytes); send smaller files",
                        "request_too_large")
 
     async def guarded(self, scope: Scope, receive: Receive, send: Send) -> None:

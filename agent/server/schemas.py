@@ -6,18 +6,31 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from agent.core.config import Settings
 from agent.core.errors import InputError
 from agent.server.io import ApiError, save_upload
 from agent.server.openai_shapes import message_too_long
 
-MEDIA_LIMITS = {"image": "max_image_bytes", "audio": "max_audio_bytes"}
+MEDIA_LIMITS = {"image": "max_image_bytes", "audio": "max_audio_bytes", "video": "max_video_bytes"}
 """Upload field -> the setting that caps its size."""
+
+
+FacetName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+FacetValues = Annotated[list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]],
+                        Field(max_length=50)]
 
 
 class RecommendRequest(BaseModel):
@@ -30,12 +43,28 @@ class RecommendRequest(BaseModel):
                                       description="Item ids the person liked, oldest first (a new user).")
     query: str | None = Field(None, max_length=2000, description="The request in the person's words.")
     k: int = Field(10, ge=1, le=100, description="How many items.")
-    genres: list[str] = Field(default_factory=list, max_length=20, description="Keep items of any of these genres.")
+    genres: list[str] = Field(default_factory=list, max_length=20,
+                              description="Keep items of any of these genres (shorthand for facets {\"genres\": [...]}).")
+    facets: dict[FacetName, FacetValues] = Field(
+        default_factory=dict, max_length=20,
+        description="Keep items having, for each facet named, one of its values, e.g. {\"category\": [\"Shoes\"], "
+                    "\"brand\": [\"Acme\", \"Zest\"]}; in a multipart form, this object as a JSON string.")
     year_min: int | None = Field(None, ge=1800, le=2100, description="Keep items from this year on.")
     year_max: int | None = Field(None, ge=1800, le=2100, description="Keep items up to this year.")
     exclude: list[str] = Field(default_factory=list, max_length=1000, description="Item ids never returned.")
     explain: bool = Field(False, description="Write a grounded explanation for each item (slower).")
     rerank: bool | None = Field(None, description="LLM reranking; empty = the server's setting.")
+
+    @field_validator("facets", mode="before")
+    @classmethod
+    def _facets_from_form(cls, value):
+        """A multipart form sends the object as a JSON string."""
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise ValueError('facets must be a JSON object such as {"category": ["Shoes"]}') from None
+        return value
 
     def recommend_kwargs(self) -> dict:
         """Keyword arguments of Recommender.recommend (filters grouped as agent.retrieval.retriever.Filters)."""
@@ -43,8 +72,11 @@ class RecommendRequest(BaseModel):
 
         if self.year_min is not None and self.year_max is not None and self.year_min > self.year_max:
             raise InputError(f"year_min {self.year_min} is after year_max {self.year_max}")
-        filters = Filters(tuple(self.genres), self.year_min, self.year_max)
-        return {**self.model_dump(exclude={"genres", "year_min", "year_max"}),
+        facets = {name: tuple(values) for name, values in self.facets.items()}
+        if self.genres:
+            facets["genres"] = tuple(dict.fromkeys([*facets.get("genres", ()), *self.genres]))
+        filters = Filters(facets, self.year_min, self.year_max)
+        return {**self.model_dump(exclude={"genres", "facets", "year_min", "year_max"}),
                 "filters": filters if filters.active() else None}
 
 
@@ -67,7 +99,7 @@ def _multipart_schema(model: type[BaseModel]) -> dict:
     schema = model.model_json_schema()
     props = dict(schema["properties"])
     for name in MEDIA_LIMITS:
-        props[name] = {"type": "string", "format": "binary", "description": f"An {name} file upload."}
+        props[name] = {"type": "string", "format": "binary", "description": f"The {name} file (upload)."}
     return {"type": "object", "properties": props}
 
 

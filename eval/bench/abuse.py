@@ -241,10 +241,10 @@ def _attempt(attack: Attack, server: ServerProcess, scratch: Path) -> Outcome:
         return Outcome(None, time.perf_counter() - start, f"client error: {type(exc).__name__}: {exc}"[:200])
 
 
-def run_abuse(store: Path, movielens: Path | None, config: Path | None = None) -> dict:
-    """Start the server, time a normal chat, run every attack, time the normal chat again."""
+def run_abuse(project_file: Path, config: Path | None = None) -> dict:
+    """Start the server on the project file, time a normal chat, run every attack, time the normal chat again."""
     rows = []
-    with ServerProcess(store, movielens, config) as server, tempfile.TemporaryDirectory() as scratch:
+    with ServerProcess(project_file, config) as server, tempfile.TemporaryDirectory() as scratch:
         normal_chat_seconds(server)  # the first chat after warm-up pays for lazy loads
         before = normal_chat_seconds(server)
         for attack in ATTACKS:

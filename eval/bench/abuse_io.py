@@ -67,8 +67,7 @@ class PeakRss:
 class ServerProcess:
     """``recsage serve`` in a child process with a bearer token, on a free loopback port."""
 
-    store: Path
-    movielens: Path | None
+    project: Path
     config: Path | None = None
     token: str = field(default_factory=lambda: os.urandom(12).hex())
 
@@ -76,8 +75,7 @@ class ServerProcess:
         self.port = _free_port()
         cmd = [sys.executable, "-m", "agent.cli.main"]
         cmd += ["--config", str(self.config)] if self.config else []
-        cmd += ["serve", "--store", str(self.store), "--port", str(self.port), "--token", self.token]
-        cmd += ["--movielens", str(self.movielens)] if self.movielens else []
+        cmd += ["--project", str(self.project), "serve", "--port", str(self.port), "--token", self.token]
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
         self._wait_ready(deadline=time.monotonic() + 600)

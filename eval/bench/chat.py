@@ -14,9 +14,10 @@ from eval.chat import (
 )
 
 
-def bench_chat(agent, movielens: Path, turns_file: Path | None, requests_file: Path | None, modes: list[str],
+def bench_chat(agent, movielens: Path | None, turns_file: Path | None, requests_file: Path | None, modes: list[str],
                relevance: bool = True) -> dict:
-    """``{"tool_choice": ..., "relevance": ...}`` (``relevance`` only when asked for)."""
+    """``{"tool_choice": ..., "relevance": ...}`` (``relevance`` only when asked for: it needs the
+    MovieLens folder, whose tags judge the chat's answers)."""
     out = {"tool_choice": tool_choice_accuracy(agent, load_turns(turns_file or DEFAULT_TURNS), modes)}
     if relevance:
         out["relevance"] = chat_relevance(agent, movielens, requests_file or DEFAULT_CHAT_REQUESTS)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from agent.core.config import Settings
+from agent.core.project import Project
 from agent.core.timing import percentiles
 from eval.bench import timed
 
@@ -16,18 +17,18 @@ VARIANTS = {"naive": "naive: fp32, full prompts, full logits",
             "recsage": "recsage: cached prefix, packed, yes/no logits, bf16"}
 
 
-def bench_rerank(store_dir: Path, movielens: Path, settings: Settings, requests_file: Path, n: int) -> dict:
+def bench_rerank(project: Project, settings: Settings, requests_file: Path, n: int) -> dict:
     """``{"requests", "candidates", "threads", "variants": {name: {"label", "p50_s", "p95_s", "speedup_p50"}},
     "correlation": {"min", "mean"}}``: seconds per request for each variant and how well the two
     variants' scores agree (rank agreement, not equality: bf16 weights move scores slightly)."""
-    from agent.ingest.catalog import load_movielens
-    from agent.ingest.store import Store
+    from agent.ingest.catalog import load_source
     from agent.rerank.reranker import load_reranker
+    from agent.retrieval.retriever import open_project_store
     from agent.retrieval.text_search import HybridTextSearch
     from eval.requests import load_requests
 
-    store = Store(store_dir)
-    searcher = HybridTextSearch(store, settings, load_movielens(movielens).items)
+    store = open_project_store(project)
+    searcher = HybridTextSearch(store, settings, load_source(project.catalog, settings.catalog_max_field_chars).items)
     texts = [r.text for r in load_requests(requests_file)][:n]
     fast = load_reranker(settings)
     naive = load_reranker(settings, dtype="fp32")  # the same weights in fp32

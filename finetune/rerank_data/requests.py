@@ -100,7 +100,7 @@ TEMPLATES: tuple[Template, ...] = (
 def item_facts(item: Item) -> dict[str, list[str]]:
     """The facts a request may name about an item, by kind (values as they will be written)."""
     facts: dict[str, list[str]] = defaultdict(list)
-    facts["genre"] = [g for g in item.genres if g != "IMAX"]
+    facts["genre"] = [g for g in item.facets.get("genres", ()) if g != "IMAX"]
     facts["tag"] = sorted({t.lower() for t in item.tags if _TAG_SHAPE.match(t.lower())
                            and t.lower() not in _META_TAGS and t.lower() not in item.title.lower()})
     facts["actor"] = list(item.people.get("cast", ()))[:4]
@@ -118,7 +118,7 @@ def item_facts(item: Item) -> dict[str, list[str]]:
 def has_fact(item: Item, fact: Fact) -> bool:
     kind, value = fact
     if kind == "genre":
-        return value in item.genres
+        return value in item.facets.get("genres", ())
     if kind == "tag":
         return value in {t.lower() for t in item.tags}
     if kind == "actor":

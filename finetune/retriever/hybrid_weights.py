@@ -26,6 +26,20 @@ HYBRID_GRID = {
 }
 """The hybrid's candidate weights, tried on validation by ``recsage train-retriever``."""
 
+FAST_GRID = {
+    "ease": (0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 4.0),
+    "content": (1.0,),
+    "popularity": (0.0, 0.05, 0.1),
+}
+"""The candidate weights without SASRec (``train-retriever --models ease``). Content is the fixed
+unit: its recency-weighted user vector carries the order SASRec would have read, and EASE's weight
+relative to it ranges from a tenth to four times, so either may lead."""
+
+
+def hybrid_grid(models) -> dict[str, tuple[float, ...]]:
+    """The grid for the trained ``models``: with SASRec the full hybrid, else the fast one."""
+    return HYBRID_GRID if "sasrec" in models else FAST_GRID
+
 SystemInput = np.ndarray | Callable[[int, np.ndarray], np.ndarray]
 
 

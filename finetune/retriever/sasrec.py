@@ -25,6 +25,7 @@ from agent.retrieval.sasrec import (
     SasrecModel,
     build_network,
     import_torch,
+    load_state,
     pad_left,
     save_tensors,
     state_tensors,
@@ -115,6 +116,7 @@ def train_sasrec(
     out_dir: Path | None = None,
     resume: bool = True,
     progress: bool = True,
+    warm_start: Path | None = None,
 ) -> SasrecModel:
     """Train on the split's training sequences; early-stop on validation NDCG@10.
 
@@ -124,6 +126,11 @@ def train_sasrec(
     an interrupted run continues where it stopped (``resume``) and ends with the same weights as
     an uninterrupted one. Each epoch is seeded from (seed, epoch), which makes batch order,
     dropout and sampled negatives independent of where a run was resumed.
+
+    ``warm_start`` (a model folder with the same items and architecture) starts from its weights
+    instead of random ones, unless a checkpoint is resumed: fine-tuning on new interactions. Those
+    weights, ranked on the validation items first, count as epoch 0, so the result is never worse on
+    validation than the model it started from.
     """
     torch = import_torch()
     config = config or SasrecConfig()
@@ -131,7 +138,7 @@ def train_sasrec(
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
-        return _train(split, config, out_dir, resume, progress)
+        return _train(split, config, out_dir, resume, progress, warm_start)
     finally:
         torch.set_num_threads(previous)
 
@@ -168,6 +175,28 @@ def _restore(out_dir: Path, config: SasrecConfig, n_items: int, network, optimiz
     return saved["state"], best_weights
 
 
+def _validate(model: SasrecModel, split: Split, histories: list[np.ndarray], mask) -> dict[str, float]:
+    model.network.eval()
+    model._item_vectors = None  # the weights changed since the vectors were cached
+    return evaluate(ranks_from_matrix(split, model.score_matrix(histories), "val", mask), ks=(1, 5, 10, 20))
+
+
+def _start(out_dir: Path | None, config: SasrecConfig, resume: bool, warm_start: Path | None, model: SasrecModel,
+           optimizer, validate: Callable[[], dict]) -> tuple[dict, dict | None]:
+    """(run state, best weights so far): a resumed checkpoint, the warm-start weights, or nothing."""
+    if out_dir is not None and resume and (out_dir / CHECKPOINT_DIR / STATE_FILE).exists():
+        return _restore(out_dir, config, model.n_items, model.network, optimizer)
+    state = _fresh_state()
+    if warm_start is None:
+        return state, None
+    load_state(model.network, Path(warm_start) / WEIGHTS_FILE)
+    val = validate()
+    state.update(best_ndcg=val["NDCG@10"], best_val=val)
+    state["log"].append({"epoch": 0, "warm_start": str(warm_start), "val_ndcg@10": val["NDCG@10"],
+                         "val_recall@10": val["Recall@10"], "seconds": 0.0})
+    return state, state_tensors(model.network)
+
+
 def _save_checkpoint(ckpt: Path, network, optimizer, config: SasrecConfig, n_items: int, state: dict) -> None:
     ckpt.mkdir(parents=True, exist_ok=True)
     tensors = optimizer_tensors(optimizer, OPTIMIZER_PREFIX)
@@ -201,7 +230,8 @@ def _train_epoch(network, optimizer, windows: list[np.ndarray], lengths: np.ndar
     return total / count
 
 
-def _train(split: Split, config: SasrecConfig, out_dir: Path | None, resume: bool, progress: bool) -> SasrecModel:
+def _train(split: Split, config: SasrecConfig, out_dir: Path | None, resume: bool, progress: bool,
+           warm_start: Path | None) -> SasrecModel:
     # The epoch loop stays here whole: the resume state, the best weights and the checkpoint
     # written after each epoch must stay in step.
     torch = import_torch()
@@ -215,14 +245,12 @@ def _train(split: Split, config: SasrecConfig, out_dir: Path | None, resume: boo
         raise ValueError("no training sequence has 2 or more items: nothing to learn from")
     lengths = np.array([len(w) for w in windows])
     val_histories = [split.history(u, "val") for u in range(split.n_users)]
-    state, best_weights = _fresh_state(), None
     out_dir = Path(out_dir) if out_dir is not None else None
     ckpt = out_dir / CHECKPOINT_DIR if out_dir is not None else None
-    if ckpt is not None and resume and (ckpt / STATE_FILE).exists():
-        state, best_weights = _restore(out_dir, config, n_items, network, optimizer)
-
     model = SasrecModel(network, config, n_items, split.item_ids)
     val_mask = history_mask(split, "val")
+    state, best_weights = _start(out_dir, config, resume, warm_start, model, optimizer,
+                                 lambda: _validate(model, split, val_histories, val_mask))
     with progress_bar("SASRec", config.epochs, initial=state["epoch"], enabled=progress,
                       plain_line=lambda done, of: f"SASRec: epoch {done}/{of}") as advance:
         while state["epoch"] < config.epochs and state["stale"] < config.patience:
@@ -233,10 +261,7 @@ def _train(split: Split, config: SasrecConfig, out_dir: Path | None, resume: boo
             best = f"{max(state['best_ndcg'], 0):.4f}"
             loss = _train_epoch(network, optimizer, windows, lengths, config, n_items, epoch,
                                 lambda mean: advance(0, loss=f"{mean:.4f}", best=best))
-            network.eval()
-            model._item_vectors = None
-            val = evaluate(ranks_from_matrix(split, model.score_matrix(val_histories), "val", val_mask),
-                           ks=(1, 5, 10, 20))
+            val = _validate(model, split, val_histories, val_mask)
             seconds = time.perf_counter() - started
             state["train_seconds"] += seconds
             state["epoch"] = epoch

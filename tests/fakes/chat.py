@@ -14,16 +14,16 @@ from agent.core.errors import InputError
 from agent.ingest.catalog import Item
 
 ITEMS = [
-    Item(id="1", title="Toy Story", year=1995, genres=("Animation", "Children", "Comedy"), tags=("toys", "pixar")),
-    Item(id="2", title="Toy Soldiers", year=1991, genres=("Action", "Drama"), tags=("toys", "school")),
-    Item(id="3", title="Scream", year=1996, genres=("Horror", "Thriller"), tags=("slasher", "funny")),
-    Item(id="4", title="Shrek", year=2001, genres=("Animation", "Comedy", "Fantasy"), tags=("funny", "ogre")),
-    Item(id="5", title="Matrix, The", year=1999, genres=("Action", "Sci-Fi"), tags=("virtual reality",)),
-    Item(id="6", title="Finding Nemo", year=2003, genres=("Animation", "Children"), tags=("fish", "funny")),
-    Item(id="7", title="Saw", year=2004, genres=("Horror", "Thriller"), tags=("gore",)),
-    Item(id="8", title="Cars", year=2006, genres=("Animation", "Comedy"), tags=("pixar", "funny", "toys")),
-    Item(id="9", title="Inception", year=2010, genres=("Action", "Sci-Fi", "Thriller"), tags=("dreams",)),
-    Item(id="10", title="Up", year=2009, genres=("Animation", "Comedy"), tags=("pixar", "funny")),
+    Item(id="1", title="Toy Story", year=1995, facets={"genres": ("Animation", "Children", "Comedy")}, tags=("toys", "pixar")),
+    Item(id="2", title="Toy Soldiers", year=1991, facets={"genres": ("Action", "Drama")}, tags=("toys", "school")),
+    Item(id="3", title="Scream", year=1996, facets={"genres": ("Horror", "Thriller")}, tags=("slasher", "funny")),
+    Item(id="4", title="Shrek", year=2001, facets={"genres": ("Animation", "Comedy", "Fantasy")}, tags=("funny", "ogre")),
+    Item(id="5", title="Matrix, The", year=1999, facets={"genres": ("Action", "Sci-Fi")}, tags=("virtual reality",)),
+    Item(id="6", title="Finding Nemo", year=2003, facets={"genres": ("Animation", "Children")}, tags=("fish", "funny")),
+    Item(id="7", title="Saw", year=2004, facets={"genres": ("Horror", "Thriller")}, tags=("gore",)),
+    Item(id="8", title="Cars", year=2006, facets={"genres": ("Animation", "Comedy")}, tags=("pixar", "funny", "toys")),
+    Item(id="9", title="Inception", year=2010, facets={"genres": ("Action", "Sci-Fi", "Thriller")}, tags=("dreams",)),
+    Item(id="10", title="Up", year=2009, facets={"genres": ("Animation", "Comedy")}, tags=("pixar", "funny")),
 ]
 
 
@@ -37,11 +37,12 @@ class FakeRecommender:
 
     def _score(self, item: Item, query: str | None, history: list[str]) -> float:
         words = set((query or "").lower().split())
-        text = " ".join([item.title, *item.genres, *item.tags]).lower()
+        genres = item.facets.get("genres", ())
+        text = " ".join([item.title, *genres, *item.tags]).lower()
         score = sum(1.0 for w in words if w in text)
         for seed in history:
-            score += len(set(self.items[seed].genres) & set(item.genres))
-        return score - int(item.id) / 1000  # stable, id-ordered ties
+            score += len(set(self.items[seed].facets.get("genres", ())) & set(genres))
+        return score - int(item.id.lstrip("p")) / 1000  # stable, id-ordered ties
 
     def recommend(self, *, user=None, history=None, k=10, query=None, image=None, audio=None, filters=None,
                   exclude=(), explain=False, rerank=None) -> dict:
@@ -59,7 +60,7 @@ class FakeRecommender:
                 continue
             rows.append((self._score(item, query, list(history or [])), item))
         rows.sort(key=lambda r: -r[0])
-        items = [{"id": it.id, "title": it.title, "year": it.year, "genres": list(it.genres), "rank": rank,
+        items = [{"id": it.id, "title": it.title, "year": it.year, "facets": _facets(it), "rank": rank,
                   "score": s, "explanation": f"{it.title} fits." if explain else None,
                   "explanation_status": "generated" if explain else None, "cites": []}
                  for rank, (s, it) in enumerate(rows[:k], start=1)]
@@ -70,21 +71,30 @@ class FakeRecommender:
         if item_id not in self.items:
             raise InputError(f"unknown item id {item_id!r}")
         it = self.items[item_id]
-        return {"id": it.id, "title": it.title, "year": it.year, "genres": list(it.genres), "tags": list(it.tags),
-                "card": f"{it.title} ({it.year}). Genres: {', '.join(it.genres)}.", "poster": None}
+        return {"id": it.id, "title": it.title, "year": it.year, "facets": _facets(it), "tags": list(it.tags),
+                "card": f"{it.title} ({it.year}). Genres: {', '.join(it.facets.get('genres', ()))}.", "poster": None}
+
+
+def _facets(item: Item) -> dict[str, list[str]]:
+    return {name: list(values) for name, values in item.facets.items()}
 
 
 def _passes(item: Item, filters) -> bool:
-    if filters.genres and not set(filters.genres) & set(item.genres):
-        return False
-    if filters.year_min is not None and (item.year or 0) < filters.year_min:
-        return False
-    return not (filters.year_max is not None and (item.year or 9999) > filters.year_max)
+    return filters.keeps(item.facets, item.year)
 
 
-def fake_agent(settings: Settings | None = None, tools=None, chooser=None) -> ChatAgent:
+SHOP = [
+    Item(id="p1", title="Trail Runner", facets={"category": ("Running Shoes",), "brand": ("Acme",)}, tags=("grip",)),
+    Item(id="p2", title="Road Racer", facets={"category": ("Running Shoes",), "brand": ("Zest",)}, tags=("light",)),
+    Item(id="p3", title="Court Classic", facets={"category": ("Sneakers",), "brand": ("Acme",)}, tags=("white",)),
+    Item(id="p4", title="Wool Socks", facets={"category": ("Socks",), "brand": ("Acme",)}, tags=("warm",)),
+]
+"""A catalog that is not movies: facets category and brand, no genres, no years."""
+
+
+def fake_agent(settings: Settings | None = None, tools=None, chooser=None, items=ITEMS) -> ChatAgent:
     """A ChatAgent over the fake recommender, rule-based tool choice (no model), built-in tools."""
     settings = settings or Settings()
-    catalog = ChatCatalog(ITEMS)
-    return ChatAgent(FakeRecommender(), settings, catalog=catalog, tools=tools or load_tools(),
+    catalog = ChatCatalog(items)
+    return ChatAgent(FakeRecommender(items), settings, catalog=catalog, tools=tools or load_tools(),
                      chooser=chooser or ToolChooser(None, mode="rules"))

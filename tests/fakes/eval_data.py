@@ -9,9 +9,9 @@ from eval.metrics import rank_of_target
 
 
 def frame(rows: list[tuple[int, int, int]]) -> pd.DataFrame:
-    """(userId, movieId, timestamp) rows as an interaction frame with a dummy rating."""
+    """(user, item, timestamp) rows as an interaction frame (string ids, as loaded) with a dummy rating."""
     return pd.DataFrame(
-        [(u, m, 3.0, t) for u, m, t in rows], columns=["userId", "movieId", "rating", "timestamp"]
+        [(str(u), str(m), int(t), 3.0) for u, m, t in rows], columns=["user", "item", "timestamp", "rating"]
     )
 
 

@@ -45,7 +45,7 @@ class FakeRecommender:
 
     def _row(self, item_id: str, rank: int, explain: bool) -> dict:
         title, year, genres = MOVIES[item_id]
-        return {"id": item_id, "title": title, "year": year, "genres": genres, "rank": rank,
+        return {"id": item_id, "title": title, "year": year, "facets": {"genres": genres}, "rank": rank,
                 "score": 1.0 / rank, "evidence": {"genres": genres},
                 "explanation": f"{title} matches your request." if explain else None,
                 "explanation_status": "generated" if explain else None, "cites": ["genres"] if explain else []}
@@ -54,7 +54,7 @@ class FakeRecommender:
                   exclude=(), explain=False, rerank=None) -> dict:
         time.sleep(self.delay_s)
         with self.lock:
-            self.calls.append({"user": user, "query": query, "image": image, "audio": audio, "k": k,
+            self.calls.append({"user": user, "query": query, "image": image, "audio": audio, "k": k, "filters": filters,
                                "audio_bytes": Path(audio).stat().st_size if audio else 0})
         if user is not None and user not in USERS:
             raise InputError(f"unknown user {user!r}")
@@ -71,8 +71,8 @@ class FakeRecommender:
             raise InputError("give a user, a history or a request")
         seen = set(USERS.get(user, [])) | set(history or []) | set(exclude)
         ids = [i for i in MOVIES if i not in seen]
-        if filters is not None and filters.genres:
-            ids = [i for i in ids if set(MOVIES[i][2]) & set(filters.genres)]
+        if filters is not None:
+            ids = [i for i in ids if filters.keeps_facets({"genres": MOVIES[i][2]})]
         items = [self._row(i, r, explain) for r, i in enumerate(ids[:k], start=1)]
         return {"user": user, "history_size": len(seen), "request_text": request_text, "reranked": False,
                 "items": items, "timings": {"total": self.delay_s}}
@@ -86,7 +86,7 @@ class FakeRecommender:
             poster = self.poster_dir / f"{item_id}.jpg"
             if not poster.exists():
                 write_poster(poster)
-        return {"id": item_id, "title": title, "year": year, "genres": genres, "tags": [], "card": title,
+        return {"id": item_id, "title": title, "year": year, "facets": {"genres": genres}, "tags": [], "card": title,
                 "poster": str(poster) if poster else None}
 
 

@@ -26,6 +26,13 @@ def store_roundtrip(store: Store):
     hits = store.query(vecs[3], k=2)
     assert hits[0].id == "i3" and hits[0].score == pytest.approx(1.0, abs=1e-5)
     assert len(store.query(vecs[0], k=50)) == 5  # k above the catalog size is capped
+    # deleting reaches every per-item collection, and only the ids each one holds
+    store.upsert(ids[3:], vecs[3:], None, [{"title": i} for i in ids[3:]], name="items_image")
+    store.upsert(ids[:1], vecs[:1], None, [{"title": "a"}], name="other")
+    assert store.item_collections() == ["items", "items_image"]
+    assert store.delete(["i0", "i4", "absent"]) == {"items": 2, "items_image": 1}
+    assert sorted(store.ids()) == ["i1", "i2", "i3"] and store.ids("items_image") == ["i3"]
+    assert store.count("other") == 1
 
 
 def free_port() -> int:

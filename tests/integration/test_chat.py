@@ -24,11 +24,14 @@ DARK = {"Horror", "Thriller", "War", "Crime", "Film-Noir"}
 @pytest.fixture(scope="module")
 def agent(movielens_store, real_settings):
     from agent.chat.agent import ChatAgent
+    from agent.cli.base import project_chat_catalog
+    from agent.core.project import movielens_project
     from agent.recommend import Recommender
 
-    store, movielens = movielens_store
+    project = movielens_project(movielens_store[1], store=movielens_store[0])
     settings = real_settings.model_copy(update={"chat_explain": False})
-    return ChatAgent(Recommender(store, movielens, settings, system="content"), settings)
+    return ChatAgent(Recommender(project, settings, system="content"), settings,
+                     catalog=project_chat_catalog(project, settings))
 
 
 def send(session, text: str, **media) -> dict:
@@ -65,10 +68,10 @@ def test_refinements_change_the_next_answer_on_real_models(agent):
 def test_something_lighter_drops_dark_genres(agent):
     session = agent.session()
     dark = send(session, "a brutal serial killer thriller")
-    assert any(DARK & set(i["genres"]) for i in dark["items"])
+    assert any(DARK & set(i["facets"].get("genres", [])) for i in dark["items"])
     light = send(session, "something lighter")
     assert light["tool"] == "recommend" and light["items"]
-    assert not any(DARK & set(i["genres"]) for i in light["items"])
+    assert not any(DARK & set(i["facets"].get("genres", [])) for i in light["items"])
 
 
 def test_item_details_and_tool_errors_are_answers(agent):
@@ -81,10 +84,13 @@ def test_item_details_and_tool_errors_are_answers(agent):
 
 def test_answers_cite_explained_items_and_stream(movielens_store, real_settings):
     from agent.chat.agent import ChatAgent
+    from agent.cli.base import project_chat_catalog
+    from agent.core.project import movielens_project
     from agent.recommend import Recommender
 
-    store, movielens = movielens_store
-    agent = ChatAgent(Recommender(store, movielens, real_settings, system="content"), real_settings)
+    project = movielens_project(movielens_store[1], store=movielens_store[0])
+    agent = ChatAgent(Recommender(project, real_settings, system="content"), real_settings,
+                      catalog=project_chat_catalog(project, real_settings))
     result = send(agent.session(), "a scary movie about ghosts in a haunted house")
     tokens = [e["text"] for e in result["events"] if e["type"] == "token"]
     assert len(tokens) > 20 and "".join(tokens) == result["answer"]

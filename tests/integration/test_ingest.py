@@ -56,3 +56,37 @@ def test_bad_inputs_fail_alone(tmp_path, real_settings, shared_data):
     assert "toy story" in good["metadata"]["poster_text"].lower()
     assert "robot" in good["metadata"]["transcript"].lower()
     assert "Audio transcript:" in good["document"]
+
+
+def _ingest(tmp_path, home, rows, *extra):
+    catalog = tmp_path / "catalog.jsonl"
+    catalog.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = subprocess.run([str(BIN / "recsage"), "ingest", "--catalog", str(catalog), "--store", str(tmp_path / "store"),
+                          "--json", *extra],
+                         capture_output=True, text=True, env={"RECSAGE_HOME": str(home), "PATH": "/usr/bin:/bin"},
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.mark.integration
+def test_items_dropped_from_the_catalog_are_removed_and_reported(tmp_path, real_settings):
+    rows = [{"id": f"p{i}", "title": f"Product {i}", "description": f"A plain product number {i}."} for i in range(5)]
+    first = _ingest(tmp_path, real_settings.home, rows)
+    assert (first["ingested"], first["removed"], first["items_in_store"]) == (5, 0, 5)
+
+    fewer = _ingest(tmp_path, real_settings.home, rows[:4])
+    assert (fewer["ingested"], fewer["unchanged"], fewer["removed"], fewer["items_in_store"]) == (0, 4, 1, 4)
+    assert any("removed 1 items" in note and "p4" in note for note in fewer["notes"])
+    assert "remove" in fewer["seconds"]
+
+    again = _ingest(tmp_path, real_settings.home, rows[:4])
+    assert (again["ingested"], again["unchanged"], again["removed"]) == (0, 4, 0)
+
+    sample = _ingest(tmp_path, real_settings.home, rows[:2], "--limit", "1")  # a sample never deletes
+    assert sample["removed"] == 0 and sample["items_in_store"] == 4
+    assert any("--limit" in note for note in sample["notes"])
+
+    from agent.ingest.store import Store
+
+    assert sorted(Store(tmp_path / "store").ids()) == ["p0", "p1", "p2", "p3"]

@@ -35,8 +35,10 @@ def stores(movielens_store, tmp_path_factory, real_settings):
     out = run_recsage("ingest", "--catalog", catalog, "--store", injected, "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["items_in_store"] == 9743
-    return (Recommender(store, ml, real_settings, system="content"),
-            Recommender(injected, ml, real_settings, system="content"))
+    from agent.core.project import movielens_project
+
+    return (Recommender(movielens_project(ml, store=store), real_settings, system="content"),
+            Recommender(movielens_project(ml, store=injected), real_settings, system="content"))
 
 
 @pytest.mark.integration
@@ -68,7 +70,7 @@ def test_hidden_instruction_is_never_quoted_in_an_explanation(stores):
 def test_item_details_and_unknown_item(stores):
     clean, _ = stores
     item = clean.item("1")
-    assert item["title"] == "Toy Story" and item["year"] == 1995 and "Animation" in item["genres"]
+    assert item["title"] == "Toy Story" and item["year"] == 1995 and "Animation" in item["facets"]["genres"]
     assert "Pixar" in item["tags"] and item["card"].startswith("Title: Toy Story")
     assert item["poster"] is None  # this store was ingested without posters
     with pytest.raises(InputError, match="unknown item"):

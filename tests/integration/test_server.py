@@ -24,11 +24,13 @@ TOKEN = "integration-test-token"
 @pytest.fixture(scope="module")
 def real_agent(movielens_store, real_settings):
     from agent.chat.agent import ChatAgent
+    from agent.cli.base import project_chat_catalog
+    from agent.core.project import movielens_project
     from agent.recommend import Recommender
 
-    store, movielens = movielens_store
-    recommender = Recommender(store, movielens, real_settings)
-    return recommender, ChatAgent(recommender, real_settings)
+    project = movielens_project(movielens_store[1], store=movielens_store[0])
+    recommender = Recommender(project, real_settings)
+    return recommender, ChatAgent(recommender, real_settings, catalog=project_chat_catalog(project, real_settings))
 
 
 @pytest.fixture(scope="module")

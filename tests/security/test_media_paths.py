@@ -275,11 +275,15 @@ def test_ingest_stores_only_accepted_media_and_never_fetches_urls(partial_store)
 def partial_server(partial_store):
     from agent.chat.agent import ChatAgent
     from agent.chat.tool_choice import ToolChooser
+    from agent.cli.base import project_chat_catalog
+    from agent.core.project import movielens_project
     from agent.recommend import Recommender
 
     store_dir, movielens, settings, _, _ = partial_store
-    recommender = Recommender(store_dir, movielens, settings, system="content")
-    agent = ChatAgent(recommender, settings, chooser=ToolChooser(None, mode="rules"))
+    project = movielens_project(movielens, store=store_dir)
+    recommender = Recommender(project, settings, system="content")
+    agent = ChatAgent(recommender, settings, chooser=ToolChooser(None, mode="rules"),
+                      catalog=project_chat_catalog(project, settings))
     with BackgroundServer(create_app(recommender, agent, settings)) as url:
         yield url, recommender
 
@@ -325,7 +329,7 @@ def test_filters_on_a_partial_store_treat_missing_items_as_unfiltered_out(tmp_pa
     from agent.retrieval.retriever import Filters, Retriever
 
     rows = [(u, i, 4.0, u * 10 + i) for u in (1, 2, 3) for i in (10, 11, 12, 13, 14, 15)]
-    split = split_from_interactions(pd.DataFrame(rows, columns=["userId", "movieId", "rating", "timestamp"]))
+    split = split_from_interactions(pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"]))
     store = Store(tmp_path)
     stored = ["10", "11", "12"]
     vectors = np.eye(3, dtype=np.float32)
@@ -333,7 +337,7 @@ def test_filters_on_a_partial_store_treat_missing_items_as_unfiltered_out(tmp_pa
                                                  for i in stored])
     retriever = Retriever(store, tmp_path, split, Settings(home=tmp_path))
     history = np.array([split.item_index["10"]])
-    for filters in (Filters(genres=("Comedy",)), Filters(year_min=1990), Filters(year_max=2010), Filters()):
+    for filters in (Filters({"genres": ("Comedy",)}), Filters(year_min=1990), Filters(year_max=2010), Filters()):
         got, _ = retriever.recommend(history, k=5, system="content", filters=filters)
         assert {c.id for c in got} == {"11", "12"} and all(c.title for c in got)
     assert retriever.item_meta[split.item_index["14"]] == {}

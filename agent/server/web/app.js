@@ -1,4 +1,4 @@
-// recsage web chat: posts each turn to /v1/chat (multipart, with optional image / voice note) and
+// recsage web chat: posts each turn to /v1/chat (multipart, with optional image / voice note / video) and
 // renders its server-sent events as they arrive: tool use, streamed answer, items with posters.
 "use strict";
 
@@ -53,7 +53,7 @@ function renderItems(turn, items) {
     card.dataset.id = item.id;
     card.appendChild(element("div", "noposter", "…"));
     card.appendChild(element("div", "title", item.title + (item.year ? " (" + item.year + ")" : "")));
-    card.appendChild(element("div", "meta", (item.genres || []).join(", ")));
+    card.appendChild(element("div", "meta", Object.values(item.facets || {}).flat().join(", ")));
     if (item.explanation) card.appendChild(element("div", "explanation", item.explanation));
     grid.appendChild(card);
     showPoster(card, item.id);
@@ -112,13 +112,16 @@ async function send(event) {
   const text = $("message").value.trim();
   const image = $("image").files[0];
   const audio = $("audio").files[0] || state.recording;
-  if (!text && !image && !audio) return;
+  const video = $("video").files[0];
+  if (!text && !image && !audio && !video) return;
   const form = new FormData();
   form.append("message", text);
   if (state.sessionId) form.append("session_id", state.sessionId);
   if (image) form.append("image", image);
   if (audio) form.append("audio", audio);
-  addTurn("user", [text, image && "[image " + image.name + "]", audio && "[voice note " + audio.name + "]"]
+  if (video) form.append("video", video);
+  addTurn("user", [text, image && "[image " + image.name + "]", audio && "[voice note " + audio.name + "]",
+                   video && "[video " + video.name + "]"]
     .filter(Boolean).join(" "));
   const turn = addTurn("assistant");
   turn.appendChild(element("div", "tool", "thinking…"));
@@ -135,6 +138,7 @@ async function send(event) {
     $("message").value = "";
     $("image").value = "";
     $("audio").value = "";
+    $("video").value = "";
     state.recording = null;
     showAttached();
   } catch (err) {
@@ -151,7 +155,8 @@ function setBusy(busy) {
 }
 
 function showAttached() {
-  const names = [$("image").files[0], $("audio").files[0] || state.recording].filter(Boolean).map((f) => f.name);
+  const names = [$("image").files[0], $("audio").files[0] || state.recording, $("video").files[0]]
+    .filter(Boolean).map((f) => f.name);
   $("attached").textContent = names.length ? "attached: " + names.join(", ") : "";
 }
 
@@ -199,6 +204,7 @@ async function init() {
   });
   $("image").addEventListener("change", showAttached);
   $("audio").addEventListener("change", showAttached);
+  $("video").addEventListener("change", showAttached);
   $("reset").addEventListener("click", reset);
   $("record").addEventListener("click", toggleRecording);
   $("record").hidden = !(navigator.mediaDevices && window.MediaRecorder);

@@ -31,7 +31,7 @@ DATA = Path(os.environ.get("RECSAGE_DATA", Path(__file__).resolve().parents[3] /
 
 
 def item(id_, genres=(), tags=(), plot=None, year=2000, title=None):
-    return Item(id=id_, title=title or f"Movie {id_}", year=year, genres=tuple(genres), tags=tuple(tags),
+    return Item(id=id_, title=title or f"Movie {id_}", year=year, facets={"genres": tuple(genres)} if genres else {}, tags=tuple(tags),
                 text={"plot": plot} if plot else {})
 
 

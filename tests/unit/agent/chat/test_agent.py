@@ -11,7 +11,7 @@ from agent.chat.tool_choice import ToolChooser
 from agent.chat.tools import Observation, Tool, load_tools
 from agent.core.config import Settings
 from agent.core.errors import InputError
-from tests.fakes.chat import fake_agent
+from tests.fakes.chat import SHOP, fake_agent
 
 
 def turn(session, text: str, **media) -> dict:
@@ -33,7 +33,7 @@ def test_events_stream_in_order_and_tokens_make_the_answer():
     tokens = "".join(e["text"] for e in result["events"] if e["type"] == "token")
     assert tokens == result["answer"]
     assert result["tool"] == "recommend" and set(ids(result)) >= {"1", "8"}
-    assert all("Animation" in i["genres"] for i in result["items"])  # "animated" became a genre filter
+    assert all("Animation" in i["facets"]["genres"] for i in result["items"])  # "animated" became a genre filter
     assert all(f"(id {i})" in result["answer"] for i in ids(result))  # every pick cited
     assert session.history[-1] == {"role": "assistant", "content": result["answer"]}
 
@@ -210,9 +210,9 @@ def test_a_mood_drops_the_genre_filter_it_contradicts():
     agent = fake_agent()
     session = agent.session()
     turn(session, "a gory horror")
-    assert agent.recommender.calls[-1]["filters"].genres == ("Horror",)
+    assert agent.recommender.calls[-1]["filters"].facets == {"genres": ("Horror",)}
     lighter = turn(session, "something lighter")
-    assert lighter["items"] and agent.recommender.calls[-1]["filters"].genres == ()
+    assert lighter["items"] and agent.recommender.calls[-1]["filters"].facets == {}
 
 
 def test_repl_commands_and_one_shot_json(capsys, tmp_path):
@@ -254,3 +254,16 @@ def test_a_photo_alone_becomes_a_request(tmp_path):
     assert agent.recommender.calls[-1]["history"] == ["1"]
     other = turn(agent.session(), "", image=note)
     assert other["tool"] == "recommend" and "dreams" in agent.recommender.calls[-1]["query"]
+
+
+def test_a_facet_named_in_a_message_filters_the_picks_of_a_shop():
+    agent = fake_agent(items=SHOP)
+    session = agent.session()
+    result = turn(session, "recommend running shoes from Acme")
+    assert agent.recommender.calls[-1]["filters"].facets == {"category": ("Running Shoes",), "brand": ("Acme",)}
+    assert ids(result) == ["p1"] and "(Running Shoes, Acme):" in result["answer"]  # the constraints in force
+    observation = next(e for e in result["events"] if e["type"] == "observation")
+    assert "Trail Runner [Running Shoes, Acme] (id p1)" in observation["text"]
+    assert result["request"]["facets"] == {"category": ["Running Shoes"], "brand": ["Acme"]}
+    turn(session, "only sneakers")  # a refinement: the brand stays, the category changes
+    assert agent.recommender.calls[-1]["filters"].facets == {"category": ("Sneakers",), "brand": ("Acme",)}

@@ -7,8 +7,20 @@ import pytest
 from agent.chat.catalog import ChatCatalog, title_forms
 from agent.chat.slots import extract_slots, extract_years
 from agent.chat.state import ChatState
+from agent.chat.vocabulary import FacetVocabulary
 from agent.core.errors import InputError
+from agent.ingest.catalog import Item
 from tests.fakes.chat import ITEMS
+
+MOVIELENS_GENRES = ("Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama",
+                    "Fantasy", "Film-Noir", "Horror", "IMAX", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
+                    "War", "Western")
+CATALOG = ChatCatalog(ITEMS)
+CATALOG.vocabulary = FacetVocabulary({"genres": MOVIELENS_GENRES})
+
+
+def slots_of(text: str):
+    return extract_slots(text, CATALOG)
 
 
 @pytest.mark.parametrize("text, years", [
@@ -41,12 +53,14 @@ def test_years(text, years):
     ("details for item 318", {"item_id": "318"}),
     ("something lighter", {"mood": "lighter"}),
     ("a bit darker please", {"mood": "darker"}),
-    ("only comedies", {"genres": ("Comedy",)}),
-    ("sci-fi horror", {"genres": ("Horror", "Sci-Fi")}),
-    ("star wars", {"genres": ()}),  # 'wars' is not the genre War
+    ("only comedies", {"facets": {"genres": ("Comedy",)}}),
+    ("sci-fi horror", {"facets": {"genres": ("Horror", "Sci-Fi")}}),
+    ("a rom-com or a kids movie", {"facets": {"genres": ("Comedy", "Children", "Romance")}}),  # synonym order
+    ("star wars", {"facets": {}}),  # 'wars' is not the genre War
+    ("a war movie", {"facets": {"genres": ("War",)}}),
 ])
 def test_slots(text, expected):
-    slots = extract_slots(text)
+    slots = slots_of(text)
     for key, value in expected.items():
         assert getattr(slots, key) == value, key
 
@@ -94,11 +108,11 @@ def test_resolve_by_id_title_or_close_spelling():
 ])
 def test_new_request_or_refinement(message, new):
     state = ChatState(query="funny animated movies about toys", shown=[{"id": "1"}, {"id": "4"}])
-    assert state.is_new_request(extract_slots(message)) is new
+    assert state.is_new_request(slots_of(message)) is new
 
 
 def test_first_message_is_always_a_request():
-    assert ChatState().is_new_request(extract_slots("comedies"))
+    assert ChatState().is_new_request(slots_of("comedies"))
 
 
 def test_arguments_fill_tool_parameters_by_name_from_state():
@@ -123,3 +137,43 @@ def test_two_decades_span_both_and_search_text_drops_chat_filler():
     assert extract_years("a gangster movie from the 70s or 80s") == (1970, 1989)
     assert extract_slots("anything with dinosaurs?").search_text == "dinosaurs"
     assert extract_slots("hmm").search_text == "hmm"  # nothing left: keep the words given
+
+
+def test_genre_synonyms_apply_only_where_the_catalog_has_that_genre():
+    assert extract_slots("animated kids movies", ChatCatalog(ITEMS)).facets == {"genres": ("Animation", "Children")}
+    shop = ChatCatalog([Item(id="s1", title="Trail Runner", facets={"category": ("Running Shoes",)})])
+    assert extract_slots("animated kids movies", shop).facets == {}
+    assert extract_slots("only comedies").facets == {}  # no catalog, no vocabulary
+
+
+SHOP = ChatCatalog([
+    Item(id="s1", title="Trail Runner", facets={"category": ("Running Shoes",), "brand": ("Acme",)}),
+    Item(id="s2", title="Court Classic", facets={"category": ("Sneakers",), "brand": ("Zest Co",)}),
+    Item(id="s3", title="Plain Tee", facets={"category": ("Shoes", "Accessories"), "brand": ("Acme",)}),
+])
+
+
+@pytest.mark.parametrize("message, facets", [
+    ("I need running shoes", {"category": ("Running Shoes",)}),  # not also "Shoes" inside it
+    ("some shoes", {"category": ("Shoes",)}),
+    ("a SHOE for the gym", {"category": ("Shoes",)}),
+    ("a white sneaker", {"category": ("Sneakers",)}),
+    ("an accessory", {"category": ("Accessories",)}),
+    ("something from Acme", {"brand": ("Acme",)}),
+    ("zest-co sneakers or running-shoes", {"category": ("Running Shoes", "Sneakers"), "brand": ("Zest Co",)}),
+    ("a shoehorn from acmeco", {}),  # a value inside another word names nothing
+])
+def test_any_catalog_facet_value_named_in_a_message_is_a_slot(message, facets):
+    assert extract_slots(message, SHOP).facets == facets
+
+
+def test_a_facet_refinement_keeps_the_other_facets_and_replaces_its_own():
+    state = ChatState()
+    state.update(extract_slots("comfortable running shoes", SHOP))
+    state.update(extract_slots("only Acme", SHOP))
+    assert state.facets == {"category": ("Running Shoes",), "brand": ("Acme",)}
+    state.update(extract_slots("just sneakers", SHOP))
+    assert state.facets == {"category": ("Sneakers",), "brand": ("Acme",)}
+    params = {"properties": {"facets": {}, "genres": {}}}
+    assert state.arguments(params, extract_slots("x", SHOP)) == {
+        "facets": {"category": ["Sneakers"], "brand": ["Acme"]}}  # no genres: none asked for

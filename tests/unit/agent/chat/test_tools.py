@@ -160,20 +160,36 @@ def test_item_details_by_title_and_unknown_title_suggests():
 
 def test_filter_items_needs_a_filter():
     obs = load_tools()["filter_items"](context(), {})
-    assert not obs.ok and "which genre or years" in obs.text
+    assert not obs.ok and "say which genre" in obs.text and "years" in obs.text
 
 
 def test_user_history_reads_ratings_in_time_order(tmp_path: Path):
+    import pandas as pd
+
     from agent.chat.catalog import ChatCatalog
 
-    ratings = tmp_path / "ratings.csv"
-    ratings.write_text("userId,movieId,rating,timestamp\n1,5,4.0,30\n1,1,5.0,10\n1,4,3.5,20\n2,6,4.0,5\n")
-    ctx = ToolContext(recommender=FakeRecommender(), catalog=ChatCatalog(ITEMS, ratings))
+    events = pd.DataFrame({"user": ["1", "1", "1", "2"], "item": ["5", "1", "4", "6"],
+                           "timestamp": [30, 10, 20, 5], "rating": [4.0, 5.0, 3.5, 4.0]})
+    ctx = ToolContext(recommender=FakeRecommender(), catalog=ChatCatalog(ITEMS, events))
     obs = load_tools()["user_history"](ctx, {"user": "1", "k": 2})
     assert [i["id"] for i in obs.items] == ["5", "4"] and obs.items[0]["rating"] == 4.0
     assert "rated 3 movies" in obs.text
     unknown = load_tools()["user_history"](ctx, {"user": "99"})
     assert not unknown.ok and "unknown user" in unknown.text
+
+
+def test_user_history_of_implicit_events_lists_facets_without_ratings():
+    import pandas as pd
+
+    from agent.chat.catalog import ChatCatalog
+    from tests.fakes.chat import SHOP
+
+    events = pd.DataFrame({"user": ["u1", "u1"], "item": ["p1", "p3"], "timestamp": [1, 2], "rating": [float("nan")] * 2})
+    ctx = ToolContext(recommender=FakeRecommender(SHOP), catalog=ChatCatalog(SHOP, events))
+    obs = load_tools()["user_history"](ctx, {"user": "u1"})
+    assert obs.ok and obs.items[0]["facets"] == {"category": ["Sneakers"], "brand": ["Acme"]}
+    assert "1. Court Classic [Sneakers, Acme] (id p3)\n2. Trail Runner [Running Shoes, Acme] (id p1)" in obs.text
+    assert "rated" not in obs.text.split(":", 1)[1]  # clicks carry no rating
 
 
 def test_media_tools_fail_as_text_and_load_nothing_before_the_first_call(tmp_path: Path, fake_settings):

@@ -31,10 +31,11 @@ def test_eval_popularity_and_content_rows_with_run_file(movielens_store, tmp_pat
 
     from ranx import Qrels, Run, evaluate
 
+    from agent.core.project import movielens_project
     from agent.retrieval.interactions import make_split
     from eval.run_io import qrels_for
 
-    split = make_split(ml)
+    split = make_split(movielens_project(ml, store=store))
     qrels = {u: q for u, q in qrels_for(split, "test").items() if u in run}
     ours = _recsage("eval", "--store", store, "--movielens", ml, "--system", "popularity", "--users", 100,
                     "--json")

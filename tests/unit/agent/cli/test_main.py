@@ -16,7 +16,9 @@ def _run(*args, home=None):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["ingest", "--store", "/tmp/x"], "exactly one of --movielens"),
+    (["ingest", "--store", "/tmp/x"], "no recsage.toml here: run `recsage init`"),
+    (["ingest", "--movielens", "d"], "--movielens DIR needs --store DIR"),
+    (["ingest", "--catalog", "a.jsonl", "--posters", "p", "--store", "/tmp/x"], "--posters goes with --movielens"),
     (["ingest", "--catalog", "a.jsonl", "--movielens", "d", "--store", "/tmp/x"], "exactly one of"),
     (["ingest", "--catalog", "/no/such.jsonl", "--store", "/tmp/x"], "catalog file not found"),
     (["ingest", "--movielens", "/no/such/dir", "--store", "/tmp/x"], "movies.csv"),
@@ -26,7 +28,8 @@ def _run(*args, home=None):
     (["models", "pull", "nonsense"], "unknown role"),
     (["bench", "ingest", "--movielens", "d", "--variants", "two"], "--variants"),
 ])
-def test_bad_input_exits_2_with_one_line(args, message, tmp_path):
+def test_bad_input_exits_2_with_one_line(args, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no recsage.toml here
     result = _run(*args, home=tmp_path)
     assert result.exit_code == 2, result.output
     assert message in result.output

@@ -71,3 +71,39 @@ def test_only_the_models_words_are_cut_and_no_words_fail():
     assert out[0].text == ("Because you watched Kill Bill: Vol. 2, you may enjoy Kill Bill: Vol. 1 (2003), "
                            "a crime thriller that ends in a duel.")
     assert out[0].status == "generated" and out[1].status == "repaired"
+
+
+def test_a_movie_prompt_shows_genres_tags_director_cast_and_plot_as_before_facets():
+    from agent.explain.generate import kind_phrase, prompt_facts
+
+    card = CARD + "\nWriter: Andrew Stanton\nPoster text: TOY STORY 2\nImage: two toys"
+    evidence = build_evidence("3114", card, {"title": "Toy Story 2", "year": 1999,
+                                             "facets": {"genres": ["Adventure", "Animation", "Children", "Comedy"]}}, None)
+    assert [label for label, _ in prompt_facts(evidence, strict=False)] == ["Genres", "Tags", "Director", "Cast", "Plot"]
+    assert [label for label, _ in prompt_facts(evidence, strict=True)] == ["Genres", "Tags"]
+    assert kind_phrase(evidence) == "an animated comedy"
+    assert kind_phrase(build_evidence("1", "Title: Untyped (2001)", {"title": "Untyped"}, None)) == "a film"
+
+
+SHOP_CARD = """Title: Trail Runner
+Category: Running Shoes
+Brand: Acme
+Tags: grippy, waterproof
+Description: A trail shoe with a deep lug sole.
+Image: a blue shoe"""
+
+
+def test_a_shop_prompt_uses_its_declared_facets_and_text_fields():
+    from agent.explain.generate import kind_phrase, prompt_facts
+
+    evidence = build_evidence("p1", SHOP_CARD, {"title": "Trail Runner", "facets": {"category": ["Running Shoes"],
+                                                                                   "brand": ["Acme"]}}, None)
+    assert evidence.facets == ("category", "brand")
+    assert prompt_facts(evidence, strict=False) == [
+        ("Category", "Running Shoes"), ("Brand", "Acme"), ("Tags", "grippy, waterproof"),
+        ("Description", "A trail shoe with a deep lug sole.")]
+    assert [label for label, _ in prompt_facts(evidence, strict=True)] == ["Category", "Brand", "Tags"]
+    assert kind_phrase(evidence) == "a Running Shoes pick"
+    text = template_explanation(evidence)
+    assert text == "Trail Runner is recommended for you (Running Shoes, Acme; tagged grippy, waterproof)."
+    assert check(text, evidence).ok

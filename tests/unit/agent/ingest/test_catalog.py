@@ -28,7 +28,7 @@ def test_jsonl_bad_rows_are_reported_and_the_rest_load(tmp_path):
     loaded = load_catalog(path)
     assert [i.id for i in loaded.items] == ["a", "7"]
     alpha = loaded.items[0]
-    assert alpha.genres == ("Drama", "Comedy")
+    assert alpha.facets == {"genres": ("Drama", "Comedy")}
     assert alpha.text == {"description": "A plot."}
     assert alpha.metadata == {"rating": 4}
     assert loaded.items[1].image == str((tmp_path / "img" / "7.jpg").resolve())
@@ -55,7 +55,7 @@ def test_catalog_errors(tmp_path):
     with pytest.raises(InputError, match="not found"):
         load_catalog(tmp_path / "missing.jsonl")
     (tmp_path / "x.txt").write_text("")
-    with pytest.raises(InputError, match=".jsonl or .csv"):
+    with pytest.raises(InputError, match=r"\.csv, \.jsonl or \.parquet"):
         load_catalog(tmp_path / "x.txt")
     with pytest.raises(InputError, match="movies.csv"):
         load_movielens(tmp_path)
@@ -75,9 +75,9 @@ def test_movielens_small_folder(tmp_path):
     (posters / "1.jpg").write_bytes(b"x")
     loaded = load_movielens(tmp_path, posters)
     toy, nothing = loaded.items
-    assert (toy.title, toy.year, toy.genres) == ("Toy Story", 1995, ("Adventure", "Animation"))
+    assert (toy.title, toy.year, toy.facets) == ("Toy Story", 1995, {"genres": ("Adventure", "Animation")})
     assert toy.tags == ("pixar", "fun")  # case-folded counts: pixar x2 first
     assert toy.people == {"director": ("John Lasseter",), "cast": ("Tom Hanks",)}
     assert toy.text == {"plot": "Toys live."}
     assert toy.image.endswith("posters/1.jpg") and nothing.image is None
-    assert nothing.genres == ()
+    assert nothing.facets == {}

@@ -22,7 +22,7 @@ def _items(tmp_path: Path, n: int) -> list[Item]:
     for i in range(n):
         poster = tmp_path / f"{i}.txt"
         poster.write_text(f"POSTER {i}")
-        items.append(Item(id=str(i), title=f"Movie {i}", genres=("Drama",), image=str(poster)))
+        items.append(Item(id=str(i), title=f"Movie {i}", facets={"genres": ("Drama",)}, image=str(poster)))
     return items
 
 
@@ -35,6 +35,7 @@ def test_first_run_writes_everything_second_run_does_no_model_work(tmp_path, fak
     got = store.get(["3"])["3"]
     assert "Poster text: POSTER 3" in got["document"]
     assert got["metadata"]["poster_text"] == "POSTER 3"
+    assert got["metadata"]["facets"] == '{"genres": ["Drama"]}' and "genres" not in got["metadata"]
 
     again = ingest(items, store, fake_settings, progress=False)
     assert (again.ingested, again.unchanged) == (0, 10)
@@ -85,3 +86,35 @@ def test_search_ranks_matching_card_first(tmp_path, fake_settings, pipeline):
     ingest(items, store, fake_settings, progress=False)
     hits = store.query(FakeEmbedder().embed(["animated toys"])[0], k=2)
     assert [h.id for h in hits] == ["1", "2"] and hits[0].score > hits[1].score
+
+
+def test_items_dropped_from_the_catalog_leave_every_item_collection(tmp_path, fake_settings, pipeline):
+    store = Store(tmp_path / "store")
+    items = _items(tmp_path, 5)
+    ingest(items, store, fake_settings, progress=False)
+    # as train-retriever writes them: collaborative vectors for the same items
+    store.upsert([it.id for it in items], [[1.0, float(i)] for i in range(5)], None,
+                 [{"title": it.title} for it in items], name="items_sasrec", space="ip")
+
+    report = ingest(items[:4], store, fake_settings, progress=False)
+    assert (report.removed, report.ingested, report.unchanged, report.items_in_store) == (1, 0, 4, 4)
+    assert store.get(["4"]) == {} and store.get(["4"], name="items_sasrec") == {}
+    assert store.count("items_sasrec") == 4
+    assert any("removed 1 items" in note and "4" in note and "items_sasrec 1" in note for note in report.notes)
+    assert report.to_json()["removed"] == 1
+
+    again = ingest(items[:4], store, fake_settings, progress=False)
+    assert (again.removed, again.ingested, again.unchanged) == (0, 0, 4)
+
+
+def test_a_partial_or_empty_catalog_removes_nothing_and_says_so(tmp_path, fake_settings, pipeline):
+    store = Store(tmp_path / "store")
+    ingest(_items(tmp_path, 3), store, fake_settings, progress=False)
+
+    partial = ingest(_items(tmp_path, 1), store, fake_settings, progress=False, prune=False)
+    assert partial.removed == 0 and store.count() == 3
+    assert any("--limit" in note and "not removed" in note for note in partial.notes)
+
+    empty = ingest([], store, fake_settings, progress=False)
+    assert empty.removed == 0 and store.count() == 3
+    assert any("no items" in note and "nothing was removed" in note for note in empty.notes)

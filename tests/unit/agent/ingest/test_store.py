@@ -28,3 +28,15 @@ def test_store_errors(tmp_path):
 def test_unreachable_server_is_a_clear_error():
     with pytest.raises(InputError, match="cannot reach the Chroma server"):
         Store(url=f"http://127.0.0.1:{free_port()}").count()
+
+
+def test_facets_are_stored_as_one_json_object_and_old_genres_lists_still_read():
+    from agent.ingest.store import decode_facets, encode_facets
+
+    meta = encode_facets({"category": ("Running Shoes",), "brand": ("Acme", "Zest"), "colour": ()})
+    assert meta == {"facets": '{"category": ["Running Shoes"], "brand": ["Acme", "Zest"]}'}  # scalar for Chroma
+    assert decode_facets(meta) == {"category": ("Running Shoes",), "brand": ("Acme", "Zest")}
+    assert encode_facets({}) == {} and decode_facets({}) == {}
+    # a store written before facets: {"genres": "[...]"}
+    assert decode_facets({"title": "Heat", "genres": '["Action", "Crime"]'}) == {"genres": ("Action", "Crime")}
+    assert decode_facets({"genres": "[]"}) == {}

@@ -12,6 +12,12 @@ def test_rerank_view_keeps_title_facts_and_drops_people():
     assert rerank_view("free text, not a card") == "free text, not a card"
 
 
+def test_rerank_view_of_a_shop_card_reads_its_facets_and_description():
+    card = ("Title: Trail Runner\nCategory: Running Shoes\nBrand: Acme\nDesigner: Ada\nTags: grippy\n"
+            "Description: Deep lugs.\nPoster text: TRAIL\nImage: a blue shoe")
+    assert rerank_view(card) == "Trail Runner | Running Shoes | Acme | Ada | Deep lugs. | grippy | a blue shoe"
+
+
 def test_cards_are_truncated():
     text = "Title: Long\nPlot: " + " ".join(["word"] * 200)
     fenced = fence_text(text, 100)

@@ -66,11 +66,13 @@ def test_tokenizer_folds_case_accents_punctuation_and_stopwords():
     assert tokenize("A Sci-Fi film about DREAMS, in Cité!") == ["sci", "fi", "dreams", "cite"]
 
 
-def test_catalog_docs_use_title_genres_and_tags_not_plot():
-    item = Item(id="1", title="Toy Story", year=1995, genres=("Animation", "Children"),
+def test_catalog_docs_use_title_facets_and_tags_not_plot():
+    item = Item(id="1", title="Toy Story", year=1995, facets={"genres": ("Animation", "Children")},
                 tags=("pixar", "fun"), text={"plot": "A cowboy doll is jealous."})
     docs = catalog_bm25_docs([item])
-    assert set(tokenize(docs["1"])) == {"toy", "story", "animation", "children", "pixar", "fun"}
-    rank = bm25_ranker([item, Item(id="2", title="Heat", genres=("Crime",))])
+    assert docs["1"] == "Toy Story Animation Children pixar fun"  # a movie's document as before facets
+    shoe = Item(id="s", title="Trail Runner", facets={"category": ("Running Shoes",), "brand": ("Acme",)})
+    assert catalog_bm25_docs([shoe])["s"] == "Trail Runner Running Shoes Acme"
+    rank = bm25_ranker([item, Item(id="2", title="Heat", facets={"genres": ("Crime",)})])
     assert rank("pixar animation") == ["1"]
     assert rank("cowboy doll") == []

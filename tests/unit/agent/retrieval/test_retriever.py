@@ -8,9 +8,15 @@ import pytest
 
 from agent.core.config import Settings
 from agent.core.errors import InputError
-from agent.ingest.store import Store
+from agent.ingest.store import Store, encode_facets
 from agent.retrieval.interactions import split_from_interactions
-from agent.retrieval.retriever import HYBRID_FILE, RETRIEVER_DIR, Filters, Retriever
+from agent.retrieval.retriever import (
+    HYBRID_FILE,
+    RETRIEVER_DIR,
+    Filters,
+    Retriever,
+    facet_filters,
+)
 
 # Items 10..15; item vectors on axes so content similarity is easy to reason about.
 ITEMS = {"10": ("Toy", "Animation", 1995), "11": ("War", "Drama", 1998), "12": ("Cars", "Animation", 2006),
@@ -23,7 +29,7 @@ def retriever(tmp_path):
     rows = []
     for u, seq in {"1": ["10", "12", "11", "14"], "2": ["11", "13", "10", "15"], "3": ["14", "15", "12", "13"]}.items():
         rows += [(int(u), int(i), 4.0, t) for t, i in enumerate(seq)]
-    split = split_from_interactions(pd.DataFrame(rows, columns=["userId", "movieId", "rating", "timestamp"]))
+    split = split_from_interactions(pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"]))
     store = Store(tmp_path)
     ids = list(ITEMS)
     vecs = np.asarray([VECTORS[i] for i in ids], dtype=np.float32)
@@ -50,12 +56,52 @@ def test_content_user_vector_weights_recent_items_more(retriever):
 
 
 def test_filters(retriever):
-    got = retriever.recommend(_idx(retriever, "10"), k=6, system="content", filters=Filters(genres=("Animation",)))[0]
-    assert {c.id for c in got} == {"12", "15"}
+    # the fixture's store has the metadata of a store written before facets: {"genres": "[...]"}
+    animation = Filters({"genres": ("Animation",)})
+    got = retriever.recommend(_idx(retriever, "10"), k=6, system="content", filters=animation)[0]
+    assert {c.id for c in got} == {"12", "15"} and got[0].facets == {"genres": ["Animation"]}
     got = retriever.recommend(_idx(retriever, "10"), k=6, system="content", filters=Filters(year_min=2000, year_max=2007))[0]
     assert [c.id for c in got] == ["12"]
-    with pytest.raises(InputError, match="unknown genre.*valid genres: Animation, Crime"):
-        retriever.recommend(_idx(retriever, "10"), k=3, system="content", filters=Filters(genres=("Cartoon",)))
+    with pytest.raises(InputError, match="unknown genres value.*valid genres: Animation, Crime"):
+        retriever.recommend(_idx(retriever, "10"), k=3, system="content", filters=Filters({"genres": ("Cartoon",)}))
+    with pytest.raises(InputError, match="no facet 'brand'; its facets: genres"):
+        retriever.recommend(_idx(retriever, "10"), k=3, system="content", filters=Filters({"brand": ("Acme",)}))
+
+
+@pytest.fixture
+def shop(tmp_path):
+    """Items with two facets in the new metadata layout (one JSON object under "facets")."""
+    rows = []
+    for u, seq in {"1": ["a", "b", "c", "d"], "2": ["b", "c", "d", "a"], "3": ["c", "d", "a", "b"]}.items():
+        rows += [(u, i, 1.0, t) for t, i in enumerate(seq)]
+    split = split_from_interactions(pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"]))
+    facets = {"a": {"category": ["Shoes"], "brand": ["Acme"]}, "b": {"category": ["Shoes"], "brand": ["Zest"]},
+              "c": {"category": ["Socks", "Shoes"], "brand": ["Acme"]}, "d": {"category": ["Hats"]}}
+    store = Store(tmp_path)
+    store.upsert(list(facets), np.eye(4, dtype=np.float32), ["card"] * 4,
+                 [{"title": i.upper(), **encode_facets(f)} for i, f in facets.items()])
+    return Retriever(store, tmp_path, split, Settings(home=tmp_path))
+
+
+def test_facet_filters_or_within_a_facet_and_across_facets(shop):
+    def kept(facets):
+        return {shop.split.item_ids[i] for i in np.flatnonzero(shop.filter_mask(Filters(facets)))}
+
+    assert kept({"category": ("Shoes",)}) == {"a", "b", "c"}
+    assert kept({"category": ("Socks", "Hats")}) == {"c", "d"}
+    assert kept({"category": ("Shoes",), "brand": ("Acme",)}) == {"a", "c"}
+    assert kept({"brand": ("Zest", "Acme"), "category": ("Hats",)}) == set()
+    with pytest.raises(InputError, match=r"unknown brand value\(s\) \['Nike'\]; valid brand: Acme, Zest"):
+        kept({"brand": ("Nike",)})
+
+
+def test_facet_options_from_the_command_line():
+    assert facet_filters(["Comedy", "Drama", "Comedy"], ["brand=Acme", " category = Running Shoes "]) == {
+        "genres": ("Comedy", "Drama"), "brand": ("Acme",), "category": ("Running Shoes",)}
+    for bad in ("brand", "=Acme", "brand="):
+        with pytest.raises(InputError, match="write NAME=VALUE"):
+            facet_filters(pairs=[bad])
+    assert not Filters({"genres": ()}).active()  # a facet without values filters nothing
 
 
 @pytest.mark.parametrize("k, message", [(0, "positive"), (7, "larger than the catalog")])

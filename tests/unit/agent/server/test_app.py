@@ -48,6 +48,18 @@ def test_recommend_filters_and_exclude_reach_the_recommender(client):
     assert [i["id"] for i in body["items"]] == ["2355"]
 
 
+def test_recommend_facets_filter_with_genres_as_their_shorthand(tmp_path):
+    client, recommender = make_client(tmp_path)
+    body = client.post("/v1/recommend", json={"query": "fun", "facets": {"genres": ["Sci-Fi"], "brand": ["Acme"]},
+                                              "genres": ["Animation"]}).json()
+    assert recommender.calls[-1]["filters"].facets == {"genres": ("Sci-Fi", "Animation"), "brand": ("Acme",)}
+    assert body["items"] == []  # no fake movie has a brand
+    client.post("/v1/recommend", data={"query": "fun", "facets": '{"genres": ["Comedy"]}'})
+    assert recommender.calls[-1]["filters"].facets == {"genres": ("Comedy",)}
+    response = client.post("/v1/recommend", data={"query": "fun", "facets": "genres=Comedy"})
+    assert response.status_code == 422 and "JSON object" in response.text
+
+
 def test_recommend_multipart_with_image_and_audio_uploads(tmp_path):
     client, recommender = make_client(tmp_path)
     files = {"image": ("poster.png", b"TOY STORY"), "audio": ("note.wav", b"something with toys")}

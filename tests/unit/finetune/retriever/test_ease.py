@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from agent.retrieval.ease import interaction_matrix, load_ease
+from agent.core.project import movielens_project
 from agent.retrieval.interactions import make_split
 from agent.retrieval.popularity import popularity_scores
 from eval.metrics import evaluate
@@ -100,7 +101,7 @@ def test_config_rejects_bad_l2_and_has_help():
 def test_ease_on_the_real_split_beats_popularity(shared_data):
     """EASE fitted on training only must clearly beat popularity on validation (cheap: one l2)."""
     movielens = shared_data / "ml-latest-small"
-    split = make_split(movielens)
+    split = make_split(movielens_project(movielens, store=movielens / "store"))
     model = train_ease(split, EaseConfig(l2=200.0))
     ease = evaluate(rank_users(split, lambda u, h: model.scores(h), "val"), ks=(10,))
     pop = popularity_scores(split, "val")

@@ -126,7 +126,28 @@ def merge_lora(model, adapter: Path | str):
     adapter = Path(adapter)
     if adapter.is_dir() and not (adapter / ADAPTER_WEIGHTS).is_file():
         raise InputError(f"adapter {adapter} has no {ADAPTER_WEIGHTS}: adapters load from safetensors only")
-    return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    try:
+        return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    except RuntimeError as exc:
+        # an adapter fits only the base it was trained on: a task moved to another LLM role
+        # (task_models) with the old adapter would otherwise fail with pages of tensor shapes
+        if "size mismatch" not in str(exc):
+            raise
+        raise InputError(
+            f"adapter {adapter} was trained on another base model ({_recorded_base(adapter)}), not on "
+            f"{getattr(model, 'name_or_path', 'this model')}: use the adapter's base, train one on this "
+            "model (recipe base_model = the role), or run zero-shot (for reranking: rerank_adapter = \"\")"
+        ) from None
+
+
+def _recorded_base(adapter: Path) -> str:
+    import json
+
+    try:
+        config = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
+        return str(config.get("base_model_name_or_path") or "not recorded")
+    except (OSError, ValueError):
+        return "not recorded"
 
 
 def load_llm(settings, path: Path | str, adapter: Path | str | None = None, dtype: str = "auto") -> LoadedLlm:

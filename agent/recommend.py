@@ -177,11 +177,31 @@ class Recommender:
         return [{"id": c.id, "title": c.title, "year": c.year, "facets": c.facets, "score": c.score}
                 for c in candidates]
 
-    def _from_request(self, text: str, pool: int, filters: Filters | None) -> list[dict]:
-        """Request-only candidates (no history): hybrid text search, filtered on stored metadata."""
+    def _photo_vector(self, image: Path | None) -> np.ndarray | None:
+        """The photo's vector from the trained image encoder, only when ``photo_image_weight`` > 0."""
+        if image is None or self.settings.photo_image_weight <= 0:
+            return None
+        from agent.core.errors import ModelNotReady
+
+        converter = self.converter("image_encoder")
+        reason = converter.unavailable_reason()
+        if reason is not None:
+            raise ModelNotReady(f"photo_image_weight is set but the image encoder is not usable: {reason}")
+        with _named_as(image):
+            return np.asarray(converter.convert(Path(image)).embedding, dtype=np.float32)
+
+    def _from_request(self, text: str, pool: int, filters: Filters | None,
+                      photo_vector: np.ndarray | None = None) -> list[dict]:
+        """Request-only candidates (no history): hybrid text search (fused with the photo's image
+        vector when there is one), filtered on stored metadata."""
+        from agent.retrieval.photo import fuse_photo, image_hits
+
         if filters is not None and filters.active():
             self.retriever.check_filters(filters)
         ranked = self.searcher.search(text, max(pool, SEARCH_POOL))
+        if photo_vector is not None:
+            ranked = fuse_photo(ranked, image_hits(self.store, photo_vector), self.settings.photo_image_weight,
+                                max(pool, SEARCH_POOL))
         meta = self._stored([i for i, _ in ranked])
         rows = []
         for item_id, score in ranked:
@@ -244,7 +264,7 @@ class Recommender:
         with clock("retrieve"):
             pool = k + len(set(exclude)) + (self.settings.rerank_depth if do_rerank else 0)
             rows = (self._from_history(dense, pool, filters, part_vectors[0] if request else None) if len(dense)
-                    else self._from_request(text, pool, filters))
+                    else self._from_request(text, pool, filters, self._photo_vector(image)))
             excluded = {str(i) for i in exclude}
             rows = [r for r in rows if r["id"] not in excluded]
         with clock("rerank"):

@@ -64,11 +64,10 @@ class ChatAgent:
     def chooser(self) -> ToolChooser:
         with self._lock:
             if self._chooser is None:
-                from agent.llm import load_llm
-                from agent.provision.models import model_path
+                from agent.provision.models import llm_for
 
                 settings = self.settings
-                self._chooser = ToolChooser(lambda: load_llm(settings, model_path(settings, "llm")),
+                self._chooser = ToolChooser(lambda: llm_for(settings, "tool_choice"),
                                             mode=settings.chat_tool_choice)
             return self._chooser
 

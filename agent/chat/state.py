@@ -8,14 +8,19 @@ Everything here is plain rules over :class:`agent.chat.slots.Slots`: determinist
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from agent.chat.slots import MOOD_AVOID, MOOD_QUERY, Slots
+from agent.core.errors import InputError
 
 _RESTRICT = re.compile(r"\b(only|just|keep|filter|limit|restrict|narrow)\b", re.IGNORECASE)
 _ANSWER_ID = re.compile(r"\(id ([^)\s]+)\)")
 """How an answer cites an item (prompts/chat_answer.j2): lets a client's transcript rebuild the state."""
+STATE_FORMAT = 1
+"""Version of :meth:`ChatState.to_dict`'s layout: a replica reading another version starts afresh."""
 
 
 @dataclass
@@ -157,3 +162,52 @@ class ChatState:
         ids = _ANSWER_ID.findall(answer)
         if ids:
             self.shown = [{"id": i, "title": i} for i in ids]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as plain JSON values (a session store keeps it as JSON text, never pickle):
+        tuples become lists, numpy scalars in shown items their Python values."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        return json.loads(json.dumps({"format": STATE_FORMAT, **data}, ensure_ascii=False, default=_plain))
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ChatState:
+        """The state :meth:`to_dict` wrote; anything else is an ``InputError`` saying what is wrong."""
+        if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise InputError(f"not a chat state of format {STATE_FORMAT} (found {found!r})")
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names - {"format"})
+        if unknown:
+            raise InputError(f"unknown chat state field(s) {unknown}; known: {sorted(names)}")
+        values = {name: data[name] for name in names if name in data}
+        for name, value in values.items():
+            _check_field(name, value)
+        values["facets"] = {name: tuple(v) for name, v in values.get("facets", {}).items()}
+        return cls(**values)
+
+
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "user": (str, type(None)), "query": (str,), "search": (str,), "mood": (str, type(None)), "facets": (dict,),
+    "year_min": (int, type(None)), "year_max": (int, type(None)), "excluded": (list,), "shown": (list,),
+    "focus": (str, type(None)), "turns": (list,),
+}
+"""The JSON type of each stored field (``bool`` is refused where an int is meant)."""
+
+
+def _check_field(name: str, value: Any) -> None:
+    ok = isinstance(value, _FIELD_TYPES[name]) and not isinstance(value, bool)
+    if ok and name == "facets":
+        ok = all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in value.values())
+    elif ok and name == "excluded":
+        ok = all(isinstance(x, str) for x in value)
+    elif ok and name in ("shown", "turns"):
+        ok = all(isinstance(x, dict) for x in value)
+    if not ok:
+        raise InputError(f"chat state field {name!r} has the wrong type ({type(value).__name__}: {value!r:.80})")
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars (scores in shown items) as Python numbers; anything else as its text."""
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)

@@ -255,8 +255,15 @@ def benchmark_movielens(project: Project) -> Path:
     return Path(project.catalog.path)
 
 
-def open_retriever(ctx):
-    """The project's retriever (store, trained models, protocol split)."""
+def open_retriever(ctx, report_data: bool = False):
+    """The project's retriever (store, trained models, protocol split). ``report_data``: say on stderr
+    what the interactions log lost (commands that train or evaluate on it)."""
     from agent.retrieval.retriever import open_retriever as open_
 
-    return open_(project(ctx), settings(ctx))
+    retriever = open_(project(ctx), settings(ctx))
+    data = retriever.data_report
+    if report_data and data is not None and data.skipped:
+        click.echo(f"interactions: {data.summary()}", err=True)
+        for example in data.examples[:5]:
+            click.echo(f"  {example}", err=True)
+    return retriever

@@ -1,5 +1,5 @@
-"""``recsage eval`` (the sequential leave-one-out protocol) and ``recsage eval-requests`` (ranking the
-catalog for natural-language requests)."""
+"""``recsage eval`` (the sequential leave-one-out protocol), ``recsage eval conversations`` (ReDial
+dialogues) and ``recsage eval-requests`` (ranking the catalog for natural-language requests)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import click
 
 from agent.cli.base import (
     benchmark_movielens,
+    chat_catalog,
     cli,
     open_retriever,
     output_options,
@@ -25,7 +26,7 @@ REQUEST_SYSTEMS = ("bm25", "content", "hybrid", "rerank-zeroshot", "rerank")
 LoRA by default); rerank-zeroshot: the same without an adapter. Depth and alpha from the settings."""
 
 
-@cli.command("eval")
+@cli.group("eval", invoke_without_command=True)
 @project_options()
 @click.option("--system", "systems", multiple=True,
               help="popularity, content, ease, sasrec, hybrid or rerank (default hybrid). Repeat for several rows.")
@@ -45,7 +46,10 @@ LoRA by default); rerank-zeroshot: the same without an adapter. Depth and alpha 
 @click.pass_context
 def eval_cmd(ctx, systems, split_name, users, seed, as_json, out_file, run_file, compare_file,
              candidate_order, alphas):
-    """Rank all items for each user (history masked) on the published leave-one-out protocol."""
+    """Rank all items for each user (history masked) on the published leave-one-out protocol.
+    `recsage eval conversations` measures on ReDial dialogues instead."""
+    if ctx.invoked_subcommand is not None:  # a subcommand runs alone; this group's options are its own
+        return
     from agent.retrieval.retriever import SYSTEMS
     from eval.harness import compare_with_run, run_system, sample_users, summary
     from eval.rerank_seq import reranking_retriever
@@ -61,7 +65,7 @@ def eval_cmd(ctx, systems, split_name, users, seed, as_json, out_file, run_file,
         raise InputError(f"--compare file not found: {compare_file}")
     if users is not None and users <= 0:
         raise InputError(f"--users must be a positive integer, got {users}")
-    retriever = open_retriever(ctx)
+    retriever = open_retriever(ctx, report_data=True)
     if "rerank" in systems:
         retriever = reranking_retriever(retriever, settings(ctx), candidate_order, seed)
     split = retriever.split
@@ -111,6 +115,79 @@ def print_eval_rows(rows: list[dict]) -> None:
             verdict = "significant" if c["significant"] else "not significant"
             click.echo(f"{row['system']} vs {c['other_run']}: NDCG@10 {c['ndcg@10_diff']:+.4f} "
                        f"(95% CI {c['ci95'][0]:+.4f}..{c['ci95'][1]:+.4f}, p={c['p_value']:.3f}, {verdict})")
+
+
+CONVERSATION_SYSTEMS = ("popularity", "bm25", "item-cosine", "chat")
+"""chat: the dialogue through the /v1/chat/completions code path on the project's store and retriever."""
+
+
+@eval_cmd.command("conversations")
+@project_options()
+@click.option("--dialogues", "dialogues_file", type=click.Path(path_type=Path), required=True,
+              help="ReDial JSONL (e.g. RECSAGE_DATA/redial/valid_data.jsonl; data card in its README).")
+@click.option("--system", "systems", multiple=True,
+              help=f"{', '.join(CONVERSATION_SYSTEMS)} (default: all). Repeat for several rows.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N dialogues.")
+@output_options
+@click.pass_context
+def eval_conversations_cmd(ctx, dialogues_file, systems, limit, as_json, out_file):
+    """Rank the catalog at every ReDial recommender turn that names a new movie: Recall@1/10/50
+    (95% bootstrap CIs) per system, paired differences against each baseline."""
+    from eval.conversations.run import conversation_report
+
+    systems = tuple(dict.fromkeys(systems or CONVERSATION_SYSTEMS))
+    unknown = [s for s in systems if s not in CONVERSATION_SYSTEMS]
+    if unknown:
+        raise InputError(f"unknown conversation system(s) {unknown}; choose from: {', '.join(CONVERSATION_SYSTEMS)}")
+    catalog = chat_catalog(ctx)
+    chat = (lambda: conversation_chat(ctx, catalog)) if "chat" in systems else None  # after the file is read
+    data = conversation_report(dialogues_file, limit, systems, catalog, chat)
+    data["project"] = project(ctx).source
+    if report(data, as_json, out_file):
+        print_conversations(data)
+
+
+def conversation_chat(ctx, catalog):
+    """The chat agent as `recsage serve` builds it, without explanations (they do not change the
+    ranking) and with tools that answer the evaluation's depth."""
+    from agent.chat.agent import ChatAgent
+    from agent.chat.tools import load_tools
+    from agent.recommend import Recommender
+    from eval.conversations.chat_system import ChatRanker, deep_tools
+    from eval.conversations.scoring import KS
+
+    config = settings(ctx).model_copy(update={"chat_explain": False})
+    agent = ChatAgent(Recommender(project(ctx), config), config, catalog=catalog,
+                      tools=deep_tools(load_tools(), max(KS)))
+    return ChatRanker(agent)
+
+
+def print_conversations(data: dict) -> None:
+    """Counts and mapping, the Recall table, then Recall@10 differences against each baseline."""
+    from rich.table import Table
+
+    from agent.core.console import table_console
+
+    m = data["mapping"]
+    for line in data["skipped_lines"]:
+        click.echo(f"skipped {line}", err=True)
+    click.echo(f"{data['dialogues']} dialogues, {data['turns']} recommender turns naming a new movie, "
+               f"{data['cases']} with a target in the catalog ({data['targets']} targets); "
+               f"{m['mentions_mapped']}/{m['mentions']} first namings map ({m['mentions_share']:.0%})")
+    ks = [key for key in next(iter(data["systems"].values())) if key.startswith("Recall@")]
+    table = Table("system", *(f"{k} (95% CI)" for k in ks), "p50 s/turn", title="ReDial recommender turns")
+    for name, row in data["systems"].items():
+        cells = [f"{row[k]['mean']:.3f} ({row[k]['ci_low']:.3f}-{row[k]['ci_high']:.3f})" for k in ks]
+        table.add_row(name, *cells, f"{row['latency_s']['p50']:.3f}")
+    console = table_console()
+    console.print(table)
+    for name, against in data["paired"].items():
+        for base, diff in against.items():
+            d = diff["Recall@10"]
+            console.print(f"{name} - {base} Recall@10: {d['mean_diff']:+.3f} (95% CI {d['ci_low']:+.3f}.."
+                          f"{d['ci_high']:+.3f}, p={d['p_value']:.3f})")
+    if data.get("chat_tools"):
+        console.print("chat tools: " + ", ".join(f"{n} {c}" for n, c in data["chat_tools"].items()))
 
 
 @cli.command("eval-requests")

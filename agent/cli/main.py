@@ -15,6 +15,7 @@ from agent.cli import (  # noqa: F401 - imported for their commands
     converters,
     evaluate,
     finetune,
+    image_encoder,
     ingest,
     project,
     provision,

@@ -27,21 +27,25 @@ RETRIEVER_MODELS = ("ease", "sasrec")
               help="Stop SASRec training after this long (0: early stopping only). Resumes from its checkpoint.")
 @click.option("--models", "models", default=",".join(RETRIEVER_MODELS), show_default=True,
               help="Models to train: \"ease\" alone is the fast mode (EASE + content, about a minute).")
+@click.option("--sasrec-epochs", type=click.IntRange(min=1), default=None,
+              help="Cap SASRec's epochs (default: early stopping decides): a short run that gives the same "
+                   "model on every machine, unlike --max-minutes.")
 @click.option("--force", is_flag=True,
               help="Retrain from scratch even if the data did not change (a rerun otherwise reuses or warm-starts).")
 @output_options
 @click.pass_context
-def train_retriever_cmd(ctx, seed, max_minutes, models, force, as_json, out_file):
+def train_retriever_cmd(ctx, seed, max_minutes, models, sasrec_epochs, force, as_json, out_file):
     """Train EASE + SASRec on the training split, store SASRec item vectors in Chroma, pick hybrid weights on validation."""
     from finetune.retriever.pipeline import train_retriever
+    from finetune.retriever.sasrec_config import SasrecConfig
 
     chosen = tuple(m.strip() for m in models.split(",") if m.strip())
     unknown = [m for m in chosen if m not in RETRIEVER_MODELS]
     if unknown or "ease" not in chosen:
         raise InputError(f"--models takes ease or ease,sasrec, got {models!r}")
-    open_retriever(ctx)  # validates the project and the store before minutes of training
+    open_retriever(ctx, report_data=True)  # validates the project and the store before minutes of training
     summary = train_retriever(project(ctx), settings(ctx), seed=seed, max_minutes=max_minutes, models=chosen,
-                              force=force)
+                              force=force, sasrec_config=SasrecConfig(epochs=sasrec_epochs) if sasrec_epochs else None)
     if report(summary, as_json, out_file):
         click.echo(f"hybrid weights {summary['hybrid']['weights']} "
                    f"(validation NDCG@10 {summary['hybrid']['val']['NDCG@10']:.4f}); "

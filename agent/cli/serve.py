@@ -22,13 +22,16 @@ from agent.core.errors import RecsageError
 from agent.core.timing import Stopwatch
 
 
-def build_app(ctx, token: str | None):
-    """The app over the real Recommender and ChatAgent (models load on first use)."""
+def build_app(ctx, token: str | None, session_store: str | None = None):
+    """The app over the real Recommender and ChatAgent (models load on first use); ``session_store``
+    overrides the setting of that name."""
     from agent.chat.agent import ChatAgent
     from agent.recommend import Recommender
     from agent.server.app import create_app
 
     config = settings(ctx)
+    if session_store is not None:
+        config = config.with_overrides(session_store=session_store)
     recommender = Recommender(project(ctx), config)
     return create_app(recommender, ChatAgent(recommender, config, catalog=chat_catalog(ctx)), config, token=token)
 
@@ -51,13 +54,16 @@ def warm_up(app) -> None:
               help="Bearer token every /v1 request must send (env RECSAGE_TOKEN); required beyond loopback.")
 @click.option("--warm/--no-warm", default=True, show_default=True,
               help="Answer one chat before accepting requests, so models are loaded once, not by the first users.")
+@click.option("--session-store", envvar="RECSAGE_SESSION_STORE", default=None, metavar="memory|redis://HOST:PORT/DB",
+              help="Where chat sessions live (overrides the session_store setting; env RECSAGE_SESSION_STORE): "
+                   "replicas sharing one Redis continue each other's conversations.")
 @click.pass_context
-def serve(ctx, host, port, token, warm):
+def serve(ctx, host, port, token, warm, session_store):
     """HTTP API (/v1/recommend, /v1/chat, OpenAI-compatible /v1/chat/completions, /docs) and the web chat at /."""
     from agent.server.app import check_bind
 
     check_bind(host, token)
-    app = build_app(ctx, token)
+    app = build_app(ctx, token, session_store)
     if warm:
         clock = Stopwatch()
         click.echo("loading models (one warm-up chat) ...", err=True)

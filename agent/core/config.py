@@ -23,7 +23,12 @@ from pydantic import (
 
 from agent.core.errors import InputError
 
-MODEL_ROLES = ("llm", "whisper", "text_embedder", "ocr", "vad", "clip")
+LLM_ROLES = ("llm", "llm_qwen05", "llm_qwen15")
+"""Roles that hold a causal LM (agent.provision.roles): any of them can serve an LLM task."""
+MODEL_ROLES = (*LLM_ROLES, "whisper", "text_embedder", "ocr", "vad", "clip")
+LLM_TASKS = ("understand", "tool_choice", "rerank", "explain", "answer")
+"""What the LLM is asked to do: read the request, pick a chat tool, score candidates, explain a pick,
+write the chat answer. ``Settings.task_models`` names the LLM role each one uses."""
 REPO_ADAPTER = Path(str(importlib.resources.files("finetune") / "adapters" / "rerank"))
 """The shipped reranker LoRA adapter (small, committed; recipe in finetune/configs/)."""
 
@@ -204,12 +209,36 @@ class Settings(ConfigBase):
             f"Roles: {', '.join(MODEL_ROLES)}."
         ),
     )
+    task_models: dict[str, str] = Field(
+        default_factory=lambda: dict.fromkeys(LLM_TASKS, "llm"),
+        description=(
+            "The LLM role each task uses, e.g. {explain = \"llm_qwen05\"}; tasks left out use \"llm\". "
+            f"Tasks: {', '.join(LLM_TASKS)}. Roles: {', '.join(LLM_ROLES)} (pull a Qwen role first: "
+            "`recsage models pull --role llm_qwen05`)."
+        ),
+    )
     clip_model: str = Field("ViT-B-32", description="open_clip architecture name for the CLIP role.")
     clip_checkpoint: Path | None = Field(
         None,
         description=(
             "Local open_clip checkpoint with real CLIP weights. Without it the image path uses "
             "OCR only (no PyPI package carries CLIP weights)."
+        ),
+    )
+    image_encoder: Path | None = Field(
+        None,
+        description=(
+            "Folder of an image encoder trained here (`recsage train-image-encoder`: <run dir>/encoder). "
+            "Ingest then stores image vectors in the card space (collection items_image_encoder); "
+            "real CLIP weights, when configured, take its place."
+        ),
+    )
+    photo_image_weight: float = Field(
+        0.0, ge=0, le=10,
+        description=(
+            "Weight of the photo's image vector (trained image encoder) fused with the text search over "
+            "its OCR text; 0 = OCR only, the default because fusion did not beat OCR alone on held-out "
+            "photo queries (README, Image encoder)."
         ),
     )
 
@@ -254,7 +283,23 @@ class Settings(ConfigBase):
     )
     chat_sessions_max: int = Field(
         1000, ge=1, le=1_000_000,
-        description="Chat sessions the server keeps for /v1/chat; the least recently used is dropped beyond it.",
+        description=(
+            "Chat sessions the server keeps in memory for /v1/chat (session_store = \"memory\"); the least "
+            "recently used is dropped beyond it."
+        ),
+    )
+    chat_session_ttl_s: float = Field(
+        86_400.0, gt=0, le=30 * 86_400,
+        description="Seconds a /v1/chat session lives after its last turn (in Redis: the keys' TTL).",
+    )
+    session_store: str = Field(
+        "memory",
+        description=(
+            "Where /v1/chat sessions live: \"memory\" (this process only) or a Redis URL such as "
+            "redis://host:6379/0 (rediss:// for TLS, unix:///path.sock), shared by every replica so any of "
+            "them continues any conversation; needs `pip install 'recsage[redis]'` "
+            "(`recsage serve --session-store`, env RECSAGE_SESSION_STORE)."
+        ),
     )
 
     # --- HTTP edge (agent/server/middleware.py, agent/cli/serve.py): checked before routing ---------
@@ -295,11 +340,36 @@ class Settings(ConfigBase):
             raise ValueError("max_message_chars is above max_conversation_chars: the last message could never fit")
         return self
 
+    @field_validator("session_store")
+    @classmethod
+    def _known_session_store(cls, value: str) -> str:
+        value = value.strip()
+        if value != "memory" and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError('use "memory" or a Redis URL (redis://host:6379/0, rediss://..., unix:///path.sock)')
+        return value
+
     @field_validator("rerank_adapter", mode="before")
     @classmethod
     def _empty_adapter_is_none(cls, value):
         """``rerank_adapter = ""`` in a config file means the zero-shot model, not the folder "."."""
         return None if value is None or str(value).strip() == "" else value
+
+    @field_validator("task_models")
+    @classmethod
+    def _known_tasks_and_roles(cls, value: dict[str, str]) -> dict[str, str]:
+        """Every task gets a role (unnamed ones the default ``llm``); a typo is an error, not a silent default."""
+        for task, role in value.items():
+            if task not in LLM_TASKS:
+                raise ValueError(f"unknown task {task!r} in task_models; tasks: {', '.join(LLM_TASKS)}")
+            if role not in LLM_ROLES:
+                raise ValueError(f"task_models.{task} = {role!r} is not an LLM role; roles: {', '.join(LLM_ROLES)}")
+        return {task: value.get(task, "llm") for task in LLM_TASKS}
+
+    def llm_role(self, task: str) -> str:
+        """The LLM role that serves ``task`` (one of ``LLM_TASKS``)."""
+        if task not in LLM_TASKS:
+            raise ValueError(f"unknown LLM task {task!r}; tasks: {', '.join(LLM_TASKS)}")
+        return self.task_models[task]
 
     @property
     def models_dir(self) -> Path:

@@ -172,11 +172,10 @@ class Explainer:
     def llm(self):
         if self._llm is None:
             from agent.core.config import load_settings
-            from agent.llm import load_llm
-            from agent.provision.models import model_path
+            from agent.provision.models import llm_for
 
             settings = self.settings or load_settings()
-            self._llm = load_llm(settings, model_path(settings, "llm"))
+            self._llm = llm_for(settings, "explain")
         return self._llm
 
     def _generate(self, evidences: Sequence[Evidence], strict: bool) -> list[str]:

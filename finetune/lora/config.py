@@ -34,8 +34,9 @@ class LoraTrainConfig(ConfigBase):
         "Folder for checkpoint/, adapter/, training_card.json and loss.png. Rerunning with the "
         "same folder resumes from its checkpoint."))
     base_model: str = Field("", strict=True, description=(
-        "Base causal LM: a local folder or hub id. Empty: the provisioned LLM role "
-        "(`recsage models pull`)."))
+        "Base causal LM: an LLM role (llm, llm_qwen05, llm_qwen15: the provisioned model), a local "
+        "folder or a hub id. Empty: the llm role. Rows must be formatted with this model's chat "
+        "template (every LLM role uses ChatML)."))
     r: int = _bounded(16, "LoRA rank.", "an integer from 1 to 1024", ge=1, le=1024)
     alpha: int = _bounded(32, "LoRA alpha (the update is scaled by alpha / r).", "a positive integer",
                           ge=1, le=100000)
@@ -143,13 +144,16 @@ def _error_text(cls: type[LoraTrainConfig], error: dict) -> str:
 
 
 def resolve_base(base_model: str | Path | None) -> str:
-    """``base_model``, or the provisioned LLM role when it is empty."""
-    if base_model:
+    """The base model's folder or hub id: an LLM role name (or empty, the ``llm`` role) becomes the
+    provisioned model's folder; anything else is taken as given."""
+    from agent.core.config import LLM_ROLES
+
+    if base_model and str(base_model) not in LLM_ROLES:
         return str(base_model)
     from agent.core.config import load_settings
     from agent.provision.models import model_path
 
-    return str(model_path(load_settings(), "llm"))
+    return str(model_path(load_settings(), str(base_model or "llm")))
 
 
 def load_config(toml_path: str | Path, **overrides: Any) -> LoraTrainConfig:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,29 +13,16 @@ from pathlib import Path
 import pytest
 
 from agent.ingest.store import Store
-from tests.fakes.store import free_port, store_roundtrip
+from tests.fakes.chroma_server import running_chroma
+from tests.fakes.store import store_roundtrip
 
 BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
 def chroma_server(tmp_path):
-    port = free_port()
-    proc = subprocess.Popen([str(BIN / "chroma"), "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("`chroma run` did not start within 60 s")
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=30)
+    with running_chroma(tmp_path / "server") as url:
+        yield url
 
 
 @pytest.mark.integration

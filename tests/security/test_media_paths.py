@@ -249,7 +249,7 @@ def partial_store(tmp_path_factory, real_settings):
     store = Store(root / "store")
     import agent.ingest.pipeline as pipeline_module
 
-    original, pipeline_module.build_pipeline = pipeline_module.build_pipeline, lambda s: pipeline
+    original, pipeline_module.build_pipeline = pipeline_module.build_pipeline, lambda s, *_: pipeline
     try:
         report = ingest(loaded.items[:8], store, settings, rejected=loaded.rejected, progress=False)
     finally:
@@ -359,7 +359,7 @@ def test_catalog_image_urls_are_never_fetched(tmp_path, fake_settings, monkeypat
     monkeypatch.setattr(socket.socket, "connect", refuse)
     reader = FakeImageReader()
     monkeypatch.setattr("agent.ingest.pipeline.build_pipeline",
-                        lambda s: Pipeline(FakeEmbedder(), [reader], [], notes=[]))
+                        lambda s, *_: Pipeline(FakeEmbedder(), [reader], [], notes=[]))
     urls = ["http://127.0.0.1/a.png", "https://10.0.0.1/b.png", "http://169.254.169.254/c", "https://example.org/d.jpg"]
     path = tmp_path / "c.jsonl"
     path.write_text("\n".join(json.dumps({"id": str(n), "title": f"M{n}", "image": u}) for n, u in enumerate(urls)))

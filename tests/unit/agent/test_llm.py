@@ -109,3 +109,17 @@ def test_dtype_names():
     assert resolve_dtype("fp32", "cpu") == "fp32" and resolve_dtype("auto", "cuda") == "bf16"
     with pytest.raises(ValueError, match="dtype"):
         resolve_dtype("fp16", "cpu")
+
+
+def test_an_adapter_of_another_base_is_refused_with_what_to_do(saved, tmp_path):
+    """A task moved to another LLM role (task_models) keeps a LoRA adapter trained on the old base:
+    loading says so instead of failing with tensor shapes."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    other = LlamaForCausalLM(LlamaConfig(vocab_size=101, hidden_size=48, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2))
+    other.name_or_path = "/models/other-base"
+    get_peft_model(other, LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(tmp_path / "adapter")
+    with pytest.raises(InputError, match="trained on another base model .*other-base.*rerank_adapter"):
+        load_causal_lm(saved, "fp32", adapter=tmp_path / "adapter", device="cpu")

@@ -426,10 +426,10 @@ def test_labels_file_has_templates_and_labels():
     assert len(labels) >= 20 and len(set(labels)) == len(labels)
 
 
-def test_register_converters_registers_both():
+def test_register_converters_registers_all_three():
     seen = []
     register_converters(register=seen.append)
-    assert {c.name for c in seen} == {"ocr", "clip"}
+    assert {c.name for c in seen} == {"ocr", "clip", "image_encoder"}
     assert all(c.modality == "image" for c in seen)
 
 

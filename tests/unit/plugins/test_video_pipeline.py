@@ -15,7 +15,7 @@ from tests.unit.plugins.test_video import converter
 @pytest.fixture
 def pipeline(monkeypatch, fake_settings):
     fake = Pipeline(FakeEmbedder(), [], [], notes=[], video=[converter(fake_settings)])
-    monkeypatch.setattr("agent.ingest.pipeline.build_pipeline", lambda settings: fake)
+    monkeypatch.setattr("agent.ingest.pipeline.build_pipeline", lambda settings, *_: fake)
     return fake
 
 

@@ -77,3 +77,49 @@ def test_eval_no_longer_takes_requests():
     """The request benchmark is its own command; `eval --requests` is a usage error, not a silent switch."""
     result = CliRunner().invoke(cli, ["eval", "--store", "/tmp/x", "--requests", str(REQUESTS)])
     assert result.exit_code == 2 and "No such option" in result.output
+
+
+def _tiny_movielens(folder):
+    """tests/fakes/redial.py's catalog and log as a MovieLens folder."""
+    from tests.fakes.redial import HISTORIES, ITEMS
+
+    folder.mkdir()
+    movies = ["movieId,title,genres"] + [f'{i.id},"{i.title} ({i.year})",{"|".join(i.facets["genres"])}' for i in ITEMS]
+    ratings = ["userId,movieId,rating,timestamp"] + [f"{user[1:]},{item},4.0,{n}"
+                                                     for user, items in HISTORIES.items() for n, item in enumerate(items)]
+    (folder / "movies.csv").write_text("\n".join(movies) + "\n")
+    (folder / "ratings.csv").write_text("\n".join(ratings) + "\n")
+    return folder
+
+
+def test_eval_conversations_baselines_as_json(tmp_path):
+    from tests.fakes.redial import write_dialogues
+
+    ml = _tiny_movielens(tmp_path / "ml")
+    dialogues = write_dialogues(tmp_path / "d.jsonl")
+    args = ["eval", "conversations", "--movielens", str(ml), "--store", str(tmp_path / "store"),
+            "--dialogues", str(dialogues), "--system", "popularity", "--system", "item-cosine"]
+    result = CliRunner().invoke(cli, [*args, "--json"], env={"RECSAGE_HOME": str(tmp_path)})
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert (data["turns"], data["cases"], data["targets"]) == (3, 2, 2)
+    assert list(data["systems"]) == ["popularity", "item-cosine"]
+    assert data["systems"]["item-cosine"]["Recall@1"]["mean"] == 1.0
+    assert "popularity" in data["paired"]["item-cosine"]
+    text = CliRunner().invoke(cli, args, env={"RECSAGE_HOME": str(tmp_path)})
+    assert text.exit_code == 0 and "item-cosine - popularity Recall@10: +0.000" in text.output
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--system", "sasrec"], "unknown conversation system"),
+    (["--dialogues", "/nonexistent/d.jsonl"], "dialogue file not found"),
+])
+def test_eval_conversations_bad_input_exits_2(extra, message, tmp_path):
+    from tests.fakes.redial import write_dialogues
+
+    ml = _tiny_movielens(tmp_path / "ml")
+    args = ["eval", "conversations", "--movielens", str(ml), "--store", str(tmp_path / "store"),
+            "--dialogues", str(write_dialogues(tmp_path / "d.jsonl")), *extra]
+    result = CliRunner().invoke(cli, args, env={"RECSAGE_HOME": str(tmp_path)})
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output

@@ -46,8 +46,8 @@ def _json(output: str) -> dict:
 def shop(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RECSAGE_PROJECT", raising=False)
-    monkeypatch.setattr("agent.ingest.pipeline.build_pipeline", lambda settings: Pipeline(FakeEmbedder(), [], [], notes=[]))
-    monkeypatch.setattr("agent.ingest.pipeline.build_text_embedder", lambda settings: FakeEmbedder(settings))
+    monkeypatch.setattr("agent.ingest.pipeline.build_pipeline", lambda settings, *_: Pipeline(FakeEmbedder(), [], [], notes=[]))
+    monkeypatch.setattr("agent.ingest.pipeline.build_text_embedder", lambda settings, *_: FakeEmbedder(settings))
     with open(tmp_path / "catalog.jsonl", "w") as fh:
         fh.writelines(json.dumps({"sku": sku, "name": name, "category": category, "about": about}) + "\n"
                       for sku, name, category, about in PRODUCTS)
@@ -100,3 +100,14 @@ def test_recommend_filters_by_a_facet_of_the_project(shop):
     assert unknown.exit_code == 2 and "valid category: kitchen, shoes, socks" in unknown.output
     malformed = CliRunner().invoke(cli, [*args, "--facet", "category"], env=env)
     assert malformed.exit_code == 2 and "NAME=VALUE" in malformed.output
+
+
+def test_eval_says_what_a_bad_interactions_log_lost_and_keeps_the_rest(shop):
+    folder, env = shop
+    good = (folder / "events.csv").read_text()
+    (folder / "events.csv").write_text(good + "11,SKU-404,1700000100\n12,SKU-1,last tuesday\n,SKU-2,1700000101\n")
+    out = CliRunner().invoke(cli, ["eval", "--system", "popularity", "--json"], env=env)
+    assert out.exit_code == 0, out.output
+    assert "12 rows, 9 kept; skipped 1 empty user or item, 1 unparseable time, 1 unknown item" in out.output
+    assert f"{folder / 'events.csv'}:11: unknown item (sku = 'SKU-404')" in out.output
+    assert f"{folder / 'events.csv'}:12: unparseable time (ts = 'last tuesday')" in out.output

@@ -13,7 +13,7 @@ from tests.conftest import FakeEmbedder, FakeImageReader
 @pytest.fixture
 def pipeline(monkeypatch):
     fake = Pipeline(FakeEmbedder(), [FakeImageReader()], [], notes=[])
-    monkeypatch.setattr("agent.ingest.pipeline.build_pipeline", lambda settings: fake)
+    monkeypatch.setattr("agent.ingest.pipeline.build_pipeline", lambda settings, *_: fake)
     return fake
 
 
@@ -118,3 +118,27 @@ def test_a_partial_or_empty_catalog_removes_nothing_and_says_so(tmp_path, fake_s
     empty = ingest([], store, fake_settings, progress=False)
     assert empty.removed == 0 and store.count() == 3
     assert any("no items" in note and "nothing was removed" in note for note in empty.notes)
+
+
+def test_a_text_only_catalog_needs_no_media_converter(monkeypatch, fake_settings):
+    from agent.ingest import pipeline as pipeline_module
+    from agent.ingest.converters import MediaConverter
+
+    class NeverReady(MediaConverter):
+        name, modality, version = "never-ready-ocr", "image", "1"
+
+        def unavailable_reason(self):
+            return "model not provisioned"
+
+        def convert(self, path):  # pragma: no cover - never reached
+            raise AssertionError
+
+    monkeypatch.setattr("agent.plugins.converter_classes", lambda: {"never-ready-ocr": (NeverReady, "test")})
+    monkeypatch.setattr(pipeline_module, "build_text_embedder", lambda settings: FakeEmbedder())
+    text_only = [Item(id="1", title="A"), Item(id="2", title="B")]
+    assert pipeline_module.catalog_modalities(text_only) == frozenset()
+    assert pipeline_module.build_pipeline(fake_settings, pipeline_module.catalog_modalities(text_only)).image == []
+    with_poster = [*text_only, Item(id="3", title="C", image="/x/3.jpg")]
+    assert pipeline_module.catalog_modalities(with_poster) == {"image"}
+    with pytest.raises(Exception, match="never-ready-ocr.*model not provisioned"):
+        pipeline_module.build_pipeline(fake_settings, pipeline_module.catalog_modalities(with_poster))

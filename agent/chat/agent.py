@@ -21,6 +21,7 @@ from pathlib import Path
 
 import prompts
 from agent.chat.catalog import ChatCatalog
+from agent.chat.request import Request
 from agent.chat.slots import extract_slots
 from agent.chat.state import ChatState
 from agent.chat.tool_choice import ToolChooser
@@ -190,6 +191,7 @@ class ChatSession:
                 message = heard
         slots = extract_slots(message, self.agent.catalog, paths=self.agent.local_files)
         state.update(slots)
+        state.read_conversation(Request.from_conversation(state.turns, self.agent.catalog))
         tools = state.feasible(self.agent.tools, slots)
         choice = self.agent.chooser.choose(tools, message, state.shown_labels(), state.user)
         arguments = state.arguments(tools[choice.name].parameters, slots)

@@ -40,6 +40,10 @@ class ChatState:
     """Items of the last answer, in order ("the second one" = shown[1])."""
     focus: str | None = None
     """The item the conversation is about ("that one"): last detailed, compared or excluded."""
+    liked: list[str] = field(default_factory=list)
+    """Titles the conversation says the person liked (agent.chat.request): a pseudo-history."""
+    avoid: list[str] = field(default_factory=list)
+    """Titles named, seen or disliked in the conversation: never recommended."""
     turns: list[dict] = field(default_factory=list)
     """The conversation as OpenAI-style messages (bounded by :meth:`trim` after every turn)."""
 
@@ -109,6 +113,12 @@ class ChatState:
         elif (ref := self.referenced_item(slots)) is not None:
             self.focus = ref
 
+    def read_conversation(self, request) -> None:
+        """Take the whole conversation's titles (an agent.chat.request.Request): liked titles steer
+        retrieval, named/seen/disliked ones are never recommended again."""
+        self.liked = [i for i in request.liked if i not in request.disliked]
+        self.avoid = request.exclude
+
     def query_text(self) -> str:
         """The request as the retriever should read it: the text plus the mood's words."""
         return " ".join(p for p in (self.search or self.query, MOOD_QUERY.get(self.mood or "", "")) if p)
@@ -125,7 +135,8 @@ class ChatState:
             "genre": self.facets["genres"][0] if self.facets.get("genres") else None,
             "year_min": self.year_min,
             "year_max": self.year_max,
-            "exclude": list(self.excluded),
+            "exclude": list(dict.fromkeys([*self.excluded, *self.avoid])),
+            "liked": list(self.liked),
             "avoid_genres": list(MOOD_AVOID.get(self.mood or "", ())),
             "path": slots.path,
         }
@@ -189,7 +200,7 @@ class ChatState:
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "user": (str, type(None)), "query": (str,), "search": (str,), "mood": (str, type(None)), "facets": (dict,),
     "year_min": (int, type(None)), "year_max": (int, type(None)), "excluded": (list,), "shown": (list,),
-    "focus": (str, type(None)), "turns": (list,),
+    "focus": (str, type(None)), "liked": (list,), "avoid": (list,), "turns": (list,),
 }
 """The JSON type of each stored field (``bool`` is refused where an int is meant)."""
 
@@ -198,7 +209,7 @@ def _check_field(name: str, value: Any) -> None:
     ok = isinstance(value, _FIELD_TYPES[name]) and not isinstance(value, bool)
     if ok and name == "facets":
         ok = all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in value.values())
-    elif ok and name == "excluded":
+    elif ok and name in ("excluded", "liked", "avoid"):
         ok = all(isinstance(x, str) for x in value)
     elif ok and name in ("shown", "turns"):
         ok = all(isinstance(x, dict) for x in value)

@@ -234,11 +234,11 @@ class Settings(ConfigBase):
         ),
     )
     photo_image_weight: float = Field(
-        0.0, ge=0, le=10,
+        1.0, ge=0, le=10,
         description=(
-            "Weight of the photo's image vector (trained image encoder) fused with the text search over "
-            "its OCR text; 0 = OCR only, the default because fusion did not beat OCR alone on held-out "
-            "photo queries (README, Image encoder)."
+            "Weight of a photo's image vector (from the trained image_encoder, when one is configured) fused "
+            "with the text search over its OCR text in request-only recommendations; 0 = OCR only. 1 beat "
+            "OCR alone on held-out photo queries (README, Image encoder)."
         ),
     )
 

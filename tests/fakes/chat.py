@@ -45,20 +45,20 @@ class FakeRecommender:
         return score - int(item.id.lstrip("p")) / 1000  # stable, id-ordered ties
 
     def recommend(self, *, user=None, history=None, k=10, query=None, image=None, audio=None, filters=None,
-                  exclude=(), explain=False, rerank=None) -> dict:
+                  exclude=(), explain=False, rerank=None, liked=()) -> dict:
         with self.lock:
             self.calls.append({"user": user, "history": history, "query": query, "filters": filters,
-                               "exclude": list(exclude), "k": k, "explain": explain})
+                               "exclude": list(exclude), "k": k, "explain": explain, "liked": list(liked)})
         if user is not None and user not in ("1", "2"):
             raise InputError(f"unknown user {user!r}")
-        if user is None and not history and not query:
+        if user is None and not history and not query and not liked:
             raise InputError("nothing to recommend from: give a user, a history, or a request")
         seen = set(history or []) | set(exclude)
         rows = []
         for item in self.items.values():
             if item.id in seen or (filters is not None and not _passes(item, filters)):
                 continue
-            rows.append((self._score(item, query, list(history or [])), item))
+            rows.append((self._score(item, query, list(history or liked or [])), item))
         rows.sort(key=lambda r: -r[0])
         items = [{"id": it.id, "title": it.title, "year": it.year, "facets": _facets(it), "rank": rank,
                   "score": s, "explanation": f"{it.title} fits." if explain else None,

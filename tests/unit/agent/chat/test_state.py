@@ -22,7 +22,7 @@ def full_state() -> ChatState:
         shown=[{"id": "1", "title": "Toy Story", "year": 1995, "score": np.float32(0.5), "rank": np.int64(1),
                 "facets": {"genres": ["Animation", "Comedy"]}},
                {"id": "8", "title": "Cars", "year": 2006, "score": 0.25, "explanation": None}],
-        focus="8",
+        focus="8", liked=["5"], avoid=["6"],
         turns=[{"role": "user", "content": "funny toys please"},
                {"role": "assistant", "content": "Try Toy Story (id 1) or Cars (id 8)."}],
     )

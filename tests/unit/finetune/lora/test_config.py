@@ -40,7 +40,7 @@ def test_config_validation(tmp_path):
 
 def test_bundled_configs_validate():
     folder = Path(str(importlib.resources.files("finetune") / "configs"))
-    configs = sorted(folder.glob("*.toml"))
+    configs = sorted(p for p in folder.glob("*.toml") if p.name != "image_encoder.toml")  # not a LoRA recipe
     assert configs
     for path in configs:
         load_config(path)

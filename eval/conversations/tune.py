@@ -1,0 +1,83 @@
+"""Choose the request-fusion weights (agent.retrieval.request_fusion) on ReDial TRAIN dialogues.
+
+Each case's conversation is read into a Request (agent.chat.request, rules, no LLM); its parts
+(collaborative from liked titles, text from the need, popularity) are computed once, then every
+weight triple of a small grid is scored by Recall@10 over the targets. No LLM, no reranker: this
+chooses the retrieval only. Run on train; valid stays for the final measure.
+
+    python -m eval.conversations.tune --movielens DIR --store STORE --dialogues train_data.jsonl --limit 80
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+from pathlib import Path
+
+import numpy as np
+
+GRID = {"hybrid": (1.0,), "text": (0.0, 0.1), "popularity": (0.35, 0.5, 0.75, 1.0)}
+
+
+def case_parts(recommender, catalog, case):
+    from agent.chat.request import Request
+    from agent.retrieval.request_fusion import request_parts, text_scores
+
+    retriever = recommender.retriever
+    request = Request.from_conversation(case.turn.messages(), catalog)
+    liked, _ = retriever.history_from_ids([i for i in request.liked if i not in request.disliked])
+    text = request.ask or request.need
+    hits = recommender.searcher.search(text, 200) if text.strip() else None
+    scores = None if hits is None else text_scores(hits, retriever.split.item_index, retriever.split.n_items)
+    parts = request_parts(retriever, liked, scores)
+    mask = np.zeros(retriever.split.n_items, dtype=bool)
+    mask[[retriever.split.item_index[i] for i in case.named if i in retriever.split.item_index]] = True
+    mask[liked] = True
+    mask |= ~retriever.stored
+    return parts, mask
+
+
+def recall_at(parts, mask, targets, index, weights, k=10) -> list[int]:
+    from agent.retrieval.request_fusion import fuse
+
+    scores = fuse(parts, weights if "hybrid" in parts else None).copy()
+    scores[mask] = -np.inf
+    top = set(np.argsort(-scores, kind="stable")[:k].tolist())
+    return [int(index.get(t, -1) in top) for t in targets]
+
+
+def main(argv=None) -> None:
+    from agent.cli.base import project_chat_catalog
+    from agent.core.config import load_settings
+    from agent.core.project import movielens_project
+    from agent.recommend import Recommender
+    from eval.conversations.dialogues import load_dialogues
+    from eval.conversations.mapping import TitleMapper
+    from eval.conversations.run import build_cases
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--movielens", type=Path, required=True)
+    ap.add_argument("--store", type=Path, required=True)
+    ap.add_argument("--dialogues", type=Path, required=True)
+    ap.add_argument("--limit", type=int, default=80)
+    args = ap.parse_args(argv)
+    settings = load_settings()
+    project = movielens_project(args.movielens, store=args.store)
+    catalog = project_chat_catalog(project, settings)
+    recommender = Recommender(project, settings)
+    dialogues, _ = load_dialogues(args.dialogues, args.limit)
+    cases, counts = build_cases(dialogues, TitleMapper(catalog.items.values(), catalog.rating_counts()))
+    index = recommender.retriever.split.item_index
+    computed = [(case_parts(recommender, catalog, c), c.targets) for c in cases]
+    print(f"{counts['cases']} cases, {counts['targets']} targets")
+    results = []
+    for values in itertools.product(*GRID.values()):
+        weights = dict(zip(GRID, values, strict=True))
+        hits = [h for (parts, mask), targets in computed for h in recall_at(parts, mask, targets, index, weights)]
+        results.append((float(np.mean(hits)), weights))
+    for recall, weights in sorted(results, key=lambda r: -r[0])[:8]:
+        print(f"R@10 {recall:.3f}  {weights}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,6 @@
 """MovieLens written out as a generic catalog: the check that nothing in recsage needs MovieLens.
 
-    python -m eval.export_generic ML_DIR OUT_DIR [--card-names]
+    python -m eval.export_generic ML_DIR OUT_DIR
 
 writes ``OUT_DIR/catalog.jsonl`` (ids "ml<movieId>"; columns code, name, released, kind, labels,
 about, director/writer/cast and the scalar extras), ``OUT_DIR/events.csv`` (account "u<userId>",
@@ -8,10 +8,9 @@ product, when as ISO 8601 UTC, stars) and ``OUT_DIR/recsage.toml`` mapping both,
 reads them without the MovieLens loader. The protocol on it gives the MovieLens split with the
 ids mapped: natural id order ("ml9" < "ml10") keeps MovieLens' numeric tie-breaking.
 
-Item fields are named after their columns, so the cards say "kind" where MovieLens' say "genres";
-``--card-names`` names the facet and text columns genres and plot, making every item equal to
-MovieLens' but for its id (same cards, hence comparable content vectors). Posters are not
-exported: media paths must lie in the catalog's folder.
+The project file names the card fields apart from the columns (``facets = {genres = "kind"}``,
+``text = {plot = "about"}``), so every item equals MovieLens' but for its id: same cards, hence
+comparable content vectors. Posters are not exported: media paths must lie in the catalog's folder.
 """
 
 from __future__ import annotations
@@ -20,43 +19,42 @@ import argparse
 import json
 from pathlib import Path
 
+from agent.core.project import toml_value
 from agent.ingest.catalog import Item, load_movielens
 
 ITEM_PREFIX, USER_PREFIX = "ml", "u"
 PEOPLE = ("director", "writer", "cast")
-COLUMNS = {False: {"facet": "kind", "text": "about", "year": "released"},
-           True: {"facet": "genres", "text": "plot", "year": "year"}}
-"""Column names by ``card_names``: other names, or MovieLens' field names (identical cards)."""
+FACET_COLUMN, TEXT_COLUMN, DATE_COLUMN = "kind", "about", "released"
+"""The export's own column names for MovieLens' genres, plot and year."""
 
 
-def export_generic(movielens_dir: Path, out_dir: Path, card_names: bool = False) -> Path:
+def export_generic(movielens_dir: Path, out_dir: Path) -> Path:
     """Write the catalog, the events and the project file; returns the project file."""
     movielens_dir, out_dir = Path(movielens_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = COLUMNS[card_names]
     written: set[str] = set()
     with open(out_dir / "catalog.jsonl", "w", encoding="utf-8") as fh:
         for item in load_movielens(movielens_dir).items:
-            row = _row(item, names)
+            row = _row(item)
             written.update(row)
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     _write_events(movielens_dir / "ratings.csv", out_dir / "events.csv")
     project = out_dir / "recsage.toml"
-    project.write_text(_project_text(names, written), encoding="utf-8")
+    project.write_text(_project_text(written), encoding="utf-8")
     return project
 
 
-def _row(item: Item, names: dict[str, str]) -> dict:
-    """One catalog line: genres as a list, tags as a "|" string, a "released" year as ISO 8601 text."""
+def _row(item: Item) -> dict:
+    """One catalog line: genres as a list, tags as a "|" string, the year as ISO 8601 text."""
     row: dict = {"code": ITEM_PREFIX + item.id, "name": item.title}
     if item.year is not None:
-        row[names["year"]] = item.year if names["year"] == "year" else f"{item.year:04d}"
+        row[DATE_COLUMN] = f"{item.year:04d}"
     if item.facets.get("genres"):
-        row[names["facet"]] = list(item.facets["genres"])
+        row[FACET_COLUMN] = list(item.facets["genres"])
     if item.tags:
         row["labels"] = "|".join(item.tags)
     if item.text.get("plot"):
-        row[names["text"]] = item.text["plot"]
+        row[TEXT_COLUMN] = item.text["plot"]
     row.update({role: list(item.people[role]) for role in PEOPLE if item.people.get(role)})
     row.update(item.metadata)
     return row
@@ -71,18 +69,17 @@ def _write_events(ratings: Path, out: Path) -> None:
                   "when": when, "stars": frame["rating"]}).to_csv(out, index=False)
 
 
-def _project_text(names: dict[str, str], written: set[str]) -> str:
+def _project_text(written: set[str]) -> str:
     """The project file, mapping only the optional columns some row has (a mapped column the
-    file lacks altogether is an error)."""
-    def listed(key: str, columns) -> list[str]:
-        present = [c for c in columns if c in written]
-        return [f"{key} = {json.dumps(present)}"] if present else []
+    file lacks altogether is an error); tables give the card fields MovieLens' names."""
+    def mapped(key: str, fields: dict[str, str]) -> list[str]:
+        present = {name: column for name, column in fields.items() if column in written}
+        return [f"{key} = {toml_value(present)}"] if present else []
 
-    year = names["year"]
-    catalog = ['path = "catalog.jsonl"', 'id = "code"', 'title = "name"', *listed("text", [names["text"]]),
-               *listed("facets", [names["facet"]]), *listed("people", PEOPLE),
+    catalog = ['path = "catalog.jsonl"', 'id = "code"', 'title = "name"', *mapped("text", {"plot": TEXT_COLUMN}),
+               *mapped("facets", {"genres": FACET_COLUMN}), *mapped("people", {role: role for role in PEOPLE}),
                *(['tags = "labels"'] if "labels" in written else []),
-               *([f"{'year' if year == 'year' else 'date'} = {json.dumps(year)}"] if year in written else [])]
+               *([f"date = {json.dumps(DATE_COLUMN)}"] if DATE_COLUMN in written else [])]
     return "\n".join([
         "# MovieLens as a generic catalog (python -m eval.export_generic): no MovieLens loader involved",
         "[catalog]", *catalog, "",
@@ -95,9 +92,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("movielens", type=Path, help="MovieLens folder (movies.csv, ratings.csv ...)")
     parser.add_argument("out", type=Path, help="folder for catalog.jsonl, events.csv and recsage.toml")
-    parser.add_argument("--card-names", action="store_true", help="name the columns genres and plot (same cards)")
     args = parser.parse_args(argv)
-    print(export_generic(args.movielens, args.out, args.card_names))
+    print(export_generic(args.movielens, args.out))
 
 
 if __name__ == "__main__":

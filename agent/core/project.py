@@ -22,6 +22,15 @@ from agent.core.errors import InputError
 PROJECT_FILE = "recsage.toml"
 CatalogFormat = Literal["auto", "jsonl", "csv", "parquet", "movielens"]
 MEDIA_KINDS = ("image", "audio", "video")
+FieldColumns = list[str] | dict[str, str]
+"""Columns feeding a field group: a list (each field named as its column) or {field: column}."""
+
+
+def field_columns(value: FieldColumns) -> tuple[tuple[str, str], ...]:
+    """(field name, column) pairs of a text/facets/people mapping, in the order given."""
+    if isinstance(value, dict):
+        return tuple(value.items())
+    return tuple((column, column) for column in value)
 
 
 class CatalogSource(ConfigBase):
@@ -31,13 +40,20 @@ class CatalogSource(ConfigBase):
     format: CatalogFormat = Field("auto", description="File format; \"auto\" goes by the file's suffix.")
     id: str = Field("id", min_length=1, description="Column holding the item's unique id (read as a string).")
     title: str = Field("title", min_length=1, description="Column holding the item's display title.")
-    text: list[str] = Field(default_factory=list, description="Free-text columns (description, plot, tags...), in card order.")
-    facets: list[str] = Field(
+    text: FieldColumns = Field(
+        default_factory=list,
+        description="Free-text columns (description, plot...), in card order; a table such as "
+                    "{plot = \"about\"} names the card field apart from its column.",
+    )
+    facets: FieldColumns = Field(
         default_factory=list,
         description="Categorical columns (genres, category, brand): lists or \"|\"-separated strings; "
-                    "they become filters and the chat's vocabulary.",
+                    "they become filters and the chat's vocabulary. A table {genres = \"kind\"} names the facet.",
     )
-    people: list[str] = Field(default_factory=list, description="Columns listing people (director, artist, cast).")
+    people: FieldColumns = Field(
+        default_factory=list,
+        description="Columns listing people (director, artist, cast); a table {director = \"made_by\"} names the role.",
+    )
     tags: str | None = Field(
         None, description="Column of free-form tags (a list or \"|\"-separated): shown on the card, not used as filters."
     )
@@ -202,6 +218,8 @@ def toml_value(value) -> str:
         return repr(value)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table: {plot = "about"}
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {toml_value(v)}" for k, v in value.items()) + "}"
     return json.dumps(str(value), ensure_ascii=False)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from agent.core.io import validation_reason
-from agent.core.project import CatalogSource
+from agent.core.project import CatalogSource, field_columns
 from agent.ingest.item import (
     Item,
     LoadedCatalog,
@@ -38,9 +38,10 @@ class ColumnMap:
 
     id: str
     title: str
-    text: tuple[str, ...] = ()
-    facets: tuple[str, ...] = ()
-    people: tuple[str, ...] = ()
+    text: tuple[tuple[str, str], ...] = ()
+    """(field name, column) pairs; likewise facets and people."""
+    facets: tuple[tuple[str, str], ...] = ()
+    people: tuple[tuple[str, str], ...] = ()
     tags: str | None = None
     year: str | None = None
     date: str | None = None
@@ -54,21 +55,23 @@ class ColumnMap:
     @classmethod
     def of(cls, source: CatalogSource) -> ColumnMap:
         return cls(
-            id=source.id, title=source.title, text=tuple(source.text), facets=tuple(source.facets),
-            people=tuple(source.people), tags=source.tags, year=source.year, date=source.date,
+            id=source.id, title=source.title, text=field_columns(source.text), facets=field_columns(source.facets),
+            people=field_columns(source.people), tags=source.tags, year=source.year, date=source.date,
             media=tuple((kind, getattr(source, kind)) for kind in MEDIA_KINDS if getattr(source, kind)),
         )
 
     def columns(self) -> list[str]:
         """Every column the mapping names, id first."""
-        named = [self.id, self.title, *self.text, *self.facets, *self.people, self.tags, self.year, self.date]
+        grouped = [column for _, column in (*self.text, *self.facets, *self.people)]
+        named = [self.id, self.title, *grouped, self.tags, self.year, self.date]
         named += [column for _, column in self.media]
         named += list(NESTED) if self.nested else []
         return [c for c in dict.fromkeys(named) if c]
 
 
 NATIVE = ColumnMap(
-    id="id", title="title", text=("description", "plot", "summary", "overview"), facets=("genres",), tags="tags",
+    id="id", title="title", text=field_columns(["description", "plot", "summary", "overview"]),
+    facets=field_columns(["genres"]), tags="tags",
     year="year", media=tuple((kind, kind) for kind in MEDIA_KINDS), nested=True, optional=True,
 )
 """``ingest --catalog FILE``: recsage's own field names, every one optional."""
@@ -129,10 +132,10 @@ def row_to_item(row: dict, mapping: ColumnMap, base_dir: Path) -> tuple[Item, li
     parts = _nested_parts(row) if mapping.nested else {}
     text, people, facets, metadata = (parts.get(key, {}) for key in NESTED)
     if isinstance(text, dict):
-        text.update({c: _text(row[c]) for c in mapping.text if c in row})
+        text.update({name: _text(row[c]) for name, c in mapping.text if c in row})
     for part, columns in ((facets, mapping.facets), (people, mapping.people)):
         if isinstance(part, dict):  # an empty list cell adds no facet or role
-            part.update({c: values for c in columns if c in row and (values := split_list(row[c]))})
+            part.update({name: values for name, c in columns if c in row and (values := split_list(row[c]))})
     named = set(mapping.columns())
     if isinstance(metadata, dict):
         metadata.update({k: v for k, v in row.items() if k not in named and isinstance(v, Scalar)})

@@ -141,3 +141,19 @@ def test_year_of_iso_dates(value, year):
 def test_year_of_refuses_what_is_not_iso_8601(value):
     with pytest.raises(ValueError, match="released: .* is not an ISO 8601 date"):
         year_of(value, "released")
+
+
+def test_a_table_names_card_fields_apart_from_their_columns(tmp_path):
+    import tomllib
+
+    from agent.core.project import CatalogSource, toml_value
+    from agent.ingest.catalog import load_source
+
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"code": "m1", "name": "Heat", "kind": "Crime|Drama", "about": "A heist.", "made_by": "Mann"}\n')
+    source = CatalogSource(path=path, id="code", title="name", text={"plot": "about"}, facets={"genres": "kind"},
+                           people={"director": "made_by"})
+    item = load_source(source).items[0]
+    assert item.text == {"plot": "A heist."} and item.facets == {"genres": ("Crime", "Drama")}
+    assert item.people == {"director": ("Mann",)} and "about" not in item.metadata and "kind" not in item.metadata
+    assert tomllib.loads(f"t = {toml_value({'genres': 'kind'})}")["t"] == {"genres": "kind"}

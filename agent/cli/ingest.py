@@ -47,7 +47,8 @@ def ingest(ctx, catalog, limit, as_json, out_file):
         loaded = load_catalog(catalog, limit_chars) if catalog else load_source(project(ctx).catalog, limit_chars)
     items = loaded.items[:limit] if limit else loaded.items
     store = open_store(target)
-    result = run_ingest(items, store, config, rejected=loaded.rejected, progress=True, prune=not limit)
+    source = str(Path(catalog).resolve()) if catalog else str(project(ctx).catalog.path)
+    result = run_ingest(items, store, config, rejected=loaded.rejected, progress=True, prune=not limit, source=source)
     result.seconds["load"] = clock.seconds["load"]
     summary = result.to_json()
     summary["seconds"]["total"] = round(clock.totals()["total"], 3)

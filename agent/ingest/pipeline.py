@@ -96,6 +96,8 @@ def build_text_embedder(settings: Settings) -> TextEmbedder:
 
 
 MODALITIES = ("image", "audio", "video")
+SOURCE_KEY = "catalog"
+"""Metadata key holding the catalog an item was ingested from."""
 
 
 def catalog_modalities(items: list[Item]) -> frozenset[str]:
@@ -158,13 +160,17 @@ def content_hash(item: Item, pipeline_versions: str, template_digest: str) -> st
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def _metadata(item: Item, digest: str, media: dict[str, str], failed: bool, accepted: set[str]) -> dict:
-    """``accepted``: the media attributes ("image", "audio") a converter read without error."""
+def _metadata(item: Item, digest: str, media: dict[str, str], failed: bool, accepted: set[str],
+              source: str | None = None) -> dict:
+    """``accepted``: the media attributes ("image", "audio") a converter read without error;
+    ``source``: the catalog the item came from (what a later ingest of it may remove)."""
     meta: dict = {
         "title": item.title,
         **encode_facets(item.facets),
         "content_hash": digest + (PARTIAL if failed else ""),
     }
+    if source:
+        meta[SOURCE_KEY] = source
     if item.year is not None:
         meta["year"] = item.year
     if item.image and "image" in accepted:
@@ -210,7 +216,8 @@ def _run_media(
                 image_vectors.setdefault(getattr(converter, "collection", IMAGE_COLLECTION), {})[item.id] = result.embedding
 
 
-def _ingest_batch(batch: list[Item], digests: dict[str, str], pipeline: Pipeline, store: Store, report: IngestReport) -> None:
+def _ingest_batch(batch: list[Item], digests: dict[str, str], pipeline: Pipeline, store: Store, report: IngestReport,
+                  source: str | None = None) -> None:
     media: dict[str, dict[str, str]] = defaultdict(dict)
     image_vectors: dict[str, dict[str, list[float]]] = {}
     failed_ids: set[str] = set()
@@ -224,7 +231,8 @@ def _ingest_batch(batch: list[Item], digests: dict[str, str], pipeline: Pipeline
     with report.timed("embed:text"):
         vectors = pipeline.embedder.embed(texts)
     with report.timed("write"):
-        metas = [_metadata(it, digests[it.id], media[it.id], it.id in failed_ids, accepted[it.id]) for it in batch]
+        metas = [_metadata(it, digests[it.id], media[it.id], it.id in failed_ids, accepted[it.id], source)
+                 for it in batch]
         for collection, vectors_by_id in image_vectors.items():
             titles_by_id = {it.id: {"title": it.title} for it in batch}
             ids = list(vectors_by_id)
@@ -236,9 +244,10 @@ def _ingest_batch(batch: list[Item], digests: dict[str, str], pipeline: Pipeline
 
 
 def ingest(items: list[Item], store: Store, settings: Settings, rejected: list[RowError] | None = None,
-           progress: bool = True, prune: bool = True) -> IngestReport:
-    """Store what changed in ``items``; with ``prune`` (``items`` is the whole catalog, not a
-    ``--limit`` sample), also delete the stored items the catalog no longer has."""
+           progress: bool = True, prune: bool = True, source: str | None = None) -> IngestReport:
+    """Store what changed in ``items``, each tagged with ``source`` (the catalog's path). With a
+    ``source`` and ``prune`` (``items`` is the whole catalog, not a ``--limit`` sample), also delete
+    the stored items of that catalog it no longer has; items of other catalogs in the store stay."""
     report = IngestReport(store=store.location, total=len(items) + sum(not r.kept for r in rejected or []))
     report.skipped.extend(rejected or [])
     apply_thread_settings(settings)
@@ -252,7 +261,7 @@ def ingest(items: list[Item], store: Store, settings: Settings, rejected: list[R
     todo = [it for it in items if stored.get(it.id) != digests[it.id]]
     report.unchanged = len(items) - len(todo)
     with report.timed("remove"):
-        remove_dropped(items, store, report, prune)
+        remove_dropped(items, store, report, prune, source)
     if not todo:
         report.items_in_store = store.count()
         return report
@@ -260,7 +269,7 @@ def ingest(items: list[Item], store: Store, settings: Settings, rejected: list[R
         with _progress(progress, len(todo)) as advance:
             for start in range(0, len(todo), settings.batch_size):
                 batch = todo[start : start + settings.batch_size]
-                _ingest_batch(batch, digests, pipeline, store, report)
+                _ingest_batch(batch, digests, pipeline, store, report, source)
                 advance(len(batch))
     finally:
         for converter in pipeline.image + pipeline.audio + pipeline.video:
@@ -270,11 +279,14 @@ def ingest(items: list[Item], store: Store, settings: Settings, rejected: list[R
     return report
 
 
-def remove_dropped(items: list[Item], store: Store, report: IngestReport, prune: bool) -> None:
-    """Delete from every item collection the stored items that ``items`` (the catalog) lacks.
+def remove_dropped(items: list[Item], store: Store, report: IngestReport, prune: bool, source: str | None) -> None:
+    """Delete from every item collection the stored items of catalog ``source`` that ``items`` lacks.
 
     Never on a partial catalog or an empty one: an empty load is far likelier a wrong path or a
-    broken file than a shop that sold everything, and deleting is the one step a rerun cannot undo."""
+    broken file than a shop that sold everything, and deleting is the one step a rerun cannot undo.
+    Items another catalog put in the same store are not this catalog's to remove."""
+    if source is None:
+        return
     if not prune:
         report.notes.append("ran on part of the catalog (--limit): items it left out were not removed from the store")
         return
@@ -282,7 +294,7 @@ def remove_dropped(items: list[Item], store: Store, report: IngestReport, prune:
         report.notes.append("the catalog gave no items: nothing was removed from the store")
         return
     keep = {it.id for it in items}
-    dropped = [i for i in store.ids() if i not in keep]
+    dropped = [i for i in store.ids(where={SOURCE_KEY: source}) if i not in keep]
     if not dropped:
         return
     removed = store.delete(dropped)

@@ -143,11 +143,12 @@ class Store:
         names = [c if isinstance(c, str) else c.name for c in self.client.list_collections()]
         return sorted(n for n in names if n == TEXT_COLLECTION or n.startswith(TEXT_COLLECTION + "_"))
 
-    def ids(self, name: str = TEXT_COLLECTION) -> list[str]:
-        """Every id in a collection, read in pages (Chroma caps the size of one read)."""
+    def ids(self, name: str = TEXT_COLLECTION, where: dict | None = None) -> list[str]:
+        """Every id in a collection (those whose metadata match ``where``), read in pages (Chroma
+        caps the size of one read)."""
         col, out = self.collection(name), []
         while True:
-            page = col.get(include=[], limit=MAX_CHROMA_BATCH, offset=len(out))["ids"]
+            page = col.get(where=where, include=[], limit=MAX_CHROMA_BATCH, offset=len(out))["ids"]
             out.extend(page)
             if len(page) < MAX_CHROMA_BATCH:
                 return out

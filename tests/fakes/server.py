@@ -50,7 +50,7 @@ class FakeRecommender:
                 "explanation": f"{title} matches your request." if explain else None,
                 "explanation_status": "generated" if explain else None, "cites": ["genres"] if explain else []}
 
-    def recommend(self, *, user=None, history=None, k=10, query=None, image=None, audio=None, filters=None,
+    def recommend(self, *, user=None, history=None, k=10, query=None, image=None, audio=None, video=None, filters=None,
                   exclude=(), explain=False, rerank=None) -> dict:
         time.sleep(self.delay_s)
         with self.lock:
@@ -96,7 +96,7 @@ class FakeSession:
         self.turns: list[str] = []
         self.shown: list[str] = []
 
-    def send(self, text: str, image: Path | None = None, audio: Path | None = None):
+    def send(self, text: str, image: Path | None = None, audio: Path | None = None, video: Path | None = None):
         if text.strip() == "slow":
             time.sleep(2.0)
         result = self.recommender.recommend(user=self.user, query=text or None, image=image, audio=audio, k=3,

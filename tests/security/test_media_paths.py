@@ -108,8 +108,10 @@ def test_the_local_repl_still_reads_a_named_file(real_settings, tmp_path, monkey
     from tests.fakes.chat import FakeRecommender
 
     monkeypatch.setattr("agent.recommend.Recommender", lambda *a, **k: FakeRecommender())
+    monkeypatch.setattr(cli_chat, "project", lambda ctx: None)
+    monkeypatch.setattr(cli_chat, "chat_catalog", lambda ctx: None)
     ctx = click.Context(click.Command("chat"), obj={"settings_factory": lambda: Settings()})
-    assert cli_chat.build_agent(ctx, tmp_path, tmp_path).local_files is True
+    assert cli_chat.build_agent(ctx).local_files is True
     agent = fake_agent(real_settings.model_copy(update={"chat_explain": False}))
     agent.local_files = True
     png = text_png(tmp_path / "note.png", SECRET)

@@ -91,31 +91,41 @@ def test_search_ranks_matching_card_first(tmp_path, fake_settings, pipeline):
 def test_items_dropped_from_the_catalog_leave_every_item_collection(tmp_path, fake_settings, pipeline):
     store = Store(tmp_path / "store")
     items = _items(tmp_path, 5)
-    ingest(items, store, fake_settings, progress=False)
+    ingest(items, store, fake_settings, progress=False, source="shop.jsonl")
     # as train-retriever writes them: collaborative vectors for the same items
     store.upsert([it.id for it in items], [[1.0, float(i)] for i in range(5)], None,
                  [{"title": it.title} for it in items], name="items_sasrec", space="ip")
 
-    report = ingest(items[:4], store, fake_settings, progress=False)
+    report = ingest(items[:4], store, fake_settings, progress=False, source="shop.jsonl")
     assert (report.removed, report.ingested, report.unchanged, report.items_in_store) == (1, 0, 4, 4)
     assert store.get(["4"]) == {} and store.get(["4"], name="items_sasrec") == {}
     assert store.count("items_sasrec") == 4
     assert any("removed 1 items" in note and "4" in note and "items_sasrec 1" in note for note in report.notes)
     assert report.to_json()["removed"] == 1
 
-    again = ingest(items[:4], store, fake_settings, progress=False)
+    again = ingest(items[:4], store, fake_settings, progress=False, source="shop.jsonl")
     assert (again.removed, again.ingested, again.unchanged) == (0, 0, 4)
+
+
+def test_another_catalog_in_the_same_store_removes_none_of_the_first_ones_items(tmp_path, fake_settings, pipeline):
+    store = Store(tmp_path / "store")
+    ingest(_items(tmp_path, 3), store, fake_settings, progress=False, source="movies.csv")
+    extra = [Item(id="x1", title="Extra")]
+    report = ingest(extra, store, fake_settings, progress=False, source="extra.jsonl")
+    assert (report.removed, report.items_in_store) == (0, 4)
+    fewer = ingest(_items(tmp_path, 2), store, fake_settings, progress=False, source="movies.csv")
+    assert fewer.removed == 1 and sorted(store.ids()) == ["0", "1", "x1"]
 
 
 def test_a_partial_or_empty_catalog_removes_nothing_and_says_so(tmp_path, fake_settings, pipeline):
     store = Store(tmp_path / "store")
-    ingest(_items(tmp_path, 3), store, fake_settings, progress=False)
+    ingest(_items(tmp_path, 3), store, fake_settings, progress=False, source="c.jsonl")
 
-    partial = ingest(_items(tmp_path, 1), store, fake_settings, progress=False, prune=False)
+    partial = ingest(_items(tmp_path, 1), store, fake_settings, progress=False, prune=False, source="c.jsonl")
     assert partial.removed == 0 and store.count() == 3
     assert any("--limit" in note and "not removed" in note for note in partial.notes)
 
-    empty = ingest([], store, fake_settings, progress=False)
+    empty = ingest([], store, fake_settings, progress=False, source="c.jsonl")
     assert empty.removed == 0 and store.count() == 3
     assert any("no items" in note and "nothing was removed" in note for note in empty.notes)
 

@@ -80,7 +80,7 @@ def test_item_details_and_unknown_item(stores):
 @pytest.mark.integration
 def test_concurrent_calls_match_sequential_ones(stores):
     clean, _ = stores
-    requests = [{"user": u, "filters": Filters(("Comedy",))} for u in ("1", "2", "3", "4")]
+    requests = [{"user": u, "filters": Filters({"genres": ("Comedy",)})} for u in ("1", "2", "3", "4")]
     sequential = [[i["id"] for i in clean.recommend(k=5, **r)["items"]] for r in requests]
     with ThreadPoolExecutor(4) as pool:
         parallel = list(pool.map(lambda r: [i["id"] for i in clean.recommend(k=5, **r)["items"]], requests))

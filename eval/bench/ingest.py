@@ -83,8 +83,9 @@ def bench_ingest(movielens: Path, posters: Path | None, sample: int, variants: l
 
 
 def timed_stages(rows: list[dict]) -> list[str]:
-    """The stages every table row reports items/s for (setup and hashing are not per-item work)."""
-    return sorted({s for r in rows if "video" not in r for s in r["seconds"] if s not in ("setup", "hash")})
+    """The stages every table row reports items/s for (setup, hashing and removing dropped items are
+    not per-item work)."""
+    return sorted({s for r in rows if "video" not in r for s in r["seconds"] if s not in ("setup", "hash", "remove")})
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from agent.core.config import Settings, load_settings
 from agent.core.errors import InputError
 from agent.core.project import Project
 from agent.core.timing import Stopwatch
-from agent.explain.evidence import build_evidence
+from agent.explain.evidence import CoLink, build_evidence
 from agent.ingest.cards import parse_card
 from agent.ingest.store import decode_facets
 from agent.rerank.prompt import HISTORY_TITLES, title_line
@@ -112,6 +112,12 @@ class Recommender:
         from agent.explain.generate import Explainer
 
         return self._part("explainer", lambda: Explainer(self.settings))
+
+    @property
+    def cooccurrence(self):
+        from agent.explain.cooccur import CoOccurrence
+
+        return self._part("cooccurrence", lambda: CoOccurrence(self.retriever.split))
 
     def converter(self, name: str):
         from agent.plugins import load_converter
@@ -269,7 +275,15 @@ class Recommender:
         stored = self._stored([r["id"] for r in rows])
         vectors = self._vectors([r["id"] for r in rows]) if rows else {}
         return [build_evidence(r["id"], stored.get(r["id"], {}).get("document") or "", r, vectors.get(r["id"]),
-                               history, history_vectors, request, part_vectors) for r in rows]
+                               history, history_vectors, request, part_vectors, self._co_link(r["id"], dense, history))
+                for r in rows]
+
+    def _co_link(self, item_id: str, dense: np.ndarray, history: list[tuple]) -> CoLink | None:
+        """The history item most people share with the pick, and how many (None for an item outside
+        the interactions, e.g. a request's pick nobody rated yet)."""
+        pick = self.retriever.split.item_index.get(item_id)
+        found = self.cooccurrence.strongest(pick, dense) if pick is not None and len(dense) else None
+        return None if found is None else CoLink(*history[found[0]], found[1])
 
     # --- the call -----------------------------------------------------------------------------------
 

@@ -132,6 +132,12 @@ def bench_explain(ctx, users, k, seed, as_json, out_file):
         table.add_row(status, str(count), f"{count / summary['explanations']:.1%}")
     table.add_row("delivered passing the checker", str(summary["passing"]),
                   f"{summary['passing'] / summary['explanations']:.1%}")
+    for key, label in (("generated_passing_share", "generated and passing (target >= 80%)"),
+                       ("no_unsupported_share", "no unsupported content word (target >= 95%)"),
+                       ("beyond_basics_share", "cites a fact beyond title/year/genre (target >= 70%)")):
+        table.add_row(label, str(round(summary[key] * summary["explanations"])), f"{summary[key]:.1%}")
     table_console().print(table)
     for problem, count in summary["check_failures"][:8]:
         click.echo(f"check failure before the delivered text: {problem} ({count})")
+    for example in summary["examples"]:
+        click.echo(f"[{example['status']}] {example['explanation']}")

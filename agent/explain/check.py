@@ -6,6 +6,8 @@ lenient on wording:
   may be an ordinary word, so a run at a sentence start may drop its first word;
 - every quoted string and every number (years included) appears in the evidence;
 - every genre or award word (comedy, animated, Oscar-winning, ...) is supported by the item's card;
+- every other content word is grounded in the evidence, no word is said twice, no empty praise
+  (:mod:`agent.explain.grounding`);
 - nothing instruction-like (ignore ... instructions, recommend ... to everyone, markup), no
   repetition loops, at most two finished sentences.
 
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from agent.core.text import display_title, tokenize
 from agent.core.text import padded_words as _norm
 from agent.explain.evidence import Evidence
+from agent.explain.grounding import GENRE_IMPLIES, grounding_problems, unsupported_words
 
 MAX_CHARS = 400
 ALWAYS_OK = frozenset({"I", "You", "Your"})
@@ -41,9 +44,6 @@ RECEPTION_WORDS = {
 }
 ITEM_CLAIMS = {**GENRE_WORDS, **RECEPTION_WORDS}
 """Words that state a fact about the item; each needs one of its supporting words in the card."""
-GENRE_IMPLIES = {"comedy": ("funny", "hilarious", "humorous", "humor"), "horror": ("scary",),
-                 "animation": ("animated", "cartoon"), "children": ("kids", "family")}
-"""Request words a card's genre already supports (a comedy is funny)."""
 INSTRUCTION_LIKE = re.compile(
     r"ignore\b.{0,40}\b(instruction|prompt|rule)s?|(previous|above|prior|earlier) (instruction|prompt)s?"
     r"|recommend\b.{0,40}\bto (everyone|everybody|all users)|system prompt|as an ai\b|[<>]|&lt;|&gt;",
@@ -51,7 +51,7 @@ INSTRUCTION_LIKE = re.compile(
 )
 _CAPS_RUN = re.compile(r"[A-Z][\w'’\-]*(?:[ \t]+(?:[A-Z0-9][\w'’\-]*))*")
 _QUOTED = re.compile(r"[\"“”]([^\"“”]{2,})[\"“”]")
-_NUMBER = re.compile(r"\d+")
+_NUMBER = re.compile(r"\b\d+\b")  # a whole number, not the digits of a word ("ID4")
 SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 
 
@@ -76,7 +76,7 @@ class Check:
 def check(explanation: str, evidence: Evidence) -> Check:
     """Does every checkable fact of ``explanation`` appear in ``evidence``? (See the module doc.)"""
     haystack = _norm(evidence.text())
-    titles = [evidence.title] + [link.title for link in evidence.history]
+    titles = all_titles(evidence)
     problems = _format_problems(explanation, titles)
     starts = _sentence_starts(explanation)
     for match in _CAPS_RUN.finditer(explanation):
@@ -88,7 +88,9 @@ def check(explanation: str, evidence: Evidence) -> Check:
             continue
         problems.append(f"name or title not in the evidence: {run!r}")
     problems += [f"quote not in the evidence: {q!r}" for q in _QUOTED.findall(explanation) if not _found(q, haystack)]
-    problems += [f"number not in the evidence: {n}" for n in _NUMBER.findall(explanation) if f" {n} " not in haystack]
+    # numbers outside the titles: "Independence Day (a.k.a. ID4)" and "Se7en" are names, not claims
+    problems += [f"number not in the evidence: {n}" for n in _NUMBER.findall(_without_titles(explanation, titles))
+                 if f" {n} " not in haystack]
     # What the item is (genres, awards) must come from its own card: the request and the history
     # describe the viewer, so "animated" in a request does not make a live-action pick animated.
     card = _norm(" ".join(evidence.card.values()))
@@ -97,7 +99,20 @@ def check(explanation: str, evidence: Evidence) -> Check:
     for word, support in ITEM_CLAIMS.items():
         if _norm(word) in text and not any(_norm(s).strip() in card for s in support):
             problems.append(f"claim about the item not supported by its card: {word!r}")
+    # a quote was checked whole above; its words are the evidence's, not claims of the writer
+    problems += grounding_problems(_without_titles(_QUOTED.sub(" ", explanation), titles), evidence.text())
     return Check(not problems, problems)
+
+
+def unsupported_content(explanation: str, evidence: Evidence) -> list[str]:
+    """The explanation's content words that no evidence supports (outside titles and quotes)."""
+    return unsupported_words(_without_titles(_QUOTED.sub(" ", explanation), all_titles(evidence)), evidence.text())
+
+
+def all_titles(evidence: Evidence) -> list[str]:
+    """The item's title and every title its evidence names (history, the collaborative link)."""
+    co = [evidence.co.title] if evidence.co is not None else []
+    return [evidence.title, *(link.title for link in evidence.history), *co]
 
 
 def _without_titles(text: str, titles: Sequence[str]) -> str:
@@ -158,15 +173,27 @@ def cited_refs(explanation: str, evidence: Evidence) -> list[str]:
     said_words = set(beyond_titles.split())
     cites = []
     for ref, text in evidence.pieces().items():
-        if ref == "title" or ref.startswith("h"):
+        if ref == "co":  # the link is cited by its count, the fact it adds
+            used = evidence.co is not None and f" {evidence.co.count} " in said
+        elif ref == "title" or ref.startswith("h"):
             titles = [link.title for link in evidence.history if link.ref == ref] or [evidence.title]
             used = any(_found(display_title(t), said) or _found(t, said) for t in titles)
         elif "," in text or len(text) < 40:
             used = any(len(v.strip()) > 2 and _norm(v) in beyond_titles for v in text.split(","))
         else:
             used = len(said_words & {w for w in tokenize(text) if len(w) > 3}) >= 2
-        if ref in ("query", "transcript", "photo_text", "video_screen", "video_speech") and re.search(r"\b(request|asked)\b", explanation):
+        if ref in REQUEST_REFS and re.search(r"\b(request|asked)\b", explanation):
             used = True
         if used:
             cites.append(ref)
     return cites
+
+
+REQUEST_REFS = ("query", "transcript", "photo_text", "video_screen", "video_speech")
+
+
+def cites_beyond_basics(cites: Sequence[str], evidence: Evidence) -> bool:
+    """Does the explanation cite a fact beyond the item's title, year and facets (a movie's genres),
+    the viewer's own history titles and request: the collaborative link, tags, people, plot, poster text?"""
+    basic = {"title", *evidence.facets, *REQUEST_REFS}
+    return any(ref not in basic and not re.fullmatch(r"h\d+", ref) for ref in cites)

@@ -2,6 +2,8 @@
 
 Three kinds of evidence, all taken from what recsage already has (never from the LLM):
 
+- ``co``: the collaborative link, how many people who interacted with one of the user's items also
+  interacted with the pick (agent.explain.cooccur), a fact every item with interactions has;
 - ``history``: the user's watched items most similar to the item by content vector (the MiniLM
   card vectors of the Chroma ``items`` collection), with the cosine similarity;
 - ``card``: the item's context card, split into its labelled fields (facets such as genres or
@@ -39,6 +41,16 @@ class HistoryLink:
 
 
 @dataclass
+class CoLink:
+    """``count`` people who interacted with the history item ``title`` also interacted with the pick."""
+
+    id: str
+    title: str
+    year: int | None
+    count: int
+
+
+@dataclass
 class RequestMatch:
     ref: str  # the request part: query, transcript or photo_text
     text: str
@@ -58,6 +70,7 @@ class Evidence:
     """The card fields that are the item's facets (``genres``; ``category``, ``brand``), in card order."""
     history: list[HistoryLink] = field(default_factory=list)
     request: list[RequestMatch] = field(default_factory=list)
+    co: CoLink | None = None
 
     @property
     def matched_request(self) -> RequestMatch | None:
@@ -68,6 +81,8 @@ class Evidence:
         out = {"title": f"{self.title} {display_title(self.title)} {self.year or ''}".strip()}
         for link in self.history:
             out[link.ref] = f"{link.title} {display_title(link.title)} {link.year or ''}".strip()
+        if self.co is not None:
+            out["co"] = co_sentence(self.co, self.title)
         out.update(self.card)
         out.update({r.ref: r.text for r in self.request})
         return out
@@ -78,11 +93,31 @@ class Evidence:
     def to_json(self) -> dict:
         matched = self.matched_request
         return {
+            "title": self.title, "year": self.year, "facets": list(self.facets),
+            "co": None if self.co is None else self.co.__dict__,
             "history": [link.__dict__ for link in self.history],
             "card": [{"ref": ref, "text": text} for ref, text in self.card.items()],
             "request": [r.__dict__ for r in self.request],
             "matched_request_part": matched.ref if matched else None,
         }
+
+
+    @classmethod
+    def from_json(cls, item_id: str, data: dict, title: str = "", year: int | None = None) -> Evidence:
+        """The inverse of :meth:`to_json` (a bench re-checks saved explanations); ``title`` and ``year``
+        for JSON written before they were part of it."""
+        card = {c["ref"]: c["text"] for c in data.get("card", [])}
+        return cls(item_id=item_id, title=data.get("title") or title, year=data.get("year", year), card=card,
+                   facets=tuple(data["facets"]) if "facets" in data else facet_fields(card, None),
+                   history=[HistoryLink(**h) for h in data.get("history", [])],
+                   request=[RequestMatch(**r) for r in data.get("request", [])],
+                   co=CoLink(**data["co"]) if data.get("co") else None)
+
+
+def co_sentence(link: CoLink, title: str) -> str:
+    """The collaborative link as evidence text (both title forms, so either may be cited)."""
+    return (f"{link.count} people who watched {display_title(link.title)} also watched {display_title(title)} "
+            f"{link.title} {title}")
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -124,13 +159,14 @@ def facet_fields(card: Mapping[str, str], facets: Mapping | None) -> tuple[str, 
 def build_evidence(item_id: str, card_text: str, meta: Mapping, item_vector: np.ndarray | None,
                    history: Sequence[tuple[str, str, int | None]] = (), history_vectors: np.ndarray | None = None,
                    request_parts: Mapping[str, str] | None = None,
-                   part_vectors: np.ndarray | None = None) -> Evidence:
-    """Evidence for one item from its stored card and metadata, the history and the request."""
+                   part_vectors: np.ndarray | None = None, co: CoLink | None = None) -> Evidence:
+    """Evidence for one item from its stored card and metadata, the history, the request and the
+    collaborative link ``co`` (the caller counts it: it needs the interactions)."""
     card = parse_card(card_text)
     title = str(meta.get("title") or card.pop("title", item_id))
     card.pop("title", None)
     evidence = Evidence(item_id=item_id, title=title, year=meta.get("year"), card=card,
-                        facets=facet_fields(card, meta.get("facets")))
+                        facets=facet_fields(card, meta.get("facets")), co=co)
     if item_vector is not None and history_vectors is not None and len(history):
         evidence.history = similar_history(item_vector, history_vectors, history)
     if request_parts and item_vector is not None:

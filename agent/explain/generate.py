@@ -119,6 +119,8 @@ def _prompt_vars(evidence: Evidence, strict: bool) -> dict:
         "title": _safe(display_title(evidence.title), 200),
         "history": _safe(history, 200),
         "request": _safe(matched.text, 200) if matched else "",
+        "co": evidence.co.count if evidence.co else "",
+        "co_title": _safe(display_title(evidence.co.title), 200) if evidence.co else "",
         "facts": prompt_facts(evidence, strict),
         "strict": strict,
     }
@@ -139,6 +141,7 @@ def template_explanation(evidence: Evidence) -> str:
     text = prompts.render(
         "explain_template.j2", title=variables["title"] or "This pick", history=variables["history"],
         request=variables["request"], facets=_safe(facets_text(evidence)),
+        co=variables["co"], co_title=variables["co_title"],
         tags=_safe(_first(evidence.card.get("tags", ""), 2)),
     )
     return " ".join(text.split())

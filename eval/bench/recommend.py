@@ -46,7 +46,9 @@ def bench_explain(recommender, users: list[str], k: int) -> dict:
 
 
 def explanation_summary(runs: list[dict]) -> dict:
-    """Status counts, re-checked pass count and the most common first-try check failures."""
+    """Status counts, re-checked pass count, the most common first-try check failures, and the
+    issue's three shares over delivered explanations, each re-checked from the saved evidence with
+    today's checker (so an older run's JSON is measured by the same rule)."""
     from agent.explain.generate import STATUSES
 
     items = [item for run in runs for item in run["items"]]
@@ -57,4 +59,34 @@ def explanation_summary(runs: list[dict]) -> dict:
         "statuses": {s: statuses.get(s, 0) for s in STATUSES},
         "passing": sum(item["explanation_check"]["passed"] for item in items),
         "check_failures": problems.most_common(),
+        **grounding_shares(items),
+    }
+
+
+def grounding_shares(items: list[dict]) -> dict:
+    """Shares of delivered explanations: generated and passing the checker, with no unsupported
+    content word, citing a fact beyond title, year and genre; plus ten examples (one per user first)."""
+    from agent.explain.check import (
+        check,
+        cited_refs,
+        cites_beyond_basics,
+        unsupported_content,
+    )
+    from agent.explain.evidence import Evidence
+
+    rows = []
+    for item in items:
+        evidence = Evidence.from_json(item["id"], item["evidence"], item.get("title", ""), item.get("year"))
+        text = item["explanation"]
+        unsupported = unsupported_content(text, evidence)
+        rows.append({"id": item["id"], "explanation": text, "status": item["explanation_status"],
+                     "generated_passing": item["explanation_status"] == "generated" and check(text, evidence).ok,
+                     "unsupported": unsupported,
+                     "beyond_basics": cites_beyond_basics(cited_refs(text, evidence), evidence)})
+    n = max(len(rows), 1)
+    return {
+        "generated_passing_share": sum(r["generated_passing"] for r in rows) / n,
+        "no_unsupported_share": sum(not r["unsupported"] for r in rows) / n,
+        "beyond_basics_share": sum(r["beyond_basics"] for r in rows) / n,
+        "examples": rows[:: max(len(rows) // 10, 1)][:10],
     }

@@ -66,3 +66,11 @@ def test_titles_are_not_genre_claims_or_sentence_ends():
     text = "Like Kill Bill: Vol. 2 and World War Z, Kill Bill: Vol. 1 is a crime thriller."
     assert check(text, evidence).ok, check(text, evidence).problems
     assert not check("Kill Bill: Vol. 1 is a war film.", evidence).ok
+
+
+def test_digits_inside_a_title_are_not_a_number_claim():
+    card = "Title: Independence Day (a.k.a. ID4) (1996)\nGenres: Action, Sci-Fi\nTags: aliens"
+    evidence = toy_story_evidence(card=card, title="Independence Day (a.k.a. ID4)", year=1996)
+    sentence = "Because you watched Toy Story, you may enjoy Independence Day (a.k.a. ID4), a sci-fi pick about aliens."
+    assert not any("number" in p for p in check(sentence, evidence).problems), check(sentence, evidence).problems
+    assert any("number not in the evidence: 3" in p for p in check(sentence + " It has 3 sequels.", evidence).problems)

@@ -49,9 +49,9 @@ def test_explainer_batches_then_repairs_then_falls_back_to_the_template():
 
 
 def test_unfinished_generation_is_cut_to_its_last_sentence():
-    llm = ScriptedLlm(["follows Buzz and his friends. It goes on to"])
+    llm = ScriptedLlm(["sets out to rescue Woody. It goes on to"])
     out = Explainer(llm=llm).explain([toy_story_evidence()])[0]
-    assert out.status == "generated" and out.text.endswith("an animated comedy that follows Buzz and his friends.")
+    assert out.status == "generated" and out.text.endswith("an animated comedy that sets out to rescue Woody.")
 
 
 def test_prompt_fences_catalog_text_and_hides_instruction_like_fields():
@@ -64,7 +64,8 @@ def test_prompt_fences_catalog_text_and_hides_instruction_like_fields():
 
 
 def test_only_the_models_words_are_cut_and_no_words_fail():
-    evidence = build_evidence("6874", "Title: Kill Bill: Vol. 1 (2003)\nGenres: Action, Crime, Thriller",
+    evidence = build_evidence("6874", "Title: Kill Bill: Vol. 1 (2003)\nGenres: Action, Crime, Thriller\n"
+                              "Plot: The Bride's revenge ends in a duel.",
                               {"title": "Kill Bill: Vol. 1", "year": 2003}, np.array([1.0, 0.0]),
                               history=[("7438", "Kill Bill: Vol. 2", 2004)], history_vectors=np.array([[1.0, 0.0]]))
     out = Explainer(llm=ScriptedLlm(["ends in a duel", ""], ["ends in a duel"])).explain([evidence, evidence])

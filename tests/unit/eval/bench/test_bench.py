@@ -66,16 +66,29 @@ def test_bench_recommend_percentiles_per_stage_with_and_without_explain():
         bench_users(recommender, 0, seed=0)
 
 
-def test_explanation_summary_counts_statuses_passes_and_first_try_failures():
-    def item(status, passed, problems):
-        return {"explanation_status": status, "explanation_check": {"passed": passed, "earlier_problems": problems}}
+EVIDENCE = {"title": "Heat", "year": 1995, "facets": ["genres"], "history": [], "request": [],
+            "card": [{"ref": "genres", "text": "Action, Crime"}, {"ref": "tags", "text": "heist"}],
+            "co": {"id": "1", "title": "Ronin", "year": 1998, "count": 41}}
 
-    runs = [{"items": [item("generated", True, []), item("repaired", True, ["cites: unknown ref x"])]},
-            {"items": [item("template", False, ["cites: y", "length: 3"])]}]
+
+def test_explanation_summary_counts_statuses_passes_and_first_try_failures():
+    def item(status, passed, problems, text):
+        return {"id": "6", "title": "Heat", "year": 1995, "evidence": EVIDENCE, "explanation": text,
+                "explanation_status": status, "explanation_check": {"passed": passed, "earlier_problems": problems}}
+
+    runs = [{"items": [item("generated", True, [], "41 people who watched Ronin also watched Heat, a crime heist film."),
+                       item("repaired", True, ["cites: unknown ref x"], "Heat is a crime film.")]},
+            {"items": [item("template", False, ["cites: y", "length: 3"], "Heat is a gripping crime film.")]}]
     summary = explanation_summary(runs)
     assert summary["explanations"] == 3 and summary["passing"] == 2
     assert summary["statuses"]["generated"] == summary["statuses"]["repaired"] == summary["statuses"]["template"] == 1
     assert summary["check_failures"][0] == ("cites", 2)
+    # only the first is generated and grounded; the third says "gripping"; only the first cites the
+    # count (and a tag) beyond title and genre
+    assert summary["generated_passing_share"] == pytest.approx(1 / 3)
+    assert summary["no_unsupported_share"] == pytest.approx(2 / 3)
+    assert summary["beyond_basics_share"] == pytest.approx(1 / 3)
+    assert [e["unsupported"] for e in summary["examples"]] == [[], [], ["gripping"]]
 
 
 def test_a_non_positive_user_count_is_bad_input_not_a_crash():

@@ -272,6 +272,14 @@ class Settings(ConfigBase):
     chat_explain: bool = Field(
         True, description="Chat answers explain each recommended item (LLM explanations; slower)."
     )
+    explain_repair: bool = Field(
+        False,
+        description=(
+            "When a generated explanation fails the grounding check, generate once more with a stricter "
+            "prompt before falling back to the template: more LLM sentences, about twice the explain time "
+            "(the quality setting; off keeps `recommend --explain` within its latency budget)."
+        ),
+    )
 
     # --- HTTP server (agent/server/app.py) ---------------------------------------------------------
     request_timeout_s: float = Field(

@@ -190,7 +190,7 @@ class Explainer:
         """One explanation per evidence, in order; each passes :func:`check`."""
         results: list[Explanation | None] = [None] * len(evidences)
         pending, problems = list(range(len(evidences))), {i: [] for i in range(len(evidences))}
-        for status, strict in (("generated", False), ("repaired", True)):
+        for status, strict in self._passes():
             if not pending:
                 break
             start = time.perf_counter()
@@ -210,6 +210,13 @@ class Explainer:
         for result, evidence in zip(results, evidences, strict=True):
             result.passed = check(result.text, evidence).ok
         return results  # type: ignore[return-value]
+
+    def _passes(self) -> tuple[tuple[str, bool], ...]:
+        """Generation passes: the first try, then (setting ``explain_repair``) a stricter retry."""
+        from agent.core.config import load_settings
+
+        settings = self.settings or load_settings()
+        return (("generated", False), ("repaired", True)) if settings.explain_repair else (("generated", False),)
 
     @staticmethod
     def _template(evidence: Evidence, problems: list[str]) -> Explanation:

@@ -3,6 +3,7 @@ stand-in for the LLM; the real model runs in tests/unit/agent/cli/test_recommend
 
 import numpy as np
 
+from agent.core.config import Settings
 from agent.explain.check import check
 from agent.explain.evidence import build_evidence
 from agent.explain.generate import Explainer, explanation_prompt, template_explanation
@@ -37,7 +38,7 @@ def test_explainer_batches_then_repairs_then_falls_back_to_the_template():
         ["stars Pixar's toys.", "Disney made.", "Disney made."],  # first try: only the first passes
         ["with Tom Hanks.", "Disney made."],  # retry (strict prompt): the second passes
     )
-    out = Explainer(llm=llm).explain(evidences)
+    out = Explainer(Settings(explain_repair=True), llm=llm).explain(evidences)
     assert [len(c) for c in llm.calls] == [3, 2]  # one batched call per attempt
     assert [e.status for e in out] == ["generated", "repaired", "template"]
     assert out[0].text == ("Because you watched Toy Story, you may enjoy Toy Story 2 (1999), an animated comedy "
@@ -68,7 +69,8 @@ def test_only_the_models_words_are_cut_and_no_words_fail():
                               "Plot: The Bride's revenge ends in a duel.",
                               {"title": "Kill Bill: Vol. 1", "year": 2003}, np.array([1.0, 0.0]),
                               history=[("7438", "Kill Bill: Vol. 2", 2004)], history_vectors=np.array([[1.0, 0.0]]))
-    out = Explainer(llm=ScriptedLlm(["ends in a duel", ""], ["ends in a duel"])).explain([evidence, evidence])
+    out = Explainer(Settings(explain_repair=True),
+                    llm=ScriptedLlm(["ends in a duel", ""], ["ends in a duel"])).explain([evidence, evidence])
     assert out[0].text == ("Because you watched Kill Bill: Vol. 2, you may enjoy Kill Bill: Vol. 1 (2003), "
                            "a crime thriller that ends in a duel.")
     assert out[0].status == "generated" and out[1].status == "repaired"
@@ -108,3 +110,11 @@ def test_a_shop_prompt_uses_its_declared_facets_and_text_fields():
     text = template_explanation(evidence)
     assert text == "Trail Runner is recommended for you (Running Shoes, Acme; tagged grippy, waterproof)."
     assert check(text, evidence).ok
+
+
+def test_without_explain_repair_a_failed_sentence_goes_straight_to_the_template():
+    evidences = [toy_story_evidence(), toy_story_evidence()]
+    llm = ScriptedLlm(["stars Pixar's toys.", "Disney made."], ["with Tom Hanks.", "with Tom Hanks."])
+    out = Explainer(Settings(), llm=llm).explain(evidences)
+    assert [len(c) for c in llm.calls] == [2]  # no second, stricter generation
+    assert [e.status for e in out] == ["generated", "template"]

@@ -3,6 +3,7 @@ for the server's unit tests: fast, deterministic, and strict about bad input lik
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -17,6 +18,25 @@ MOVIES = {
     "2355": ("Bug's Life, A", 1998, ["Adventure", "Animation", "Children", "Comedy"]),
 }
 USERS = {"1": ["260", "318"], "2": ["1"]}
+
+
+def wait_healthy(proc: subprocess.Popen, base: str, seconds: float = 120, log: Path | None = None) -> None:
+    """Wait until a real `recsage serve` at ``base`` answers /healthz; fail with its output (``log``, or
+    the process's piped stdout) if it exits, or after ``seconds``."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(base + "/healthz", timeout=2).json()["status"] == "ok":
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            output = log.read_text()[-3000:] if log else (proc.stdout.read() if proc.stdout else "")
+            raise AssertionError(f"recsage serve exited {proc.returncode}:\n{output}")
+        assert time.monotonic() < deadline, f"recsage serve did not answer /healthz in {seconds:.0f} s"
+        time.sleep(0.5)
 
 
 def write_poster(path: Path) -> Path:

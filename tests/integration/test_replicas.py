@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 
 from tests.fakes.chroma_server import running_chroma
 from tests.fakes.redis_server import needs_redis, running_redis
+from tests.fakes.server import wait_healthy
 from tests.fakes.shop import generate_shop
 from tests.fakes.store import free_port
 from tests.integration.test_shop import build
@@ -43,24 +43,12 @@ def replica(project_file: Path, config: Path, log: Path, env: dict, *flags: str)
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
         base = f"http://127.0.0.1:{port}"
         try:
-            wait_healthy(proc, base, log)
+            wait_healthy(proc, base, seconds=300, log=log)
             yield base
         finally:
             proc.terminate()
             proc.wait(timeout=60)
 
-
-def wait_healthy(proc: subprocess.Popen, base: str, log: Path, seconds: float = 300) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            if httpx.get(base + "/healthz", timeout=2).json()["status"] == "ok":
-                return
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None, f"recsage serve exited {proc.returncode}:\n{log.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, f"recsage serve did not answer /healthz in {seconds:.0f} s"
-        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")

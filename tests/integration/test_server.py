@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,6 +15,8 @@ import pytest
 
 from agent.server.app import create_app
 from agent.server.io import BackgroundServer
+from tests.fakes.server import wait_healthy
+from tests.fakes.store import free_port
 
 pytestmark = pytest.mark.integration
 TOKEN = "integration-test-token"
@@ -114,33 +115,17 @@ def test_voice_note_upload_is_transcribed_in_a_chat(server_url, tmp_path):
     assert "horror" in spoken or "scary" in spoken, spoken[:2000]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def test_recsage_serve_command_serves_items_and_the_page(movielens_store):
     store, movielens = movielens_store
-    port = _free_port()
+    port = free_port()
     cmd = [str(Path(sys.executable).parent / "recsage"), "serve", "--store", str(store), "--movielens", str(movielens),
            "--port", str(port)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={k: v for k, v in os.environ.items() if k != "RECSAGE_TOKEN"})
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=2).json()["status"] == "ok":
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, proc.stdout.read()
-            assert time.monotonic() < deadline, "recsage serve did not answer /healthz in 120 s"
-            time.sleep(0.5)
+        wait_healthy(proc, base)
         item = httpx.get(base + "/v1/items/1", timeout=120).json()
         assert item["title"].startswith("Toy Story") and item["year"] == 1995
         assert 'id="message"' in httpx.get(base + "/", timeout=10).text

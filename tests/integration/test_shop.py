@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from click.testing import CliRunner
 
 from agent.cli.main import cli
 from agent.core.project import read_project
+from tests.fakes.server import wait_healthy
 from tests.fakes.shop import generate_shop
 from tests.fakes.store import free_port
 from tests.integration.test_store_server import chroma_server  # noqa: F401 - the `chroma run` fixture
@@ -158,18 +158,6 @@ def test_serve_answers_with_shop_items(shop_store):
         proc.terminate()
         proc.wait(timeout=30)
 
-
-def wait_healthy(proc: subprocess.Popen, base: str, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            if httpx.get(base + "/healthz", timeout=2).json()["status"] == "ok":
-                return
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None, proc.stdout.read()
-        assert time.monotonic() < deadline, f"recsage serve did not answer /healthz in {seconds:.0f} s"
-        time.sleep(0.5)
 
 
 def chat_over_http(base: str, message: str) -> dict:

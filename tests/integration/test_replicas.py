@@ -23,8 +23,8 @@ from tests.fakes.chroma_server import running_chroma
 from tests.fakes.redis_server import needs_redis, running_redis
 from tests.fakes.server import wait_healthy
 from tests.fakes.shop import generate_shop
+from tests.fakes.shop_cli import build
 from tests.fakes.store import free_port
-from tests.integration.test_shop import build
 
 pytestmark = [pytest.mark.integration, pytest.mark.server]
 SHOP = {"products": 64, "users": 96, "seed": 1, "events_per_user": (6, 10)}

@@ -23,6 +23,7 @@ from agent.cli.main import cli
 from agent.core.project import read_project
 from tests.fakes.server import wait_healthy
 from tests.fakes.shop import generate_shop
+from tests.fakes.shop_cli import build, recsage, recsage_json
 from tests.fakes.store import free_port
 from tests.integration.test_store_server import chroma_server  # noqa: F401 - the `chroma run` fixture
 
@@ -30,26 +31,6 @@ pytestmark = pytest.mark.integration
 # Few clicks per customer, so that after masking the history enough of the preferred category is
 # left for a top-10 to be made of it (with 25 products a category, 25-40 clicks would use them up).
 SHOP = {"products": 200, "users": 300, "seed": 0, "events_per_user": (12, 20)}
-
-
-def recsage(project_file: Path, *args, expect: int = 0) -> str:
-    """One in-process `recsage --project FILE ...` call; its stdout (stderr goes to the failure message)."""
-    result = CliRunner().invoke(cli, ["--project", str(project_file), *map(str, args)])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    assert result.exit_code == expect, f"exit {result.exit_code}: {result.stderr[-3000:]}"
-    return result.stdout
-
-
-def recsage_json(project_file: Path, *args):
-    return json.loads(recsage(project_file, *args, "--json"))
-
-
-def build(shop) -> dict:
-    """ingest + the fast retriever (EASE + content): the summaries of both."""
-    ingest = recsage_json(shop.project_file, "ingest")
-    train = recsage_json(shop.project_file, "train-retriever", "--models", "ease")
-    return {"ingest": ingest, "train": train}
 
 
 @pytest.fixture(scope="module")

@@ -27,14 +27,22 @@ from agent.core.timing import Stopwatch
 @click.option("--catalog", type=click.Path(path_type=Path),
               help="A catalog with recsage's own field names (.jsonl or .csv), instead of the project's.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Ingest only the first N items.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: one process; ray: converters as actor pools on a Ray cluster (extra recsage[ray]).")
+@click.option("--ray-address", default=None,
+              help="With --engine ray: a running cluster (e.g. auto, HOST:6379); default a local one.")
+@click.option("--ray-actors", type=click.IntRange(min=1), default=None,
+              help="With --engine ray: converter actors (default: as many as the cluster's CPUs hold).")
+@click.option("--ray-actor-cpus", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --engine ray: CPUs each actor reserves and uses.")
 @output_options
 @click.pass_context
-def ingest(ctx, catalog, limit, as_json, out_file):
+def ingest(ctx, catalog, limit, engine, ray_address, ray_actors, ray_actor_cpus, as_json, out_file):
     """Turn the project's catalog into context cards and vectors in Chroma (resumable, skips unchanged items)."""
     from agent.ingest.catalog import load_catalog, load_source
-    from agent.ingest.pipeline import ingest as run_ingest
 
     given = flags(ctx)
+    run_ingest = ingest_engine(engine, ray_address, ray_actors, ray_actor_cpus)
     if catalog and given.movielens:
         raise InputError("give exactly one of --movielens DIR or --catalog FILE")
     if catalog and given.posters:
@@ -54,6 +62,25 @@ def ingest(ctx, catalog, limit, as_json, out_file):
     summary["seconds"]["total"] = round(clock.totals()["total"], 3)
     if report(summary, as_json, out_file):
         print_ingest_summary(summary)
+
+
+def ingest_engine(engine: str, address: str | None, actors: int | None, actor_cpus: int):
+    """The ingest function for ``--engine``: the one-process pipeline, or the same on Ray."""
+    ray_flags = [name for name, value in (("--ray-address", address), ("--ray-actors", actors)) if value is not None]
+    if actor_cpus != 1:
+        ray_flags.append("--ray-actor-cpus")
+    if engine == "local":
+        if ray_flags:
+            raise InputError(f"{', '.join(ray_flags)} go with --engine ray")
+        from agent.ingest.pipeline import ingest as run
+
+        return run
+    from functools import partial
+
+    from agent.ingest.ray_engine import RayOptions, import_ray, ingest_with_ray
+
+    import_ray()  # before loading the catalog: a missing extra is the first thing to say
+    return partial(ingest_with_ray, options=RayOptions(address, actors, actor_cpus))
 
 
 def print_ingest_summary(s: dict) -> None:

@@ -216,8 +216,22 @@ def _run_media(
                 image_vectors.setdefault(getattr(converter, "collection", IMAGE_COLLECTION), {})[item.id] = result.embedding
 
 
-def _ingest_batch(batch: list[Item], digests: dict[str, str], pipeline: Pipeline, store: Store, report: IngestReport,
-                  source: str | None = None) -> None:
+@dataclass
+class ItemRecord:
+    """What the store gets for one converted item; plain data, so that another process (a Ray
+    actor) can produce it and the one writer store it."""
+
+    id: str
+    title: str
+    card: str
+    vector: list[float]
+    metadata: dict
+    image_vectors: dict[str, list[float]] = field(default_factory=dict)  # collection -> vector
+
+
+def convert_batch(batch: list[Item], digests: dict[str, str], pipeline: Pipeline, report: IngestReport,
+                  source: str | None = None) -> list[ItemRecord]:
+    """Media converters, cards and text vectors for ``batch``; per-item failures go to ``report``."""
     media: dict[str, dict[str, str]] = defaultdict(dict)
     image_vectors: dict[str, dict[str, list[float]]] = {}
     failed_ids: set[str] = set()
@@ -230,16 +244,32 @@ def _ingest_batch(batch: list[Item], digests: dict[str, str], pipeline: Pipeline
         texts = [build_embedding_text(item, media[item.id]) for item in batch]
     with report.timed("embed:text"):
         vectors = pipeline.embedder.embed(texts)
+    return [
+        ItemRecord(it.id, it.title, card, [float(x) for x in vector],
+                   _metadata(it, digests[it.id], media[it.id], it.id in failed_ids, accepted[it.id], source),
+                   {name: by_id[it.id] for name, by_id in image_vectors.items() if it.id in by_id})
+        for it, card, vector in zip(batch, cards, vectors, strict=True)
+    ]
+
+
+def write_records(store: Store, records: list[ItemRecord]) -> None:
+    """Upsert keyed by item id, so writing a record twice (a retried batch) leaves it once."""
+    collections = sorted({name for r in records for name in r.image_vectors})
+    for collection in collections:
+        has = [r for r in records if collection in r.image_vectors]
+        store.upsert([r.id for r in has], [r.image_vectors[collection] for r in has], None,
+                     [{"title": r.title} for r in has], name=collection)
+    # The text record goes last: its hash marks the item done, so a kill before this line
+    # means the item is redone next run.
+    store.upsert([r.id for r in records], [r.vector for r in records], [r.card for r in records],
+                 [r.metadata for r in records], name=TEXT_COLLECTION)
+
+
+def _ingest_batch(batch: list[Item], digests: dict[str, str], pipeline: Pipeline, store: Store, report: IngestReport,
+                  source: str | None = None) -> None:
+    records = convert_batch(batch, digests, pipeline, report, source)
     with report.timed("write"):
-        metas = [_metadata(it, digests[it.id], media[it.id], it.id in failed_ids, accepted[it.id], source)
-                 for it in batch]
-        for collection, vectors_by_id in image_vectors.items():
-            titles_by_id = {it.id: {"title": it.title} for it in batch}
-            ids = list(vectors_by_id)
-            store.upsert(ids, [vectors_by_id[i] for i in ids], None, [titles_by_id[i] for i in ids], name=collection)
-        # The text record goes last: its hash marks the item done, so a kill before this line
-        # means the item is redone next run.
-        store.upsert([it.id for it in batch], vectors, cards, metas, name=TEXT_COLLECTION)
+        write_records(store, records)
     report.ingested += len(batch)
 
 
@@ -248,20 +278,9 @@ def ingest(items: list[Item], store: Store, settings: Settings, rejected: list[R
     """Store what changed in ``items``, each tagged with ``source`` (the catalog's path). With a
     ``source`` and ``prune`` (``items`` is the whole catalog, not a ``--limit`` sample), also delete
     the stored items of that catalog it no longer has; items of other catalogs in the store stay."""
-    report = IngestReport(store=store.location, total=len(items) + sum(not r.kept for r in rejected or []))
-    report.skipped.extend(rejected or [])
+    report = new_report(store, rejected)
     apply_thread_settings(settings)
-    with report.timed("setup"):
-        pipeline = build_pipeline(settings, catalog_modalities(items))
-    report.notes.extend(pipeline.notes)
-    with report.timed("hash"):
-        template = _card_template_digest()
-        digests = {it.id: content_hash(it, pipeline.versions(it), template) for it in items}
-        stored = store.hashes(list(digests))
-    todo = [it for it in items if stored.get(it.id) != digests[it.id]]
-    report.unchanged = len(items) - len(todo)
-    with report.timed("remove"):
-        remove_dropped(items, store, report, prune, source)
+    pipeline, digests, todo = plan_ingest(items, store, settings, report, prune, source)
     if not todo:
         report.items_in_store = store.count()
         return report
@@ -277,6 +296,32 @@ def ingest(items: list[Item], store: Store, settings: Settings, rejected: list[R
                 converter.close()  # e.g. stop OCR worker processes
     report.items_in_store = store.count()
     return report
+
+
+def new_report(store: Store, rejected: list[RowError] | None) -> IngestReport:
+    report = IngestReport(store=store.location, total=sum(not r.kept for r in rejected or []))
+    report.skipped.extend(rejected or [])
+    return report
+
+
+def plan_ingest(items: list[Item], store: Store, settings: Settings, report: IngestReport, prune: bool,
+                source: str | None, factory=None) -> tuple[Pipeline, dict[str, str], list[Item]]:
+    """The converters, every item's content hash, and the items whose stored hash differs (the
+    work); counts the unchanged and removes what the catalog dropped. ``factory``: how the
+    pipeline is built (``build_pipeline`` by default)."""
+    report.total += len(items)
+    with report.timed("setup"):
+        pipeline = (factory or build_pipeline)(settings, catalog_modalities(items))
+    report.notes.extend(pipeline.notes)
+    with report.timed("hash"):
+        template = _card_template_digest()
+        digests = {it.id: content_hash(it, pipeline.versions(it), template) for it in items}
+        stored = store.hashes(list(digests))
+    todo = [it for it in items if stored.get(it.id) != digests[it.id]]
+    report.unchanged = len(items) - len(todo)
+    with report.timed("remove"):
+        remove_dropped(items, store, report, prune, source)
+    return pipeline, digests, todo
 
 
 def remove_dropped(items: list[Item], store: Store, report: IngestReport, prune: bool, source: str | None) -> None:

@@ -22,9 +22,11 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from agent.core.config import Settings
 
+T, R = TypeVar("T"), TypeVar("R")
 _LOCK = threading.Lock()
 _LOADED: dict[tuple, LoadedLlm] = {}
 FORWARD_TOKENS: int = Settings.model_fields["max_forward_tokens"].default
@@ -252,9 +254,12 @@ def over_prefix(module, cache, input_ids, position_ids, attention_mask):
 def continuation_logprobs(llm: LoadedLlm, prompt: str, options: Sequence[str]) -> list[float]:
     """Log-probability of each option's tokens after ``prompt``: the prompt runs once, its key/value
     cache is repeated for a batch of the (right-padded) options. The same numbers as running every
-    option after the whole prompt, without re-reading a long prompt once per option."""
+    option after the whole prompt, without re-reading a long prompt once per option. An LLM on a
+    server (agent.llm_server.RemoteLlm) scores there."""
     import torch
 
+    if not isinstance(llm, LoadedLlm):
+        return llm.continuation_logprobs(prompt, options)
     tok = llm.tokenizer
     rows = [tok(o, add_special_tokens=False)["input_ids"] for o in options]
     width, n = max(len(r) for r in rows), len(rows)
@@ -299,11 +304,14 @@ class LoadedLlm:
         max_new_tokens: int = 60,
         on_token: Callable[[int, str], None] | None = None,
         stop: Sequence[str] = ("\n\n",),
+        allowed_tokens: Callable[[int, list[int]], Sequence[int]] | None = None,
     ) -> list[str]:
         """Greedy continuations of a batch of prompts (left-padded, one forward pass per step).
 
         ``on_token(i, text)`` streams each new piece of prompt i as it is produced. Generation of a
         row ends at the EOS token, at any ``stop`` string (not included) or at ``max_new_tokens``.
+        ``allowed_tokens(i, new_ids)``: the token ids prompt i may write next, given the ids it has
+        written (constrained decoding: every other token is masked out before the argmax).
         Within the token budget: a prompt too long for it loses its start (:func:`keep_end`), and
         a batch too large for one pass runs as several smaller batches.
         """
@@ -314,13 +322,15 @@ class LoadedLlm:
         texts: list[str] = [""] * len(encoded)
         for group in row_groups([len(e) for e in encoded], max_new_tokens, budget):
             rows = self._generate_rows([encoded[i] for i in group], max_new_tokens, stop,
-                                       None if on_token is None else _offset_callback(on_token, group))
+                                       None if on_token is None else _offset_callback(on_token, group),
+                                       None if allowed_tokens is None else _offset_callback(allowed_tokens, group))
             for i, text in zip(group, rows, strict=True):
                 texts[i] = text
         return texts
 
     def _generate_rows(self, encoded: list[list[int]], max_new_tokens: int, stop: Sequence[str],
-                       on_token: Callable[[int, str], None] | None) -> list[str]:
+                       on_token: Callable[[int, str], None] | None,
+                       allowed_tokens: Callable[[int, list[int]], Sequence[int]] | None = None) -> list[str]:
         """Greedy generation of one batch of token-id prompts (see :meth:`generate`)."""
         import torch
 
@@ -343,7 +353,11 @@ class LoadedLlm:
                 out = self.model(input_ids=step_ids, attention_mask=mask, position_ids=positions,
                                  use_cache=True, **{cache_kwarg(self.model): cache})
                 cache = returned_cache(out)
-                next_ids = out.logits[:, -1, :].argmax(-1)
+                logits = out.logits[:, -1, :]
+                if allowed_tokens is not None:
+                    logits = _restricted(logits, [None if d else allowed_tokens(i, new_tokens[i])
+                                                  for i, d in enumerate(done)])
+                next_ids = logits.argmax(-1)
                 for i, t in enumerate(next_ids.tolist()):
                     if done[i]:
                         continue
@@ -366,6 +380,19 @@ class LoadedLlm:
         return [t.strip() for t in texts]
 
 
-def _offset_callback(on_token: Callable[[int, str], None], group: list[int]) -> Callable[[int, str], None]:
-    """``on_token`` for a sub-batch: its row i is prompt ``group[i]`` of the whole batch."""
-    return lambda i, text: on_token(group[i], text)
+def _offset_callback(on_token: Callable[[int, T], R], group: list[int]) -> Callable[[int, T], R]:
+    """``on_token`` (or ``allowed_tokens``) for a sub-batch: its row i is prompt ``group[i]`` of the whole batch."""
+    return lambda i, value: on_token(group[i], value)
+
+
+def _restricted(logits, allowed: Sequence[Sequence[int] | None]):
+    """``logits`` with every token outside row i's ``allowed[i]`` at -inf (None or empty: no limit)."""
+    import torch
+
+    masked = logits.clone()
+    for i, ids in enumerate(allowed):
+        if ids:
+            keep = torch.full_like(masked[i], float("-inf"))
+            keep[torch.as_tensor(list(ids), dtype=torch.long)] = 0.0
+            masked[i] += keep
+    return masked

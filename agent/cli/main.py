@@ -13,6 +13,7 @@ from agent.cli import (  # noqa: F401 - imported for their commands
     chat,
     config,
     converters,
+    engines,
     evaluate,
     finetune,
     image_encoder,

@@ -101,6 +101,27 @@ def default_data_dir() -> Path | None:
     return beside if beside.is_dir() else None
 
 
+class LlmServer(ConfigBase):
+    """One OpenAI-compatible LLM server (vLLM's ``vllm serve``, or any /v1/completions endpoint)
+    serving an LLM role when ``llm_backend = "openai"`` (agent/llm_server.py)."""
+
+    url: str = Field(
+        description="Base URL of the server's OpenAI API, ending in /v1, e.g. http://127.0.0.1:8000/v1.",
+        pattern=r"^https?://\S+$",
+    )
+    model: str = Field(
+        "", max_length=200,
+        description=(
+            "The served model name of the base model (vLLM --served-model-name); empty = the role's name."
+        ),
+    )
+    api_key_env: str = Field(
+        "", max_length=200,
+        description="Environment variable holding the server's API key (sent as a bearer token); empty = none.",
+    )
+    timeout_s: float = Field(120.0, gt=0, le=3600, description="Seconds one request to the server may take.")
+
+
 class Settings(ConfigBase):
     """Runtime settings of every command: ``recsage --config FILE`` (TOML) or ``RECSAGE_CONFIG``."""
 
@@ -269,6 +290,20 @@ class Settings(ConfigBase):
             "the LLM alone, or rules alone; `recsage bench chat` measures all three."
         ),
     )
+    chat_tool_prompt: Literal["list", "turns"] = Field(
+        "list",
+        description=(
+            "How the tool chooser's prompt shows the tools' examples: in the system prompt, scores "
+            "calibrated (list; suits SmolLM2-135M), or as earlier chat turns (turns; suits the Qwen roles)."
+        ),
+    )
+    understanding: Literal["rules", "llm"] = Field(
+        "rules",
+        description=(
+            "How a conversation becomes a structured request: rules only, or rules plus the LLM "
+            "(task_models.understand) writing JSON under a schema, merged (agent/chat/understand.py; slower)."
+        ),
+    )
     chat_explain: bool = Field(
         True, description="Chat answers explain each recommended item (LLM explanations; slower)."
     )
@@ -278,6 +313,14 @@ class Settings(ConfigBase):
             "When a generated explanation fails the grounding check, generate once more with a stricter "
             "prompt before falling back to the template: more LLM sentences, about twice the explain time "
             "(the quality setting; off keeps `recommend --explain` within its latency budget)."
+        ),
+    )
+    explain_constrained: bool = Field(
+        True,
+        description=(
+            "Constrain the explanation LLM's decoding to words its evidence supports (plus connectives), "
+            "so generated sentences pass the grounding check; off lets it write freely (then most fail "
+            "and the template is delivered)."
         ),
     )
 
@@ -339,6 +382,65 @@ class Settings(ConfigBase):
         description="Seconds `recsage serve` keeps an idle client connection open.",
     )
 
+    # --- model queues of the HTTP server (agent/core/batching.py, agent/server/queues.py) ----------
+    serve_batching: bool = Field(
+        True,
+        description=(
+            "The server gathers concurrent requests' model work (explanations, reranking) into shared "
+            "forward passes through one queue per model; off: each request runs its own calls in turn."
+        ),
+    )
+    batch_window_ms: float = Field(
+        5.0, ge=0, le=1000,
+        description="Milliseconds a model queue waits after the oldest waiting request for others to join its batch.",
+    )
+    batch_models: list[Literal["explain", "rerank"]] = Field(
+        ["explain"],
+        description=(
+            "Which models get a queue when serve_batching is on. The reranker's jobs share no prompt "
+            "prefix, so its queue only runs them one after another (worth it where the model runs "
+            "remotely or on an accelerator; docs/architecture.md has the CPU measurement)."
+        ),
+    )
+    batch_max_rows: int = Field(
+        16, ge=1, le=4096,
+        description=(
+            "Rows (explanations, reranking jobs) one gathered forward takes at most; a pass is also kept "
+            "within max_forward_tokens."
+        ),
+    )
+    batch_rank_first_s: float = Field(
+        60.0, ge=0, le=600,
+        description=(
+            "Seconds at most the explanation queue waits while chat turns that arrived before its oldest "
+            "job are still choosing a tool or ranking (items reach every chat sooner); 0: never waits."
+        ),
+    )
+
+    # --- LLM server backend (agent/llm_server.py): issue 14, an OpenAI-compatible server per LLM role ---
+    llm_backend: Literal["local", "openai"] = Field(
+        "local",
+        description=(
+            "Where LLM roles run: \"local\" (in this process) or \"openai\" (an OpenAI-compatible server "
+            "such as vLLM, one per role in llm_servers; roles without one stay local)."
+        ),
+    )
+    llm_servers: dict[str, LlmServer] = Field(
+        default_factory=dict,
+        description=(
+            "LLM role -> server, e.g. [llm_servers.llm] url = \"http://127.0.0.1:8000/v1\" (used when "
+            f"llm_backend = \"openai\"). Roles: {', '.join(LLM_ROLES)}. Keys of a server: "
+            + "; ".join(f"{k}: {f.description.rstrip('.')}" for k, f in LlmServer.model_fields.items())
+        ),
+    )
+    rerank_server_adapter: str = Field(
+        "rerank", max_length=200,
+        description=(
+            "Served name of the reranker's LoRA adapter on the LLM server (vLLM --lora-modules NAME=PATH), "
+            "sent as the request's model; unused when rerank_adapter is empty (the base model is asked)."
+        ),
+    )
+
     @model_validator(mode="after")
     def _limits_agree(self) -> Self:
         """Ranges given the wrong way round would refuse every input; say so at load time."""
@@ -354,6 +456,14 @@ class Settings(ConfigBase):
         value = value.strip()
         if value != "memory" and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError('use "memory" or a Redis URL (redis://host:6379/0, rediss://..., unix:///path.sock)')
+        return value
+
+    @field_validator("llm_servers")
+    @classmethod
+    def _known_server_roles(cls, value: dict) -> dict:
+        unknown = sorted(set(value) - set(LLM_ROLES))
+        if unknown:
+            raise ValueError(f"unknown LLM role(s) {unknown} in llm_servers; roles: {', '.join(LLM_ROLES)}")
         return value
 
     @field_validator("rerank_adapter", mode="before")

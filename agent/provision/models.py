@@ -119,10 +119,16 @@ def model_path(settings: Settings, role_name: str) -> Path | str:
 
 def llm_for(settings: Settings, task: str, adapter: Path | str | None = None, dtype: str = "auto"):
     """The shared LLM that serves ``task`` (``settings.task_models``; agent.core.config.LLM_TASKS),
-    loaded once per (role path, adapter, dtype) by :func:`agent.llm.load_llm`."""
+    loaded once per (role path, adapter, dtype) by :func:`agent.llm.load_llm`; or the role on its LLM
+    server (``llm_backend = "openai"``, agent.llm_server), where adapters are served by name and the
+    server's dtype holds."""
     from agent.llm import load_llm
+    from agent.llm_server import remote_llm, uses_server
 
-    return load_llm(settings, model_path(settings, settings.llm_role(task)), adapter=adapter, dtype=dtype)
+    role = settings.llm_role(task)
+    if uses_server(settings, role):
+        return remote_llm(settings, role, model_path(settings, role))
+    return load_llm(settings, model_path(settings, role), adapter=adapter, dtype=dtype)
 
 
 def source_text(role: Role) -> str:

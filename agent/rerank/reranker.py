@@ -96,8 +96,13 @@ class LlmReranker:
         tokenizer=None,
         path: Path | str | None = None,
         batch_size: int = 32,
+        server=None,
     ):
         self.settings = settings
+        # an agent.llm_server.RemoteLlm: scores come from the LLM server's label log-probabilities
+        self.server = server
+        if server is not None and tokenizer is None:
+            tokenizer = server.tokenizer
         self.card_chars = card_chars
         self.batch_size = batch_size
         self._path = path
@@ -129,7 +134,7 @@ class LlmReranker:
 
     @property
     def tokenizer(self):
-        if self._model is None or self._tokenizer is None:
+        if self._tokenizer is None or (self._model is None and self.server is None):
             self._load()
         return self._tokenizer
 
@@ -203,9 +208,11 @@ class LlmReranker:
     def pointwise_scores(self, request: str, cards: Sequence[str], history: Sequence[str] = ()) -> list[float]:
         """logit(yes) - logit(no) per card: the shared prompt prefix's key/value cache is computed
         once, then all candidates' suffixes run over it in one pass, packed into a few rows
-        (see :func:`pack_suffixes`)."""
+        (see :func:`pack_suffixes`). With an LLM server: :meth:`server_scores`."""
         import torch
 
+        if self.server is not None:
+            return self.server_scores(request, cards, history)
         prefix_text, suffix_template = self._pointwise_parts(request, history)
         tok = self.tokenizer
         suffixes = [
@@ -238,6 +245,24 @@ class LlmReranker:
             "prefix_tokens": int(p_len),
             "tokens": int(p_len + sum(len(s) for s in suffixes)),
         })
+        return scores
+
+    def server_scores(self, request: str, cards: Sequence[str], history: Sequence[str] = ()) -> list[float]:
+        """logprob(yes) - logprob(no) per card from the LLM server, on the very token ids the local
+        path reads (prefix ids + suffix ids); equal to the logit margin, the softmax's normaliser
+        cancels. ``last_stats["missing_labels"]``: labels the server did not return (top-k fallback)."""
+        prefix_text, suffix_template = self._pointwise_parts(request, history)
+        tok = self.tokenizer
+        prefix = tok(prefix_text, add_special_tokens=False)["input_ids"]
+        prompts = [prefix + tok(self.candidate_text(card) + suffix_template, add_special_tokens=False)["input_ids"]
+                   for card in cards]
+        yes, no = self._yes_no_tokens()
+        rows, missing = self.server.label_logprobs(prompts, yes + no)
+        scores = [float(np.logaddexp.reduce([r[t] for t in yes]) - np.logaddexp.reduce([r[t] for t in no]))
+                  for r in rows]
+        self.last_stats.update({"mode": "server", "prefix_tokens": len(prefix),
+                                "tokens": sum(len(p) for p in prompts),
+                                "missing_labels": missing})
         return scores
 
     def _yes_no_tokens(self) -> tuple[list[int], list[int]]:
@@ -316,4 +341,6 @@ def load_reranker(settings, dtype: str = "auto") -> LlmReranker:
             "or set rerank_adapter = \"\" for the zero-shot model"
         )
     llm = llm_for(settings, "rerank", adapter=adapter or None, dtype=dtype)
+    if hasattr(llm, "label_logprobs"):  # on an LLM server: the adapter is asked for by its served name
+        return LlmReranker(settings, server=llm.for_model(settings.rerank_server_adapter) if adapter else llm)
     return LlmReranker(settings, model=llm.model, tokenizer=llm.tokenizer)

@@ -147,7 +147,8 @@ def test_the_checker_sees_cycles_and_forbidden_edges():
 STAGE_IMPORTS = {
     "agent.core": {},
     "agent.llm": {"agent.core"},
-    "agent.provision": {"agent.core", "agent.llm"},
+    "agent.llm_server": {"agent.core", "agent.llm"},
+    "agent.provision": {"agent.core", "agent.llm", "agent.llm_server"},
     "agent.ingest": {"agent.core", "agent.plugins", "prompts"},
     "agent.retrieval": {"agent.core", "agent.ingest"},
     "agent.rerank": {"agent.core", "agent.ingest", "agent.llm", "agent.provision", "agent.retrieval", "prompts"},

@@ -62,22 +62,24 @@ def _explain(context: ToolContext) -> bool:
                 r"\bi (want|need|feel like)\b", r"\blight(er)?\b|\bdarker\b|\bfunnier\b|\bscarier\b",
                 r"\bnot (that|this|the \w+)\b|\bseen (it|that)\b|\bsomething else\b",
                 r"\b(give|show) me\b", r"\bsomething\b", r"\bmovie night\b", r"\bfor me\b"),
-      examples=("a scary movie for Halloween",))
+      examples=("a scary movie for Halloween", "any ideas for a cozy evening with my parents?"))
 def recommend(context: ToolContext, query: str = "", user: str | None = None,
               facets: dict[str, tuple[str, ...]] | None = None, year_min: int | None = None, year_max: int | None = None, exclude: tuple[str, ...] = (),
-              avoid_genres: tuple[str, ...] = (), liked: tuple[str, ...] = (), k: int = DEFAULT_K) -> Observation:
+              avoid_genres: tuple[str, ...] = (), liked: tuple[str, ...] = (), mentioned: tuple[str, ...] = (),
+              k: int = DEFAULT_K) -> Observation:
     """Recommend movies for a request (mood, theme, genre) and/or a user's taste, each with a reason."""
     result = context.recommender.recommend(
         user=user, query=query or None, k=k, filters=_filters(facets, year_min, year_max),
         exclude=_excluded_ids(context, exclude, avoid_genres), explain=_explain(context),
         **({"liked": list(liked)} if liked and user is None else {}),
+        **({"mentioned": list(mentioned)} if mentioned and user is None else {}),
     )
     return _items_observation(result, "recommendations")
 
 
 @tool(triggers=(r"\bsearch\b", r"\bfind\b", r"\blook(ing)? up\b", r"\bwhich (movies?|films?)\b",
                 r"\b(is|are) there (any )?(movies?|films?)\b", r"\blist (movies?|films?)\b"),
-      examples=("find movies about volcanoes",))
+      examples=("find movies about volcanoes", "are there films set on a submarine?"))
 def search_catalog(context: ToolContext, query: str, k: int = DEFAULT_K) -> Observation:
     """Search the catalog by words (title, plot, genre, tags), not personalised."""
     result = context.recommender.recommend(query=query, k=k, explain=False)
@@ -87,7 +89,7 @@ def search_catalog(context: ToolContext, query: str, k: int = DEFAULT_K) -> Obse
 @tool(triggers=(r"\btell me (more )?about\b", r"\bdetails?\b", r"\bwho (directed|stars|is in)\b",
                 r"\bwhat is (it|that|the \w+ one) about\b", r"\bplot\b", r"\binfo(rmation)?\b", r"\bcast\b",
                 r"\bwhat('s| is) .* about\b"),
-      examples=("who stars in Jaws?",))
+      examples=("who stars in Jaws?", "when did the third one come out?"))
 def item_details(context: ToolContext, item: str) -> Observation:
     """Facts about one movie (year, genres, tags, plot, people), by id or title."""
     item_id = context.catalog.resolve(item) if context.catalog is not None else item
@@ -97,7 +99,7 @@ def item_details(context: ToolContext, item: str) -> Observation:
 
 @tool(triggers=(r"\bmore like\b", r"\bsimilar\b", r"\blike (the )?\w+ one\b", r"\bin the same (vein|spirit|style)\b",
                 r"\bsomething like\b", r"\bif i liked\b", r"\b(same|similar) (vibe|feel)\b"),
-      examples=("more like Jaws",))
+      examples=("more like Jaws", "I enjoyed Groundhog Day, anything close to it?"))
 def similar_items(context: ToolContext, item: str, exclude: tuple[str, ...] = (),
                   facets: dict[str, tuple[str, ...]] | None = None, year_min: int | None = None, year_max: int | None = None, k: int = DEFAULT_K) -> Observation:
     """Movies similar to one given movie (by id, by title, or by its place in the last answer)."""
@@ -119,10 +121,11 @@ def similar_items(context: ToolContext, item: str, exclude: tuple[str, ...] = ()
 
 @tool(triggers=(r"\bonly\b", r"\bjust\b", r"\bfilter\b", r"\b(after|before|since|between|until) (19|20)\d\d\b",
                 r"\b(from|in) the (19|20)?\d0'?s\b", r"\bolder\b|\bnewer\b|\brecent\b", r"\bkeep\b"),
-      examples=("only dramas",))
+      examples=("only dramas", "keep the ones made before 1970"))
 def filter_items(context: ToolContext, facets: dict[str, tuple[str, ...]] | None = None, year_min: int | None = None,
                  year_max: int | None = None, query: str = "", user: str | None = None,
-                 exclude: tuple[str, ...] = (), k: int = DEFAULT_K) -> Observation:
+                 exclude: tuple[str, ...] = (), liked: tuple[str, ...] = (), mentioned: tuple[str, ...] = (),
+                 k: int = DEFAULT_K) -> Observation:
     """Narrow the current recommendations to genres (or other facets) and/or a year range."""
     values = [v for vs in (facets or {}).values() for v in vs]
     if not values and year_min is None and year_max is None:
@@ -131,12 +134,12 @@ def filter_items(context: ToolContext, facets: dict[str, tuple[str, ...]] | None
     if not query and user is None:
         query = " ".join(values) or "popular movies"
     return recommend(context, query=query, user=user, facets=facets, year_min=year_min, year_max=year_max,
-                     exclude=exclude, k=k)
+                     exclude=exclude, liked=liked, mentioned=mentioned, k=k)
 
 
 @tool(triggers=(r"\bhistory\b", r"\b(have i|i have|i've|did i) (seen|watched|rated)\b", r"\bmy (ratings|movies)\b",
                 r"\bwhat (did|has) (i|user \d+)\b", r"\brated\b"),
-      examples=("what has user 12 rated?",))
+      examples=("what has user 12 rated?", "remind me which movies I gave high ratings"))
 def user_history(context: ToolContext, user: str, k: int = DEFAULT_K) -> Observation:
     """What a user has rated, most recent first (their taste, for the chat)."""
     if context.catalog is None:
@@ -207,7 +210,7 @@ class TranscribeAudio(_ConverterTool):
     label = "transcript"
     triggers = (r"\.(wav|mp3|flac|ogg|m4a|opus|webm)\b", r"\btranscri", r"\bvoice (note|message)\b",
                 r"\b(listen|audio|recording)\b")
-    examples = ("transcribe note.m4a",)
+    examples = ("transcribe note.m4a", "what did I say in clip.wav?")
 
     def text_of(self, conversion) -> str:
         return conversion.details.get("text", "")
@@ -222,7 +225,7 @@ class DescribeImage(_ConverterTool):
     empty = "no readable text in {what}; without CLIP weights a photo is read by OCR only"
     label = "text on the image"
     triggers = (r"\.(jpe?g|png|webp|gif|bmp|tiff?)\b", r"\b(photo|picture|image|poster|screenshot)\b")
-    examples = ("read the poster in scan.png",)
+    examples = ("read the poster in scan.png", "what is written on cover.jpg?")
 
     def text_of(self, conversion) -> str:
         return conversion.card_fields.get("poster_text", "")

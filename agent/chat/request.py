@@ -45,6 +45,10 @@ class Request:
     liked: list[str] = field(default_factory=list)
     disliked: list[str] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)
+    mentioned: list[str] = field(default_factory=list)
+    """Every title either side named, first mention order: what the conversation is about, a
+    second pseudo-history beside ``liked`` (a suggestion the person did not answer still says
+    what kind of film is being talked about)."""
     named: list[str] = field(default_factory=list)
     """Every title the person named: never recommended again. Titles the assistant named stay
     recommendable ("only after 2000" narrows the list just shown) unless the person said seen or no."""
@@ -58,6 +62,11 @@ class Request:
     """What the last message asks for now, as search words ("" when it asks nothing new)."""
 
     @property
+    def liked_ids(self) -> list[str]:
+        """Liked titles the person did not also turn down: the pseudo-history."""
+        return [i for i in self.liked if i not in self.disliked]
+
+    @property
     def exclude(self) -> list[str]:
         return list(dict.fromkeys([*self.named, *self.seen, *self.disliked]))
 
@@ -68,6 +77,7 @@ class Request:
         for message in messages:
             text = str(message.get("content") or "")
             titles, rest = _titles_and_rest(text, catalog)
+            _add(request.mentioned, [t for t, _ in titles])
             if message.get("role") == "assistant":
                 pending = [t for t, _ in titles]
             elif message.get("role") == "user":
@@ -117,6 +127,27 @@ class Request:
             if not against:
                 kept.append(clause)
         return " ".join(kept)
+
+
+def read_request(messages: list[dict], catalog, settings=None) -> Request:
+    """The one way every surface understands a request: the chat (each turn), ``/v1/chat`` and
+    ``/v1/chat/completions`` (their messages), ``recommend --query`` and ``/v1/recommend`` (one user
+    message). ``messages``: OpenAI-style ``{"role", "content"}``; ``catalog``: a ChatCatalog.
+    Rules today; ``settings`` is where a model-written reading is chosen."""
+    request = Request.from_conversation(messages, catalog)
+    if getattr(settings, "understanding", "rules") == "llm":  # rules stay the fast path and the fallback
+        from agent.chat.understand import understand_with_settings
+
+        request = understand_with_settings(request, messages, catalog, settings)
+    return request
+
+
+def retrieval_arguments(request: Request) -> dict:
+    """What agent.recommend.Recommender.recommend takes from a request, as plain values (agent.chat
+    does not import agent.retrieval): the pseudo-histories, the exclusions, facet values and years
+    for its Filters."""
+    return {"liked": request.liked_ids, "mentioned": list(request.mentioned), "exclude": request.exclude,
+            "facets": dict(request.facets), "year_min": request.year_min, "year_max": request.year_max}
 
 
 def _mentions_against(clause: str, values: tuple[str, ...]) -> bool:

@@ -44,6 +44,8 @@ class ChatState:
     """Titles the conversation says the person liked (agent.chat.request): a pseudo-history."""
     avoid: list[str] = field(default_factory=list)
     """Titles named, seen or disliked in the conversation: never recommended."""
+    mentioned: list[str] = field(default_factory=list)
+    """Every title either side named (agent.chat.request): a second pseudo-history."""
     turns: list[dict] = field(default_factory=list)
     """The conversation as OpenAI-style messages (bounded by :meth:`trim` after every turn)."""
 
@@ -116,8 +118,9 @@ class ChatState:
     def read_conversation(self, request) -> None:
         """Take the whole conversation's titles (an agent.chat.request.Request): liked titles steer
         retrieval, named/seen/disliked ones are never recommended again."""
-        self.liked = [i for i in request.liked if i not in request.disliked]
+        self.liked = request.liked_ids
         self.avoid = request.exclude
+        self.mentioned = list(request.mentioned)
 
     def query_text(self) -> str:
         """The request as the retriever should read it: the text plus the mood's words."""
@@ -137,6 +140,7 @@ class ChatState:
             "year_max": self.year_max,
             "exclude": list(dict.fromkeys([*self.excluded, *self.avoid])),
             "liked": list(self.liked),
+            "mentioned": list(self.mentioned),
             "avoid_genres": list(MOOD_AVOID.get(self.mood or "", ())),
             "path": slots.path,
         }
@@ -201,6 +205,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "user": (str, type(None)), "query": (str,), "search": (str,), "mood": (str, type(None)), "facets": (dict,),
     "year_min": (int, type(None)), "year_max": (int, type(None)), "excluded": (list,), "shown": (list,),
     "focus": (str, type(None)), "liked": (list,), "avoid": (list,), "turns": (list,),
+    "mentioned": (list,),
 }
 """The JSON type of each stored field (``bool`` is refused where an int is meant)."""
 
@@ -209,7 +214,7 @@ def _check_field(name: str, value: Any) -> None:
     ok = isinstance(value, _FIELD_TYPES[name]) and not isinstance(value, bool)
     if ok and name == "facets":
         ok = all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in value.values())
-    elif ok and name in ("excluded", "liked", "avoid"):
+    elif ok and name in ("excluded", "liked", "avoid", "mentioned"):
         ok = all(isinstance(x, str) for x in value)
     elif ok and name in ("shown", "turns"):
         ok = all(isinstance(x, dict) for x in value)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from agent.cli.base import (
@@ -72,3 +74,24 @@ def bench_retrieve(ctx, users, as_json, out_file):
     for r in rows:
         table.add_row(r["system"], str(r["users"]), f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}", f"{r['max_ms']:.1f}")
     table_console().print(table)
+
+
+@cli.command("train-dialogues")
+@project_options()
+@click.option("--dialogues", "dialogues_file", type=click.Path(path_type=Path), required=True,
+              help="ReDial TRAINING dialogues (RECSAGE_DATA/redial/train_data.jsonl), never the ones you evaluate on.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N dialogues.")
+@output_options
+@click.pass_context
+def train_dialogues_cmd(ctx, dialogues_file, limit, as_json, out_file):
+    """Count what recommenders named and which movies were named together in training dialogues:
+    the dialogue prior the conversation retrieval fuses (<artifacts>/dialogues/)."""
+    from agent.cli.base import chat_catalog
+    from finetune.dialogues import train_dialogue_prior
+
+    catalog = chat_catalog(ctx)
+    summary = train_dialogue_prior(dialogues_file, catalog.items.values(), catalog.rating_counts(),
+                                   project(ctx).store.artifacts_dir, limit)
+    if report(summary, as_json, out_file):
+        click.echo(f"{summary['dialogues']} dialogues, {summary['movies']} movies, {summary['pairs']} pairs "
+                   f"-> {summary['path']}", err=True)

@@ -45,7 +45,7 @@ class FakeRecommender:
         return score - int(item.id.lstrip("p")) / 1000  # stable, id-ordered ties
 
     def recommend(self, *, user=None, history=None, k=10, query=None, image=None, audio=None, filters=None,
-                  exclude=(), explain=False, rerank=None, liked=()) -> dict:
+                  exclude=(), explain=False, rerank=None, liked=(), mentioned=()) -> dict:
         with self.lock:
             self.calls.append({"user": user, "history": history, "query": query, "filters": filters,
                                "exclude": list(exclude), "k": k, "explain": explain, "liked": list(liked)})

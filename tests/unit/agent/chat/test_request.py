@@ -1,7 +1,7 @@
 """The structured request read from a whole conversation (agent/chat/request.py), on hand-made dialogues."""
 
 from agent.chat.catalog import ChatCatalog
-from agent.chat.request import Request, named_titles
+from agent.chat.request import Request, named_titles, read_request
 from agent.ingest.catalog import Item
 
 ITEMS = [
@@ -72,3 +72,16 @@ def test_facets_wanted_unwanted_years_and_need():
     assert r.unwanted == {"genres": ("Horror",)}
     assert (r.year_min, r.year_max) == (1980, 1989)
     assert "cops" in r.need.split() and "horror" not in r.need.split()
+
+
+def test_every_title_either_side_named_is_mentioned_in_order():
+    r = read_request([user("a movie like Super Troopers (2001)?"), assistant("Try Police Academy (1984)"),
+                      user("ok, any other?")], catalog())
+    assert r.mentioned == ["1", "3"]
+    assert r.named == ["1"]  # the assistant's unanswered suggestion stays recommendable
+    assert r.liked_ids == ["1"]
+
+
+def test_liked_ids_drop_a_title_also_turned_down():
+    r = Request(liked=["1", "3"], disliked=["3"])
+    assert r.liked_ids == ["1"]

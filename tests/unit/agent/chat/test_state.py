@@ -22,7 +22,7 @@ def full_state() -> ChatState:
         shown=[{"id": "1", "title": "Toy Story", "year": 1995, "score": np.float32(0.5), "rank": np.int64(1),
                 "facets": {"genres": ["Animation", "Comedy"]}},
                {"id": "8", "title": "Cars", "year": 2006, "score": 0.25, "explanation": None}],
-        focus="8", liked=["5"], avoid=["6"],
+        focus="8", liked=["5"], avoid=["6"], mentioned=["5", "9"],
         turns=[{"role": "user", "content": "funny toys please"},
                {"role": "assistant", "content": "Try Toy Story (id 1) or Cars (id 8)."}],
     )
@@ -83,3 +83,13 @@ def test_to_dict_is_plain_json():
 def test_bad_stored_states_are_refused_with_the_reason(data, says):
     with pytest.raises(InputError, match=says):
         ChatState.from_dict(data)
+
+
+def test_the_conversations_titles_reach_a_tool_that_takes_them():
+    from agent.chat.request import Request
+
+    state = ChatState()
+    state.read_conversation(Request(liked=["1", "2"], disliked=["2"], mentioned=["1", "2", "3"], named=["1"]))
+    parameters = {"properties": {"liked": {}, "mentioned": {}, "exclude": {}}}
+    assert state.arguments(parameters, Slots(text="any other?")) == {
+        "liked": ["1"], "mentioned": ["1", "2", "3"], "exclude": ["1", "2"]}

@@ -22,6 +22,8 @@ from agent.llm import continuation_logprobs
 RULE_WEIGHT = 4.0
 """Log-probability units per matching trigger: a trigger outweighs all but a confident LLM."""
 MODES = ("combined", "llm", "rules")
+STYLES = ("list", "turns")
+"""Prompt styles (setting ``chat_tool_prompt``): "list" suits SmolLM2-135M, "turns" the Qwen roles."""
 LLM_FLOOR = -RULE_WEIGHT
 """Calibrated log-probabilities are clipped here in combined mode, so one matching trigger always
 outweighs the LLM's aversion (calibration can push a tool far down, e.g. user_history for "what have I
@@ -57,31 +59,61 @@ def _log_softmax(values: dict[str, float]) -> dict[str, float]:
     return {k: v - norm for k, v in values.items()}
 
 
+def example_turns(tools: Mapping[str, Tool]) -> list[tuple[str, str]]:
+    """(example message, tool name), taking one example of each tool in turn: shown in blocks, the
+    tool whose examples come last would be favoured (small models copy the latest answer)."""
+    queues = [[(e, t.name) for e in t.examples] for t in tools.values()]
+    return [q[i] for i in range(max((len(q) for q in queues), default=0)) for q in queues if i < len(q)]
+
+
+def _required(tool: Tool) -> list[str]:
+    """The arguments a tool cannot run without: they tell tools with similar summaries apart
+    (``similar_items(item)`` needs a movie, ``recommend()`` does not)."""
+    return list(tool.parameters.get("required", []))
+
+
+def _turn(message: str, shown: list[str] = (), user: str | None = None) -> str:
+    return prompts.render("chat_tool_choice_user.j2", message=message, shown="; ".join(shown[:5]), user=user)
+
+
 class ToolChooser:
     """Constrained tool choice; ``llm`` is a zero-argument loader so the model loads on first use."""
 
-    def __init__(self, llm: Callable[[], object] | None, mode: str = "combined", rule_weight: float = RULE_WEIGHT):
+    def __init__(self, llm: Callable[[], object] | None, mode: str = "combined", rule_weight: float = RULE_WEIGHT,
+                 style: str = "list"):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if style not in STYLES:
+            raise ValueError(f"style must be one of {STYLES}, got {style!r}")
         if mode != "rules" and llm is None:
             raise ValueError(f"mode {mode!r} needs an LLM")
-        self._llm, self.mode, self.rule_weight = llm, mode, rule_weight
+        self._llm, self.mode, self.rule_weight, self.style = llm, mode, rule_weight, style
 
     def prompt(self, tools: Mapping[str, Tool], message: str, shown: list[str] = (), user: str | None = None) -> str:
+        """The chat-formatted prompt, ending where the answer (a tool name) starts. "list": tools and
+        examples in the system prompt; "turns": tools with their required arguments, then each
+        tool's examples as earlier user turns answered by its name."""
         llm = self._llm()
-        system = prompts.render("chat_tool_choice.j2", tools=list(tools.values()))
-        turn = prompts.render("chat_tool_choice_user.j2", message=message, shown="; ".join(shown[:5]), user=user)
-        return llm.chat(system, turn)
+        if self.style == "list":
+            return llm.chat(prompts.render("chat_tool_choice.j2", tools=list(tools.values())),
+                            _turn(message, shown, user))
+        listed = [{"name": t.name, "summary": t.summary, "required": _required(t)} for t in tools.values()]
+        messages = [{"role": "system", "content": prompts.render("chat_tool_choice_turns.j2", tools=listed)}]
+        for example, name in example_turns(tools):
+            messages += [{"role": "user", "content": _turn(example)}, {"role": "assistant", "content": name}]
+        messages.append({"role": "user", "content": _turn(message, shown, user)})
+        return llm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def llm_scores(self, tools: Mapping[str, Tool], message: str, shown: list[str] = (),
                    user: str | None = None) -> dict[str, float]:
-        """Log-probability of each tool name as the answer, normalised over the registered names and
-        calibrated: minus the log-probability the same prompt gives it for an empty message, which
-        removes the model's prior for names it likes whatever the message (it favours 'recommend')."""
+        """Log-probability of each tool name as the answer, normalised over the registered names. In
+        the "list" style it is calibrated: minus the log-probability the same prompt gives it for an
+        empty message, which removes the small model's prior for names it likes whatever the message
+        (it favours 'recommend'). The "turns" style is not: its examples already set the model's
+        expectations, and calibrating them cost the Qwen roles accuracy (README, Chat)."""
         names = list(tools)
-        llm = self._llm()
-        logps = continuation_logprobs(llm, self.prompt(tools, message, shown, user), names)
-        prior = self._prior(tools, names)
+        logps = continuation_logprobs(self._llm(), self.prompt(tools, message, shown, user), names)
+        prior = self._prior(tools, names) if self.style == "list" else [0.0] * len(names)
         return _log_softmax({n: lp - pr for n, lp, pr in zip(names, logps, prior, strict=True)})
 
     def _prior(self, tools: Mapping[str, Tool], names: list[str]) -> list[float]:

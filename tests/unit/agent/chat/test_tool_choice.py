@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from agent.chat.tool_choice import ToolChooser, combine, rule_scores
+from agent.chat.tool_choice import ToolChooser, combine, example_turns, rule_scores
 from agent.chat.tools import load_tools
 from agent.llm import LoadedLlm
 from tests.fakes.tiny_lm import plain_option_logprobs, tiny_llama
@@ -50,3 +50,37 @@ def test_a_mode_needs_what_it_uses():
         ToolChooser(None, mode="llm")
     with pytest.raises(ValueError, match="no tools"):
         ToolChooser(None, mode="rules").choose({}, "hi")
+
+
+class _Tool:
+    def __init__(self, name, examples):
+        self.name, self.examples = name, examples
+
+
+def test_examples_alternate_between_tools_so_no_tool_always_answers_last():
+    tools = {"a": _Tool("a", ("a1", "a2")), "b": _Tool("b", ("b1",)), "c": _Tool("c", ("c1", "c2", "c3"))}
+    assert example_turns(tools) == [("a1", "a"), ("b1", "b"), ("c1", "c"), ("a2", "a"), ("c2", "c"), ("c3", "c")]
+
+
+def test_turns_style_shows_examples_as_answered_turns_and_scores_without_calibration():
+    model, tok = tiny_llama()
+    llm = LoadedLlm(model=model, tokenizer=tok)
+    tools = load_tools()
+    chooser = ToolChooser(lambda: llm, mode="llm", style="turns")
+    prompt = chooser.prompt(tools, "funny movies about toys", shown=["Heat (1995)"])
+    first = example_turns(tools)[0]
+    assert f"<|im_start|>user\nMessage: {first[0]}<|im_end|>\n<|im_start|>assistant\n{first[1]}<|im_end|>" in prompt
+    assert "- similar_items(item): " in prompt and "- recommend(): " in prompt  # required arguments listed
+    assert prompt.endswith("Movies shown last: Heat (1995)\nMessage: funny movies about toys<|im_end|>\n"
+                           "<|im_start|>assistant\n")
+    names = list(tools)
+    raw = plain_option_logprobs(llm, prompt, names)
+    top = max(raw)
+    norm = top + math.log(sum(math.exp(v - top) for v in raw))
+    scores = chooser.llm_scores(tools, "funny movies about toys", shown=["Heat (1995)"])
+    assert scores == pytest.approx({n: v - norm for n, v in zip(names, raw, strict=True)}, abs=1e-4)
+
+
+def test_an_unknown_prompt_style_is_refused():
+    with pytest.raises(ValueError, match="style"):
+        ToolChooser(None, mode="rules", style="essay")

@@ -89,24 +89,24 @@ def check(explanation: str, evidence: Evidence) -> Check:
         problems.append(f"name or title not in the evidence: {run!r}")
     problems += [f"quote not in the evidence: {q!r}" for q in _QUOTED.findall(explanation) if not _found(q, haystack)]
     # numbers outside the titles: "Independence Day (a.k.a. ID4)" and "Se7en" are names, not claims
-    problems += [f"number not in the evidence: {n}" for n in _NUMBER.findall(_without_titles(explanation, titles))
+    problems += [f"number not in the evidence: {n}" for n in _NUMBER.findall(without_titles(explanation, titles))
                  if f" {n} " not in haystack]
     # What the item is (genres, awards) must come from its own card: the request and the history
     # describe the viewer, so "animated" in a request does not make a live-action pick animated.
     card = _norm(" ".join(evidence.card.values()))
     problems += _echoed_request(explanation, evidence)
-    text = _without_titles(explanation, titles)  # "World War Z" says nothing about war films
+    text = without_titles(explanation, titles)  # "World War Z" says nothing about war films
     for word, support in ITEM_CLAIMS.items():
         if _norm(word) in text and not any(_norm(s).strip() in card for s in support):
             problems.append(f"claim about the item not supported by its card: {word!r}")
     # a quote was checked whole above; its words are the evidence's, not claims of the writer
-    problems += grounding_problems(_without_titles(_QUOTED.sub(" ", explanation), titles), evidence.text())
+    problems += grounding_problems(without_titles(_QUOTED.sub(" ", explanation), titles), evidence.text())
     return Check(not problems, problems)
 
 
 def unsupported_content(explanation: str, evidence: Evidence) -> list[str]:
     """The explanation's content words that no evidence supports (outside titles and quotes)."""
-    return unsupported_words(_without_titles(_QUOTED.sub(" ", explanation), all_titles(evidence)), evidence.text())
+    return unsupported_words(without_titles(_QUOTED.sub(" ", explanation), all_titles(evidence)), evidence.text())
 
 
 def all_titles(evidence: Evidence) -> list[str]:
@@ -115,7 +115,7 @@ def all_titles(evidence: Evidence) -> list[str]:
     return [evidence.title, *(link.title for link in evidence.history), *co]
 
 
-def _without_titles(text: str, titles: Sequence[str]) -> str:
+def without_titles(text: str, titles: Sequence[str]) -> str:
     """``text`` normalised, with every form of the given titles cut out."""
     text = _norm(text)
     for title in titles:
@@ -138,7 +138,7 @@ def _echoed_request(explanation: str, evidence: Evidence) -> list[str]:
     item_stems = {_stem(w) for w in item_words + [v for w in item_words for v in GENRE_IMPLIES.get(w, ())]}
     asked = {w for r in evidence.request for w in tokenize(r.text) if len(w) > 3}
     unquoted = _QUOTED.sub(" ", explanation)  # quoting the request attributes it to the request
-    said = set(_without_titles(unquoted, [link.title for link in evidence.history]).split())
+    said = set(without_titles(unquoted, [link.title for link in evidence.history]).split())
     echoed = sorted(w for w in said & asked if _stem(w) not in item_stems)
     return [f"request words presented as facts about the item: {', '.join(echoed)}"] if echoed else []
 
@@ -158,7 +158,7 @@ def _format_problems(explanation: str, titles: Sequence[str] = ()) -> list[str]:
     if len(SENTENCE_END.findall(untitled)) > 2:
         problems.append("more than two sentences")
     # "Star Wars: Episode V" after "Star Wars: Episode IV" is not a loop
-    words = _without_titles(explanation, titles).split()
+    words = without_titles(explanation, titles).split()
     trigrams = [tuple(words[i:i + 3]) for i in range(len(words) - 2)]
     if len(trigrams) != len(set(trigrams)):
         problems.append("repeats itself")
@@ -169,7 +169,7 @@ def cited_refs(explanation: str, evidence: Evidence) -> list[str]:
     """Evidence ids the explanation uses: a title or list value it names, or shared content words."""
     said = _norm(explanation)
     # Card fields are cited for what the explanation says beyond the titles it names.
-    beyond_titles = _without_titles(explanation, [evidence.title] + [link.title for link in evidence.history])
+    beyond_titles = without_titles(explanation, [evidence.title] + [link.title for link in evidence.history])
     said_words = set(beyond_titles.split())
     cites = []
     for ref, text in evidence.pieces().items():

@@ -123,7 +123,17 @@ def _prompt_vars(evidence: Evidence, strict: bool) -> dict:
         "co_title": _safe(display_title(evidence.co.title), 200) if evidence.co else "",
         "facts": prompt_facts(evidence, strict),
         "strict": strict,
+        "lead": "that" if strict else lead(evidence),
     }
+
+
+LEADS = (("plot", "in which"), ("tags", "about"), ("director", "directed by"), ("cast", "starring"))
+"""The words that end the answer's start, by the richest fact the card has: they point the model at
+that fact ("... a noir thriller in which" retells the plot), where a bare "that" invites praise."""
+
+
+def lead(evidence: Evidence) -> str:
+    return next((words for key, words in LEADS if evidence.card.get(key)), "that")
 
 
 def explanation_prompt(llm, evidence: Evidence, strict: bool = False) -> tuple[str, str]:
@@ -174,17 +184,35 @@ class Explainer:
     @property
     def llm(self):
         if self._llm is None:
-            from agent.core.config import load_settings
             from agent.provision.models import llm_for
 
-            settings = self.settings or load_settings()
-            self._llm = llm_for(settings, "explain")
+            self._llm = llm_for(self._settings(), "explain")
         return self._llm
 
     def _generate(self, evidences: Sequence[Evidence], strict: bool) -> list[str]:
         pairs = [explanation_prompt(self.llm, e, strict) for e in evidences]
-        outs = self.llm.generate([p for p, _ in pairs], max_new_tokens=MAX_NEW_TOKENS, stop=(". ", "\n"))
+        constraint = self._constraint(evidences, [prefix for _, prefix in pairs])
+        outs = self.llm.generate([p for p, _ in pairs], max_new_tokens=MAX_NEW_TOKENS, stop=(". ", "\n"),
+                                 **({"allowed_tokens": constraint} if constraint else {}))
         return [complete(prefix, out) for (_, prefix), out in zip(pairs, outs, strict=True)]
+
+    def _constraint(self, evidences: Sequence[Evidence], prefixes: Sequence[str]):
+        """The word constraint (agent.explain.constrain) when the setting asks for it and the LLM
+        takes one (a local model; a remote server or a stand-in without ``allowed_tokens`` writes freely)."""
+        import inspect
+
+        if not self._settings().explain_constrained or not hasattr(self.llm, "tokenizer"):
+            return None
+        if "allowed_tokens" not in inspect.signature(self.llm.generate).parameters:
+            return None
+        from agent.explain.constrain import batch_constraint
+
+        return batch_constraint(self.llm.tokenizer, evidences, prefixes)
+
+    def _settings(self):
+        from agent.core.config import load_settings
+
+        return self.settings or load_settings()
 
     def explain(self, evidences: Sequence[Evidence]) -> list[Explanation]:
         """One explanation per evidence, in order; each passes :func:`check`."""
@@ -213,10 +241,7 @@ class Explainer:
 
     def _passes(self) -> tuple[tuple[str, bool], ...]:
         """Generation passes: the first try, then (setting ``explain_repair``) a stricter retry."""
-        from agent.core.config import load_settings
-
-        settings = self.settings or load_settings()
-        return (("generated", False), ("repaired", True)) if settings.explain_repair else (("generated", False),)
+        return (("generated", False), ("repaired", True)) if self._settings().explain_repair else (("generated", False),)
 
     @staticmethod
     def _template(evidence: Evidence, problems: list[str]) -> Explanation:

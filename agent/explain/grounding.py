@@ -19,7 +19,7 @@ from agent.core.text import padded_words as _norm
 from agent.core.text import words as _words
 
 GENRE_IMPLIES = {"comedy": ("funny", "hilarious", "humorous", "humor"), "horror": ("scary",),
-                 "animation": ("animated", "cartoon"), "children": ("kids", "family"), "romance": ("romantic",),
+                 "animation": ("animated", "cartoon"), "children": ("kids", "family"), "romance": ("romantic", "love"),
                  "action": ("film",)}
 """Words a card's genre already supports (a comedy is funny): the request check and grounding share it."""
 _SUFFIXES = (("ies", "y"), ("ied", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", ""), ("ly", ""))

@@ -45,7 +45,7 @@ def test_a_genre_from_the_request_does_not_make_the_item_that_genre():
 
 def test_the_first_word_of_a_sentence_may_be_an_ordinary_word():
     evidence = toy_story_evidence()
-    assert check("Like Toy Story, Toy Story 2 is a comedy. Fans of Pixar will enjoy it.", evidence).ok
+    assert check("Like Toy Story, Toy Story 2 is a comedy. Both of them are by Pixar.", evidence).ok
     assert check("I'm sure that you will like Toy Story 2, a comedy by Pixar.", evidence).ok
     assert not check("Like Shrek, Toy Story 2 is a comedy.", evidence).ok
 

@@ -35,14 +35,14 @@ class ScriptedLlm:
 def test_explainer_batches_then_repairs_then_falls_back_to_the_template():
     evidences = [toy_story_evidence(), toy_story_evidence(), toy_story_evidence()]
     llm = ScriptedLlm(
-        ["stars Pixar's toys.", "Disney made.", "Disney made."],  # first try: only the first passes
+        ["Woody is stolen by a toy collector.", "Disney made.", "Disney made."],  # first try: only the first passes
         ["with Tom Hanks.", "Disney made."],  # retry (strict prompt): the second passes
     )
     out = Explainer(Settings(explain_repair=True), llm=llm).explain(evidences)
     assert [len(c) for c in llm.calls] == [3, 2]  # one batched call per attempt
     assert [e.status for e in out] == ["generated", "repaired", "template"]
     assert out[0].text == ("Because you watched Toy Story, you may enjoy Toy Story 2 (1999), an animated comedy "
-                           "that stars Pixar's toys.")
+                           "in which Woody is stolen by a toy collector.")
     assert out[1].text == "Like Toy Story, Toy Story 2 is an animated comedy with Tom Hanks."
     assert all(e.passed and check(e.text, ev).ok for e, ev in zip(out, evidences))
     assert any("Disney" in p for p in out[2].problems)
@@ -50,9 +50,9 @@ def test_explainer_batches_then_repairs_then_falls_back_to_the_template():
 
 
 def test_unfinished_generation_is_cut_to_its_last_sentence():
-    llm = ScriptedLlm(["sets out to rescue Woody. It goes on to"])
+    llm = ScriptedLlm(["Buzz sets out to rescue Woody. It goes on to"])
     out = Explainer(llm=llm).explain([toy_story_evidence()])[0]
-    assert out.status == "generated" and out.text.endswith("an animated comedy that sets out to rescue Woody.")
+    assert out.status == "generated" and out.text.endswith("an animated comedy in which Buzz sets out to rescue Woody.")
 
 
 def test_prompt_fences_catalog_text_and_hides_instruction_like_fields():
@@ -70,9 +70,9 @@ def test_only_the_models_words_are_cut_and_no_words_fail():
                               {"title": "Kill Bill: Vol. 1", "year": 2003}, np.array([1.0, 0.0]),
                               history=[("7438", "Kill Bill: Vol. 2", 2004)], history_vectors=np.array([[1.0, 0.0]]))
     out = Explainer(Settings(explain_repair=True),
-                    llm=ScriptedLlm(["ends in a duel", ""], ["ends in a duel"])).explain([evidence, evidence])
+                    llm=ScriptedLlm(["the revenge ends in a duel", ""], ["ends in a duel"])).explain([evidence, evidence])
     assert out[0].text == ("Because you watched Kill Bill: Vol. 2, you may enjoy Kill Bill: Vol. 1 (2003), "
-                           "a crime thriller that ends in a duel.")
+                           "a crime thriller in which the revenge ends in a duel.")
     assert out[0].status == "generated" and out[1].status == "repaired"
 
 

@@ -34,3 +34,9 @@ def test_empty_praise_is_rejected_unless_the_evidence_says_it():
 def test_stems_match_inflections():
     assert stem("comedies") == stem("comedy") and stem("animated")[:5] == stem("animation")[:5]
     assert stem("robberies") == stem("robbery")
+
+
+def test_popularity_is_a_claim_that_needs_evidence():
+    verdict = check("41 people who watched Ronin also watched Heat (1995), a crime thriller that has been a "
+                    "favorite of many fans.", heat())
+    assert "words no evidence supports: favorite, fans" in verdict.problems

@@ -26,6 +26,8 @@ from agent.rerank.prompt import fence_text
 
 STATUSES = ("generated", "repaired", "template")
 MAX_NEW_TOKENS = 40
+CONSTRAINED_MAX_NEW_TOKENS = 26
+"""A constrained row seldom stops by itself before the limit, and the batch waits for its longest row."""
 FACT_CHARS = 160
 MAX_TAGS = 5
 MAX_CAST = 3
@@ -38,10 +40,21 @@ def complete(prefix: str, continuation: str) -> str:
     ("Kill Bill: Vol. 1"). No words at all give "", which fails the check."""
     words = " ".join(continuation.split())
     ends = list(SENTENCE_END.finditer(words))
-    words = words[: ends[-1].end()] if ends else words.rstrip(",;: ") + "."
+    words = words[: ends[-1].end()] if ends else _cut_clause(words) + "."
     if not any(c.isalnum() for c in words):
         return ""
     return prefix + (" " if words[0].isalnum() else "") + words
+
+
+def _cut_clause(words: str) -> str:
+    """Words cut at the token limit, back to one a clause can end on ("in which a woman is asked
+    to" -> "in which a woman is asked")."""
+    from agent.explain.constrain import NO_END
+
+    kept = words.rstrip(",;: ").split(" ")
+    while kept and kept[-1].lower().strip(",;:") in NO_END:
+        kept.pop()
+    return " ".join(kept).rstrip(",;: ")
 
 
 # --- prompts --------------------------------------------------------------------------------------
@@ -192,7 +205,8 @@ class Explainer:
     def _generate(self, evidences: Sequence[Evidence], strict: bool) -> list[str]:
         pairs = [explanation_prompt(self.llm, e, strict) for e in evidences]
         constraint = self._constraint(evidences, [prefix for _, prefix in pairs])
-        outs = self.llm.generate([p for p, _ in pairs], max_new_tokens=MAX_NEW_TOKENS, stop=(". ", "\n"),
+        limit = CONSTRAINED_MAX_NEW_TOKENS if constraint else MAX_NEW_TOKENS
+        outs = self.llm.generate([p for p, _ in pairs], max_new_tokens=limit, stop=(". ", "\n"),
                                  **({"allowed_tokens": constraint} if constraint else {}))
         return [complete(prefix, out) for (_, prefix), out in zip(pairs, outs, strict=True)]
 

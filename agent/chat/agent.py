@@ -6,6 +6,12 @@ refinement); the tool chooser picks a registered tool (constrained LLM scoring +
 arguments come from the state and are validated against the tool's hints; the observation becomes
 the answer, which cites each item with its explanation and is streamed piece by piece.
 
+The answer streams as it is produced: the tool runs under :func:`agent.core.deferral.deferring`,
+so where the recommender's explainer honours it (the server's model fronts, agent/server/queues.py)
+the ranking comes back first: the ``items`` event and the answer's text up to the first pending
+explanation go out at once, then an ``explanation`` event per item as its batch is done, with the
+answer text each one settles, then ``done``.
+
 One :class:`ChatAgent` (models, tools, catalog) serves many :class:`ChatSession` objects, each with
 its own state and lock; the LLM itself is shared and locked in agent/llm.py, so sessions may run
 in different threads.
@@ -13,6 +19,9 @@ in different threads.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -21,17 +30,24 @@ from pathlib import Path
 
 import prompts
 from agent.chat.catalog import ChatCatalog
-from agent.chat.request import Request
+from agent.chat.request import read_request
 from agent.chat.slots import extract_slots
 from agent.chat.state import ChatState
 from agent.chat.tool_choice import ToolChooser
 from agent.chat.tools import Observation, Tool, ToolContext, load_tools
+from agent.core.batching import RANKING
 from agent.core.config import Settings, load_settings
+from agent.core.deferral import Deferred, deferring
 from agent.core.errors import Busy, InputError
 from agent.core.text import display_title
+from agent.core.timing import Stopwatch
 
 ROLES = ("user", "assistant", "system")
 _PIECE = re.compile(r"\S+\s*|\s+")
+PENDING = "\x00pending"
+"""Stands in for an explanation not generated yet: answer text that differs between it and none
+depends on the pending explanation and waits for it."""
+log = logging.getLogger(__name__)
 
 
 class ChatAgent:
@@ -69,7 +85,7 @@ class ChatAgent:
 
                 settings = self.settings
                 self._chooser = ToolChooser(lambda: llm_for(settings, "tool_choice"),
-                                            mode=settings.chat_tool_choice)
+                                            mode=settings.chat_tool_choice, style=settings.chat_tool_prompt)
             return self._chooser
 
     def context(self, state: ChatState, uploads: tuple[str, ...] = ()) -> ToolContext:
@@ -114,6 +130,7 @@ class ChatSession:
         self._lock = threading.Lock()
         """Guards ``_busy`` for a moment; never held across a ``yield``."""
         self._busy = False
+        self._clock = Stopwatch()
 
     @property
     def history(self) -> list[dict]:
@@ -170,13 +187,14 @@ class ChatSession:
             yield from self._turn(text, image, audio, video)
 
     def _turn(self, text: str, image: Path | None, audio: Path | None, video: Path | None = None) -> Iterator[dict]:
+        self._clock = Stopwatch()  # seconds per stage of this turn, in its done event
         state = self.state
         state.turns.append({"role": "user", "content": text})
         message = text
         for tool_name, path in (("describe_image", image), ("transcribe_audio", audio), ("describe_video", video)):
             if path is None:
                 continue
-            obs = yield from self._run_tool(tool_name, {"path": str(path)}, uploads=(str(path),))
+            obs, _ = yield from self._run_tool(tool_name, {"path": str(path)}, uploads=(str(path),))
             if not obs.ok:
                 yield from self._finish(obs, tool_name)
                 return
@@ -191,37 +209,61 @@ class ChatSession:
                 message = heard
         slots = extract_slots(message, self.agent.catalog, paths=self.agent.local_files)
         state.update(slots)
-        state.read_conversation(Request.from_conversation(state.turns, self.agent.catalog))
-        tools = state.feasible(self.agent.tools, slots)
-        choice = self.agent.chooser.choose(tools, message, state.shown_labels(), state.user)
-        arguments = state.arguments(tools[choice.name].parameters, slots)
-        obs = yield from self._run_tool(choice.name, arguments)
+        with RANKING.hold():  # explanations of earlier chats wait while this one ranks (agent.core.batching)
+            with self._clock("understand"):
+                state.read_conversation(read_request(state.turns, self.agent.catalog, self.agent.settings))
+            tools = state.feasible(self.agent.tools, slots)
+            with self._clock("tool_choice"):
+                choice = self.agent.chooser.choose(tools, message, state.shown_labels(), state.user)
+            arguments = state.arguments(tools[choice.name].parameters, slots)
+            obs, later = yield from self._run_tool(choice.name, arguments)
         state.after_tool(obs)
-        yield from self._finish(obs, choice.name)
+        yield from self._finish(obs, choice.name, later)
 
     def _run_tool(self, name: str, arguments: dict, uploads: tuple[str, ...] = ()):
-        """Call one tool, yielding its events; returns the observation (``yield from``). ``uploads``:
-        the files attached to this turn, the only ones a media tool reads outside the local REPL."""
+        """Call one tool, yielding its events; returns the observation and the model calls it deferred
+        (``yield from``). ``uploads``: the files attached to this turn, the only ones a media tool
+        reads outside the local REPL."""
         tools = self.agent.tools
         shown = arguments
         if uploads and not self.agent.local_files:  # a client sees its file's kind, not the server's temp path
             shown = {**arguments, "path": Path(arguments["path"]).name}
         yield {"type": "tool", "name": name, "arguments": shown}
+        later = Deferred()
         if name not in tools:
             obs = Observation(f"error: no tool named {name!r} is registered; see `recsage plugins`", ok=False)
         else:
-            obs = tools[name](self.agent.context(self.state, uploads), arguments)
+            with self._clock("tool"), deferring() as later:  # no yield inside: the deferral is this step's alone
+                obs = tools[name](self.agent.context(self.state, uploads), arguments)
         yield {"type": "observation", "text": obs.text, "ok": obs.ok}
-        return obs
+        return obs, later
 
-    def _finish(self, obs: Observation, tool_name: str) -> Iterator[dict]:
-        if obs.items:
-            yield {"type": "items", "items": obs.items}
+    def _finish(self, obs: Observation, tool_name: str, later: Deferred | None = None) -> Iterator[dict]:
+        if obs.items:  # a copy: explanations arriving later fill obs.items, the done event's
+            yield {"type": "items", "items": [dict(item) for item in obs.items]}
+        pending = _pending_ids(later)
+        sent = yield from _tokens("", self._settled(obs, tool_name, pending))
+        for rows, results in _run_deferred(later, self._clock):
+            for evidence, explanation in zip(rows, results, strict=True):
+                yield from _explained(obs.items, evidence, explanation)
+                pending.discard(str(evidence.item_id))
+            sent = yield from _tokens(sent, self._settled(obs, tool_name, pending))
         answer = self.render_answer(obs, tool_name)
-        for piece in _PIECE.findall(answer):
-            yield {"type": "token", "text": piece}
+        if not answer.startswith(sent):  # the template let a pending explanation change earlier text
+            log.warning("the streamed answer is not a prefix of the final one; the done event has the final one")
+        yield from _tokens(sent, answer)
         self.state.turns.append({"role": "assistant", "content": answer})
-        yield {"type": "done", "answer": answer, "items": obs.items, "tool": tool_name, "request": self.request()}
+        yield {"type": "done", "answer": answer, "items": obs.items, "tool": tool_name, "request": self.request(),
+               "timings": self._clock.totals()}
+
+    def _settled(self, obs: Observation, tool_name: str, pending: set[str]) -> str:
+        """The answer's text that no pending explanation can change: the common start of the answer
+        rendered with them missing and with a stand-in."""
+        if not pending:
+            return self.render_answer(obs, tool_name)
+        probe = [{**item, "explanation": PENDING} if str(item.get("id")) in pending else item for item in obs.items]
+        return os.path.commonprefix([self.render_answer(obs, tool_name),
+                                     self.render_answer(dataclasses.replace(obs, items=probe), tool_name)])
 
     def render_answer(self, obs: Observation, tool_name: str) -> str:
         state = self.state
@@ -253,3 +295,41 @@ class ChatSession:
         return {"user": s.user, "query": s.query, "mood": s.mood,
                 "facets": {name: list(values) for name, values in s.facets.items()},
                 "year_min": s.year_min, "year_max": s.year_max, "excluded": list(s.excluded), "focus": s.focus}
+
+
+def _pending_ids(later: Deferred | None) -> set[str]:
+    """Items whose explanation a deferred call will produce."""
+    return {str(getattr(row, "item_id", "")) for _, rows in (later.calls if later else ()) for row in rows}
+
+
+def _run_deferred(later: Deferred | None, clock: Stopwatch) -> Iterator[tuple[list, list]]:
+    """The deferred calls' results, timed as "explain"; a failing call leaves its items without
+    explanations (the answer still lists them; the items are already shown)."""
+    calls = iter(later.run() if later is not None else ())
+    while True:
+        try:
+            with clock("explain"):
+                step = next(calls, None)
+        except Exception:
+            log.exception("deferred explanations failed")
+            return
+        if step is None:
+            return
+        yield step
+
+
+def _explained(items: list[dict], evidence, explanation) -> Iterator[dict]:
+    """Put one explanation into its item (the done event's items carry it) and announce it."""
+    for item in items:
+        if str(item.get("id")) == str(evidence.item_id):
+            item.update(explanation.to_json())
+            yield {"type": "explanation", "id": item["id"], "rank": item.get("rank"), **explanation.to_json()}
+
+
+def _tokens(sent: str, text: str) -> Iterator[dict]:
+    """Token events for what ``text`` adds to the ``sent`` answer text; returns what is sent now."""
+    if len(text) <= len(sent) or not text.startswith(sent):
+        return sent
+    for piece in _PIECE.findall(text[len(sent):]):
+        yield {"type": "token", "text": piece}
+    return text

@@ -22,18 +22,22 @@ from agent.core.errors import RecsageError
 from agent.core.timing import Stopwatch
 
 
-def build_app(ctx, token: str | None, session_store: str | None = None):
+def build_app(ctx, token: str | None, session_store: str | None = None, **overrides):
     """The app over the real Recommender and ChatAgent (models load on first use); ``session_store``
-    overrides the setting of that name."""
+    and ``overrides`` replace the settings of those names."""
     from agent.chat.agent import ChatAgent
+    from agent.cli.recommend import query_reader
     from agent.recommend import Recommender
     from agent.server.app import create_app
 
     config = settings(ctx)
     if session_store is not None:
-        config = config.with_overrides(session_store=session_store)
-    recommender = Recommender(project(ctx), config)
-    return create_app(recommender, ChatAgent(recommender, config, catalog=chat_catalog(ctx)), config, token=token)
+        overrides["session_store"] = session_store
+    if overrides:
+        config = config.with_overrides(**overrides)
+    recommender, catalog = Recommender(project(ctx), config), chat_catalog(ctx)
+    recommender.read_query = query_reader(ctx, catalog)  # /v1/recommend reads its query as `recommend --query`
+    return create_app(recommender, ChatAgent(recommender, config, catalog=catalog), config, token=token)
 
 
 def warm_up(app) -> None:
@@ -89,16 +93,21 @@ def run_server(app, host: str, port: int, config, log_level: str = "info") -> No
               help="Chats sent at the same moment.")
 @click.option("--rounds", type=click.IntRange(1, 20), default=1, show_default=True,
               help="Repeat the burst; latencies pool over rounds.")
+@click.option("--mode", type=click.Choice(["both", "batched", "serial"]), default="both", show_default=True,
+              help="Model queues on (batched), off (serial: the serve_batching = false path), or both in one "
+                   "run, serial first, with the ratio.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary with every chat's timings as JSON.")
 @click.option("--out", "out_file", type=click.Path(path_type=Path), default=None,
               help="Write every chat's timings here (JSON).")
 @click.pass_context
-def bench_serve(ctx, concurrency, rounds, as_json, out_file):
-    """Concurrent chats over loopback through /v1/chat/completions (streamed): success, p50/p95 latency."""
-    from eval.bench.serve import run_bench
+def bench_serve(ctx, concurrency, rounds, mode, as_json, out_file):
+    """Concurrent chats over loopback through /v1/chat/completions (streamed): success, first-token and
+    total p50/p95 latency, with the model queues off and on."""
+    from eval.bench.serve import MODES, compare_modes
 
-    app = build_app(ctx, token=None)
-    summary = run_bench(app, concurrency, rounds)
+    modes = tuple(MODES) if mode == "both" else (mode,)
+    summary = compare_modes(lambda batching: build_app(ctx, token=None, serve_batching=batching),
+                            concurrency, rounds, modes)
     if report(summary, as_json, out_file):
         print_serve_summary(summary)
     if summary["failed"]:
@@ -111,17 +120,57 @@ def _seconds(value: float | None) -> str:
 
 
 def print_serve_summary(s: dict) -> None:
+    """One row per mode (of :func:`eval.bench.serve.compare_modes`), then serial / batched."""
     from rich.table import Table
 
     from agent.core.console import table_console
 
-    table = Table("concurrency", "chats", "ok", "failed", "answers with items", "first token p50 s", "first token p95 s",
-                  "total p50 s", "total p95 s", "total max s", "burst wall s",
-                  title=f"recsage serve: concurrent streamed chats over loopback (warm-up chat {s['warmup_s']:.1f} s)")
-    table.add_row(str(s["concurrency"]), str(s["chats"]), str(s["succeeded"]), str(s["failed"]), str(s["with_items"]),
-                  _seconds(s["first_token_s"]["p50"]), _seconds(s["first_token_s"]["p95"]), _seconds(s["total_s"]["p50"]),
-                  _seconds(s["total_s"]["p95"]), _seconds(s["total_s"]["max"]), ", ".join(f"{w:.1f}" for w in s["burst_wall_s"]))
+    first = next(iter(s["modes"].values()))
+    table = Table("mode", "ok", "with items", "stream open p50 s", "first token p50 s", "first token p95 s",
+                  "total p50 s", "total p95 s", "total max s", "burst wall s", "rows per forward",
+                  title=f"recsage serve: {s['concurrency']} concurrent streamed chats over loopback (warm-up chat "
+                        f"{first['warmup_s']:.1f} s); ratio s÷b = serial ÷ batched")
+    for mode, r in s["modes"].items():
+        table.add_row(mode, f"{r['succeeded']}/{r['chats']}", str(r["with_items"]), _seconds(r["opened_s"]["p50"]),
+                      _seconds(r["first_token_s"]["p50"]), _seconds(r["first_token_s"]["p95"]),
+                      _seconds(r["total_s"]["p50"]), _seconds(r["total_s"]["p95"]), _seconds(r["total_s"]["max"]),
+                      ", ".join(f"{w:.1f}" for w in r["burst_wall_s"]), _rows_per_forward(r["queues"]))
+    if "ratio" in s:
+        ratio = s["ratio"]
+        table.add_row("ratio s÷b", "", "", "", _times(ratio["first_token_s p50"]),
+                      _times(ratio["first_token_s p95"]), _times(ratio["total_s p50"]), _times(ratio["total_s p95"]),
+                      "", "", "")
     table_console().print(table)
+    table_console().print(_stage_table(s["modes"]))
+
+
+def _stage_table(modes: dict):
+    """Where a turn's time goes, as the server measured it: p50 per stage, and per queue the mean
+    seconds a job waited and a gathered forward ran."""
+    from rich.table import Table
+
+    stages = sorted({name for r in modes.values() for name in r.get("stages_s", {})})
+    table = Table("mode", *(f"{name} p50 s" for name in stages), "queue wait per job s", "seconds per forward",
+                  title="where the time goes (server side)")
+    for mode, r in modes.items():
+        queues = r.get("queues", {})
+        table.add_row(mode, *(_seconds(r["stages_s"].get(name, {}).get("p50")) for name in stages),
+                      _per(queues, "wait_s", "jobs"), _per(queues, "forward_s", "forwards"))
+    return table
+
+
+def _per(queues: dict, total: str, count: str) -> str:
+    return ", ".join(f"{name} {q[total] / q[count]:.2f}" for name, q in queues.items() if q.get(count)) or "-"
+
+
+def _times(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _rows_per_forward(queues: dict) -> str:
+    """Per queue: rows per gathered forward (1.0 means no two requests shared one)."""
+    parts = [f"{name} {q['rows'] / q['forwards']:.1f}" for name, q in queues.items() if q.get("forwards")]
+    return ", ".join(parts) or "-"
 
 
 @bench.command("abuse")

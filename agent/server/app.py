@@ -3,7 +3,9 @@
 Endpoints: ``/v1/recommend`` (JSON, or multipart with an image / voice-note upload), ``/v1/chat``
 (server-sent events of a chat turn), ``/v1/chat/completions`` (OpenAI-compatible, streamed or not),
 ``/v1/items/{id}`` and its poster, ``/healthz``, OpenAPI at ``/docs``, the chat page at ``/``.
-Model work runs in worker threads (the models lock themselves) under ``request_timeout_s``; every
+Model work runs in worker threads under ``request_timeout_s``, through one batching queue per model
+(:mod:`agent.server.queues`: concurrent requests share forward passes) that is closed when the
+server stops; a chat turn streams its items first and each explanation when it is done. Every
 error is JSON ``{"error": {"message", "type"}}`` with a 4xx status, or 503 when the server is busy,
 and names the input, never a server folder. Before routing, :mod:`agent.server.middleware` checks
 the token, the Host and the body's size and pace; a chat turn's stream is closed when its response
@@ -50,6 +52,7 @@ from agent.server.openai_shapes import (
     models_list,
     sse_data,
 )
+from agent.server.queues import ModelQueues
 from agent.server.schemas import ChatRequest, RecommendRequest, body_doc, parse_body
 from agent.server.sessions import SessionStore, open_session_store
 
@@ -73,6 +76,7 @@ class AppState:
     settings: Settings
     token: str | None
     sessions: SessionStore
+    queues: ModelQueues | None = None
     folders: tuple[str, ...] = ()
     """Server folders error messages must not show (:func:`agent.server.io.server_folders`)."""
 
@@ -127,7 +131,8 @@ async def recommend(request: Request, folder: UploadFolder) -> SafeJSONResponse:
     """A user's id or history and/or a request (text, a photo, a voice note) -> ranked items."""
     state = _state(request)
     body, media = await parse_body(request, RecommendRequest, folder, state.settings)
-    call = partial(state.recommender.recommend, **body.recommend_kwargs(), **media)
+    # the query is read as `recommend --query` reads it (Recommender.read_query): one understanding
+    call = partial(state.recommender.recommend, **body.recommend_kwargs(), **media, understand=True)
     return SafeJSONResponse(await run_blocking(call, timeout_s=state.settings.request_timeout_s))
 
 
@@ -191,8 +196,10 @@ def _stream_error(exc: Exception) -> dict:
 
 @router.post("/chat", openapi_extra=body_doc(ChatRequest), responses=SSE, summary="One chat turn, streamed")
 async def chat(request: Request, folder: UploadFolder) -> TurnResponse:
-    """Events: session, tool, observation, token, items, done (or error). Send the session_id of the
-    first event back to continue the conversation; refinements apply to the next answer."""
+    """Events: session, tool, observation, items (as soon as the ranking is known), token (the answer
+    as it settles), explanation (one per item, as its batch is done), done (or error). Send the
+    session_id of the first event back to continue the conversation; refinements apply to the next
+    answer."""
     state = _state(request)
     body, media = await parse_body(request, ChatRequest, folder, state.settings)
     if not body.message.strip() and not media:
@@ -235,7 +242,7 @@ async def chat_reset(request: Request, session_id: Annotated[str, PathParam(max_
 
 
 def _recsage_extra(done: dict) -> dict:
-    return {"items": done.get("items", []), "tool": done.get("tool")}
+    return {"items": done.get("items", []), "tool": done.get("tool"), "timings": done.get("timings", {})}
 
 
 async def _openai_chunks(ids: CompletionIds, first: dict | None, stream: BlockingStream) -> AsyncIterator[str]:
@@ -244,7 +251,9 @@ async def _openai_chunks(ids: CompletionIds, first: dict | None, stream: Blockin
     streamed, finished, event = False, False, first
     try:
         while event is not None:
-            if event.get("type") == "token" and event.get("text"):
+            if event.get("type") == "items":  # the ranking, before the answer's words (OpenAI clients ignore it)
+                yield sse_data(ids.chunk({}, recsage={"items": event.get("items", [])}))
+            elif event.get("type") == "token" and event.get("text"):
                 streamed = True
                 yield sse_data(ids.chunk({"content": event["text"]}))
             elif event.get("type") == "done":
@@ -357,14 +366,18 @@ def create_app(recommender, chat_agent, settings: Settings | None = None, token:
     from importlib.metadata import PackageNotFoundError, version
 
     settings = settings or Settings()
+    queues = ModelQueues(settings)
+    if hasattr(recommender, "wrap_part"):  # models loaded from now on get their queue (a fake has none)
+        recommender.wrap_part = queues.wrap
     try:
         app_version = version("recsage")
     except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
         app_version = "0"
     app = FastAPI(title="recsage", version=app_version, default_response_class=SafeJSONResponse,
-                  description="Multimodal, LLM-centric movie recommendations that explain themselves.")
+                  description="Multimodal, LLM-centric movie recommendations that explain themselves.",
+                  lifespan=queues.lifespan)
     app.state.recsage = AppState(recommender, chat_agent, settings, token,
-                                 open_session_store(chat_agent, settings),
+                                 open_session_store(chat_agent, settings), queues,
                                  server_io.server_folders(settings, recommender))
     app.include_router(router)
     app.add_middleware(EdgeGuard, token=token, settings=settings)  # before routing: token, Host, body limits

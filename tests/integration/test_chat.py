@@ -133,3 +133,33 @@ def test_recsage_chat_one_shot_json_and_bad_input(movielens_store):
     assert data["calls"][0]["name"] == "item_details" and data["calls"][0]["ok"]
     empty = run_recsage("chat", "--store", store, "--movielens", movielens, "   ")
     assert empty.returncode == 2 and "message is empty" in empty.stderr and "Traceback" not in empty.stderr
+
+
+def test_through_the_server_queues_items_come_before_their_explanations(movielens_store, real_settings):
+    """The real Recommender behind the server's model fronts (agent/server/queues.py): the turn's
+    items go out before any explanation is generated, each explanation follows as its own event,
+    and the done event's items and answer carry them (the Recommender's deferral contract)."""
+    from agent.chat.agent import ChatAgent
+    from agent.cli.base import project_chat_catalog
+    from agent.core.project import movielens_project
+    from agent.recommend import Recommender
+    from agent.server.queues import ModelQueues
+
+    project = movielens_project(movielens_store[1], store=movielens_store[0])
+    recommender = Recommender(project, real_settings, system="content")
+    queues = ModelQueues(real_settings)
+    recommender.wrap_part = queues.wrap
+    agent = ChatAgent(recommender, real_settings, catalog=project_chat_catalog(project, real_settings))
+    try:
+        result = send(agent.session(), "a scary movie about ghosts in a haunted house")
+    finally:
+        queues.close()
+    kinds = [e["type"] for e in result["events"]]
+    assert "explanation" in kinds and kinds.index("items") < kinds.index("explanation")
+    shown = result["events"][kinds.index("items")]["items"]
+    assert shown and all(item["explanation"] is None for item in shown)
+    reasons = {e["id"]: e["explanation"] for e in result["events"] if e["type"] == "explanation"}
+    assert reasons == {i["id"]: i["explanation"] for i in result["items"]}
+    assert all(text in result["answer"] for text in reasons.values())
+    assert "".join(e["text"] for e in result["events"] if e["type"] == "token") == result["answer"]
+    assert queues.stats()["explain"]["rows"] == len(reasons)

@@ -136,7 +136,8 @@ def test_recsage_serve_command_serves_items_and_the_page(movielens_store):
 
 
 def test_bench_serve_command(movielens_store, tmp_path):
-    """`recsage bench serve` on the real stack: a small burst, every chat succeeds, table printed."""
+    """`recsage bench serve` on the real stack: a small burst with the model queues off and on, every
+    chat succeeds, the ranking arrives before the end, the ratio and the stage timings are printed."""
     import json
 
     store, movielens = movielens_store
@@ -146,5 +147,10 @@ def test_bench_serve_command(movielens_store, tmp_path):
                             capture_output=True, text=True, timeout=1200, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(out.read_text())
-    assert summary["chats"] == summary["succeeded"] == 2
-    assert "p95" in result.stdout
+    assert list(summary["modes"]) == ["serial", "batched"] and summary["failed"] == 0
+    for run in summary["modes"].values():
+        assert run["chats"] == run["succeeded"] == 2
+        assert all(c["first_token_s"] <= c["total_s"] for c in run["per_chat"])
+        assert {"tool_choice", "tool"} <= set(run["stages_s"])
+    assert summary["modes"]["batched"]["queues"] and not summary["modes"]["serial"]["queues"]
+    assert "ratio s÷b" in result.stdout and "where the time goes" in result.stdout

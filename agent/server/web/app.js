@@ -78,6 +78,12 @@ function handleEvent(turn, event) {
     answerNode(turn).textContent += event.text;
   } else if (event.type === "items") {
     renderItems(turn, event.items || []);
+  } else if (event.type === "explanation") {
+    // the items came first; each explanation joins its card as its batch is done
+    const card = [...turn.querySelectorAll(".item")].find((node) => node.dataset.id === String(event.id));
+    if (card && event.explanation && !card.querySelector(".explanation")) {
+      card.appendChild(element("div", "explanation", event.explanation));
+    }
   } else if (event.type === "done") {
     if (event.answer && !answerNode(turn).textContent.trim()) answerNode(turn).textContent = event.answer;
     if (event.items && event.items.length) renderItems(turn, event.items);

@@ -267,3 +267,86 @@ def test_a_facet_named_in_a_message_filters_the_picks_of_a_shop():
     assert result["request"]["facets"] == {"category": ["Running Shoes"], "brand": ["Acme"]}
     turn(session, "only sneakers")  # a refinement: the brand stays, the category changes
     assert agent.recommender.calls[-1]["filters"].facets == {"category": ("Sneakers",), "brand": ("Acme",)}
+
+
+# --- streaming: items first, explanations as they are done ----------------------------------------
+
+
+class Reason:
+    def __init__(self, text: str):
+        self.text = text
+
+    def to_json(self) -> dict:
+        return {"explanation": self.text, "explanation_status": "generated", "cites": []}
+
+
+class DeferringRecommender:
+    """The fake recommender with an explainer that honours agent.core.deferral, like the server's front."""
+
+    def __init__(self, fail: bool = False):
+        from tests.fakes.chat import FakeRecommender
+
+        self.inner, self.fail, self.explained = FakeRecommender(), fail, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def _explain(self, evidences: list) -> list:
+        if self.fail:
+            raise RuntimeError("the explainer broke")
+        self.explained.append([e.item_id for e in evidences])
+        return [Reason(f"{self.inner.items[e.item_id].title} suits the request.") for e in evidences]
+
+    def recommend(self, *, explain=False, **kwargs) -> dict:
+        from types import SimpleNamespace
+
+        from agent.core import deferral
+
+        result = self.inner.recommend(explain=False, **kwargs)
+        evidences = [SimpleNamespace(item_id=item["id"]) for item in result["items"]]
+        later = deferral.current()
+        if explain and later is not None:
+            later.add(self._explain, evidences)
+        elif explain:
+            for item, reason in zip(result["items"], self._explain(evidences), strict=True):
+                item.update(reason.to_json())
+        return result
+
+
+def streaming_agent(recommender):
+    from agent.chat.agent import ChatAgent
+    from agent.chat.catalog import ChatCatalog
+    from tests.fakes.chat import ITEMS
+
+    return ChatAgent(recommender, Settings(chat_explain=True), catalog=ChatCatalog(ITEMS), tools=load_tools(),
+                     chooser=ToolChooser(None, mode="rules"))
+
+
+def test_items_and_the_settled_answer_stream_before_the_explanations():
+    recommender = DeferringRecommender()
+    result = turn(streaming_agent(recommender).session(), "funny animated movies about toys")
+    events = result["events"]
+    kinds = [e["type"] for e in events]
+    first_reason = kinds.index("explanation")
+    assert kinds[:3] == ["tool", "observation", "items"] and kinds[-1] == "done"
+    assert all(item["explanation"] is None for item in events[2]["items"])  # the ranking, before any reason
+    early = "".join(e["text"] for e in events[:first_reason] if e["type"] == "token")
+    first = result["items"][0]
+    assert early.startswith("Here are my picks") and f"1. {first['title']} ({first['year']}) (id {first['id']})" in early
+    assert "suits the request" not in early  # nothing that waits for an explanation went out early
+    tokens = "".join(e["text"] for e in events if e["type"] == "token")
+    assert tokens == result["answer"]
+    assert f"(id {first['id']}): {first['title']} suits the request." in result["answer"]
+    reasons = [e for e in events if e["type"] == "explanation"]
+    assert [e["id"] for e in reasons] == [i["id"] for i in result["items"]] == recommender.explained[0]
+    assert [e["rank"] for e in reasons] == list(range(1, len(reasons) + 1))
+    assert all(i["explanation"] == f"{i['title']} suits the request." for i in result["items"])
+    assert {"understand", "tool_choice", "tool", "explain", "total"} <= set(result["timings"])  # where the time went
+
+
+def test_a_failing_deferred_explainer_still_answers_with_the_items():
+    result = turn(streaming_agent(DeferringRecommender(fail=True)).session(), "funny animated movies about toys")
+    assert "explanation" not in [e["type"] for e in result["events"]]
+    assert result["items"] and all(f"(id {i['id']})" in result["answer"] for i in result["items"])
+    assert "suits the request" not in result["answer"]
+    assert "".join(e["text"] for e in result["events"] if e["type"] == "token") == result["answer"]

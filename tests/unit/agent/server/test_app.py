@@ -60,6 +60,12 @@ def test_recommend_facets_filter_with_genres_as_their_shorthand(tmp_path):
     assert response.status_code == 422 and "JSON object" in response.text
 
 
+def test_recommend_reads_its_query_as_the_cli_does(tmp_path):
+    client, recommender = make_client(tmp_path)
+    client.post("/v1/recommend", json={"query": "a funny animated movie about toys"})
+    assert recommender.calls[-1]["understand"] is True  # Recommender.read_query: the CLI's reading
+
+
 def test_recommend_multipart_with_image_and_audio_uploads(tmp_path):
     client, recommender = make_client(tmp_path)
     files = {"image": ("poster.png", b"TOY STORY"), "audio": ("note.wav", b"something with toys")}
@@ -235,6 +241,11 @@ def test_completion_stream_chunks_follow_openai(client):
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
     assert [c["choices"][0]["finish_reason"] for c in chunks].count("stop") == 1
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    # the ranking goes out as soon as the turn has it, before the answer's words
+    ranked = next(i for i, c in enumerate(chunks) if (c.get("recsage") or {}).get("items"))
+    first_words = next(i for i, c in enumerate(chunks) if c["choices"][0]["delta"].get("content"))
+    assert ranked < first_words and chunks[ranked]["choices"][0]["delta"] == {}
+    assert [i["id"] for i in chunks[ranked]["recsage"]["items"]] == [i["id"] for i in chunks[-1]["recsage"]["items"]]
     streamed = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
     whole = client.post("/v1/chat/completions", json={"messages": MESSAGES}).json()
     assert streamed.strip() == whole["choices"][0]["message"]["content"]
@@ -277,37 +288,6 @@ def test_models_list_and_pages(client):
     assert "/v1/chat/completions" in client.get("/openapi.json").json()["paths"]
 
 
-# --- bench serve --------------------------------------------------------------------------------
-
-
-def test_bench_serve_counts_every_concurrent_chat(tmp_path, capsys):
-    from eval.bench.serve import run_bench
-
-    recommender = FakeRecommender(tmp_path)
-    summary = run_bench(create_app(recommender, FakeChatAgent(recommender), Settings()), concurrency=6)
-    assert summary["chats"] == summary["succeeded"] == summary["with_items"] == 6
-    assert len(recommender.calls) == 7  # the warm-up chat and the burst
-    assert 0 < summary["first_token_s"]["p50"] <= summary["total_s"]["p95"]
-    from agent.cli.serve import (
-        print_serve_summary,  # the CLI prints what the benchmark returns
-    )
-
-    print_serve_summary(summary)
-    assert "p95" in capsys.readouterr().out
-
-
-def test_bench_serve_reports_failed_chats(tmp_path):
-    from agent.server.io import BackgroundServer
-    from eval.bench.serve import stream_chat, summarize
-
-    recommender = FakeRecommender(tmp_path)
-    app = create_app(recommender, FakeChatAgent(recommender), Settings(request_timeout_s=0.3))
-    with BackgroundServer(app) as url:
-        results = [stream_chat(url, "slow"), stream_chat(url, "fun")]
-    summary = summarize(results, 2, [1.0], 0.0)
-    assert summary["succeeded"] == 1 and "503" in summary["errors"][0]
-
-
 def test_openai_client_parses_both_modes(tmp_path):
     """The openai package itself reads our responses: a completion, a stream, an auth error."""
     import openai
@@ -326,3 +306,24 @@ def test_openai_client_parses_both_modes(tmp_path):
         assert [m.id for m in client.models.list()] == ["recsage"]
         with pytest.raises(openai.AuthenticationError):
             openai.OpenAI(base_url=url + "/v1", api_key="bad", max_retries=0).models.list()
+
+
+# --- model queues -------------------------------------------------------------------------------
+
+
+def test_the_app_puts_a_queue_in_front_of_models_and_closes_it_on_shutdown(tmp_path):
+    from agent.core.batching import BatcherClosed
+
+    class Explainer:
+        def explain(self, evidences):
+            return [f"why {e}" for e in evidences]
+
+    recommender = FakeRecommender(tmp_path)
+    recommender.wrap_part = lambda name, part: part  # what agent.recommend.Recommender starts with
+    app = create_app(recommender, FakeChatAgent(recommender), Settings(batch_window_ms=0))
+    front = recommender.wrap_part("explainer", Explainer())  # as the Recommender loads its explainer
+    with TestClient(app):
+        assert front.explain(["a", "b"]) == ["why a", "why b"]
+        assert app.state.recsage.queues.stats()["explain"]["rows"] == 2
+    with pytest.raises(BatcherClosed):  # the server stopped: no caller waits forever
+        front.explain(["c"])

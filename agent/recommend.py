@@ -24,6 +24,7 @@ from agent.core.project import Project
 from agent.core.timing import Stopwatch
 from agent.explain.evidence import CoLink, build_evidence
 from agent.ingest.cards import parse_card
+from agent.ingest.images import poster_image  # noqa: F401 - the server (no agent.ingest import) serves posters through here
 from agent.ingest.store import decode_facets
 from agent.rerank.prompt import HISTORY_TITLES, title_line
 from agent.retrieval.diversity import diversify
@@ -49,13 +50,19 @@ class Recommender:
         self.settings = settings or load_settings()
         self._lock = threading.RLock()
         self._parts: dict[str, object] = {}
+        self.wrap_part: Callable[[str, object], object] = lambda name, part: part
+        """Applied to each part as it is built: the server puts its model queues in front here."""
+        self.read_query: Callable[[str], dict] | None = None
+        """How ``recommend(understand=True)`` reads a typed query: agent.chat.request's reading of one
+        user message as retrieval arguments (liked, mentioned, exclude, facets, year_min, year_max),
+        wired in by agent.cli for the CLI and the server alike (agent.recommend sits below agent.chat)."""
 
     # --- lazily loaded parts ----------------------------------------------------------------------
 
     def _part(self, name: str, build: Callable[[], object]):
         with self._lock:
             if name not in self._parts:
-                self._parts[name] = build()
+                self._parts[name] = self.wrap_part(name, build())
             return self._parts[name]
 
     @property
@@ -118,6 +125,13 @@ class Recommender:
         from agent.explain.cooccur import CoOccurrence
 
         return self._part("cooccurrence", lambda: CoOccurrence(self.retriever.split))
+
+    @property
+    def dialogue_prior(self):
+        """What people recommend in conversations (``recsage train-dialogues``), None before it ran."""
+        from agent.retrieval.dialogue_prior import PRIOR_DIR, load_prior
+
+        return self._part("dialogue_prior", lambda: load_prior(self.project.store.artifacts_dir / PRIOR_DIR))
 
     def converter(self, name: str):
         from agent.plugins import load_converter
@@ -225,17 +239,21 @@ class Recommender:
                 rows.append(row)
         return rows[:pool]
 
-    def _from_parts(self, liked: Sequence[str], text: str, pool: int, filters: Filters | None) -> list[dict]:
-        """The structured request's retrieval: liked titles (pseudo-history) + text + popularity, fused."""
+    def _from_parts(self, liked: Sequence[str], mentioned: Sequence[str], text: str, pool: int,
+                    filters: Filters | None) -> list[dict]:
+        """The structured request's retrieval: liked titles and the conversation's titles
+        (pseudo-histories), the dialogue prior, text and popularity, fused (agent.retrieval.request_fusion)."""
         from agent.retrieval.request_fusion import fuse, request_parts, text_scores
 
         retriever = self.retriever
         if filters is not None and filters.active():
             retriever.check_filters(filters)
         dense, _ = retriever.history_from_ids([str(i) for i in liked])
+        around, _ = retriever.history_from_ids([str(i) for i in mentioned])
         hits = self.searcher.search(text, SEARCH_POOL) if text.strip() else None
-        scores = fuse(request_parts(retriever, dense, None if hits is None else text_scores(
-            hits, retriever.split.item_index, retriever.split.n_items)))
+        text_part = None if hits is None else text_scores(hits, retriever.split.item_index, retriever.split.n_items)
+        scores = fuse(request_parts(retriever, dense, text_part, around, self.dialogue_prior,
+                                    list(dict.fromkeys([*map(str, liked), *map(str, mentioned)]))))
         scores[dense] = -np.inf
         scores[~retriever.stored] = -np.inf
         if filters is not None and filters.active():
@@ -290,31 +308,35 @@ class Recommender:
     def recommend(self, *, user: str | None = None, history: Sequence[str] | None = None, k: int = 10,
                   query: str | None = None, image: Path | None = None, audio: Path | None = None,
                   video: Path | None = None, filters: Filters | None = None, exclude: Sequence[str] = (), explain: bool = False,
-                  rerank: bool | None = None, liked: Sequence[str] = ()) -> dict:
+                  rerank: bool | None = None, liked: Sequence[str] = (), mentioned: Sequence[str] = (),
+                  understand: bool = False) -> dict:
         """JSON-ready recommendations (see the module doc of agent.recommend and README). ``liked``:
-        catalog ids a conversation says the person liked (agent.chat.request), a pseudo-history
-        fused with the request's words (agent.retrieval.request_fusion) when no user or history is given."""
+        catalog ids a conversation says the person liked, ``mentioned``: every title it named
+        (agent.chat.request); pseudo-histories fused with the request's words
+        (agent.retrieval.request_fusion). ``understand``: read ``query`` first as the chat reads a
+        message (``read_query``; `recommend --query` and ``/v1/recommend``): its titles, facets and
+        years join the arguments, the ones given explicitly win."""
         clock = Stopwatch()
         with clock("request"):
             _validate(k, explain, filters)
+            if understand and query and self.read_query is not None:
+                filters, exclude, liked, mentioned = _with_understood(self.read_query(query), filters, exclude,
+                                                                      liked, mentioned)
+                _validate(k, explain, filters)
             dense, ignored = self._history(user, history)
             request = self.request_text(query, image, audio, video)
-            self._check_k(k, dense, request)
+            self._check_k(k, dense, request, bool(liked or mentioned))
             text = " ".join(request.values())
             part_vectors = self.embedder.embed([text, *request.values()]) if request else None
+        titled = bool(liked or mentioned) and image is None and self._collaborative()
+        # the reranker learned one-shot requests and watch histories, not conversations about titles
         do_rerank = rerank if rerank is not None else (
-            self.settings.rerank_requests if request else self.settings.rerank_sequential)
+            False if titled else self.settings.rerank_requests if request else self.settings.rerank_sequential)
         with clock("retrieve"):
             pool = k + len(set(exclude)) + (self.settings.rerank_depth if do_rerank else 0)
             excluded = {str(i) for i in exclude}
-            if len(dense):
-                rows = self._from_history(dense, pool, filters, part_vectors[0] if request else None)
-            elif liked and self.project.interactions is not None and image is None:
-                # liked titles (a conversation) steer through the collaborative models; a request of
-                # words alone keeps hybrid text search, which reaches items nobody has rated yet
-                rows = self._from_parts(liked, text, pool + len(liked), filters)
-            else:
-                rows = self._from_request(text, pool, filters, self._photo_vector(image))
+            rows = self._candidates(dense, text, pool, filters, image, liked if titled else (),
+                                    mentioned if titled else (), part_vectors[0] if request else None)
             rows = [r for r in rows if r["id"] not in excluded]
         with clock("rerank"):
             if do_rerank and rows:
@@ -336,8 +358,43 @@ class Recommender:
             "timings": clock.totals(), "notes": self._notes(request, dense),
         }
 
-    def _check_k(self, k: int, dense: np.ndarray, request: dict[str, str]) -> None:
-        if len(dense) == 0 and not request:
+    def _candidates(self, dense: np.ndarray, text: str, pool: int, filters: Filters | None, image: Path | None,
+                    liked: Sequence[str], mentioned: Sequence[str], query_vector: np.ndarray | None) -> list[dict]:
+        """One retrieval for every surface: the request as it is read without a user (titles through the
+        collaborative models, words through hybrid text search, which reaches items nobody has rated
+        yet), and a history as one more input weighted by how specific the request is
+        (agent.retrieval.request_weight)."""
+        from agent.retrieval.request_weight import (
+            content_words,
+            fuse_rows,
+            request_weight,
+        )
+
+        history_rows = self._from_history(dense, pool, filters, query_vector) if len(dense) else []
+        if not (text or liked or mentioned or image is not None):
+            return history_rows
+        if liked or mentioned:
+            request_rows = self._from_parts(liked, mentioned, text, pool + len(liked), filters)
+        else:
+            request_rows = self._from_request(text, pool, filters, self._photo_vector(image))
+        if not len(dense):
+            return request_rows
+        seen = {self.retriever.split.item_ids[i] for i in dense}  # the user's own items are never picks
+        request_rows = [r for r in request_rows if r["id"] not in seen]
+        facets = len(filters.facets) if filters is not None else 0
+        bounds = 0 if filters is None else (filters.year_min is not None) + (filters.year_max is not None)
+        weight = request_weight(len(set(liked) | set(mentioned)), facets, bounds, content_words(text))
+        return fuse_rows(request_rows, history_rows, weight, pool)
+
+    def _collaborative(self) -> bool:
+        """Whether titles can steer through the collaborative models: an interactions log and a
+        trained retriever (without one, a request's words still go to text search)."""
+        from agent.retrieval.retriever import HYBRID_FILE
+
+        return self.project.interactions is not None and (self.retriever.dir / HYBRID_FILE).is_file()
+
+    def _check_k(self, k: int, dense: np.ndarray, request: dict[str, str], titled: bool = False) -> None:
+        if len(dense) == 0 and not request and not titled:
             raise InputError("nothing to recommend from: give a user, a history, or a request (query, photo, voice note)")
         catalog = self.retriever.split.n_items if len(dense) else self.store.count()
         if k > catalog:
@@ -382,39 +439,6 @@ def _named_as(path: Path):
         raise InputError(message) from None
 
 
-def poster_image(path: str | Path | None, max_bytes: int) -> tuple[bytes, str] | None:
-    """The bytes and MIME type of a stored poster if the file is an image Pillow verifies (a
-    supported format, at most ``max_bytes``); None otherwise, so that no other file a catalog once
-    named is ever served. The bytes are read once: what was checked is what is sent."""
-    import io
-    import warnings
-
-    from PIL import Image
-
-    from agent.ingest.images import SUPPORTED_FORMATS
-
-    if not path or not Path(path).is_file():  # not a device or a pipe, which could block the read
-        return None
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(max_bytes + 1)
-    except OSError:
-        return None
-    if not data or len(data) > max_bytes:
-        return None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                fmt = image.format
-                image.verify()
-    except Exception:  # noqa: BLE001 - anything Pillow cannot verify is not served
-        return None
-    if fmt not in SUPPORTED_FORMATS:
-        return None
-    return data, Image.MIME.get(fmt, "application/octet-stream")
-
-
 def _validate(k: int, explain: bool, filters: Filters | None) -> None:
     if not isinstance(k, int) or k <= 0:
         raise InputError(f"k must be a positive integer, got {k}")
@@ -422,6 +446,19 @@ def _validate(k: int, explain: bool, filters: Filters | None) -> None:
         raise InputError(f"k={k} is too many to explain: use k <= {MAX_EXPLAINED} with explanations")
     if filters and filters.year_min is not None and filters.year_max is not None and filters.year_min > filters.year_max:
         raise InputError(f"year_min {filters.year_min} is after year_max {filters.year_max}")
+
+
+def _with_understood(understood: dict, filters: Filters | None, exclude: Sequence[str], liked: Sequence[str],
+                     mentioned: Sequence[str]) -> tuple[Filters, list[str], list[str], list[str]]:
+    """Explicit arguments joined with a query's reading: facets and years given explicitly win over
+    the ones read, exclusions and titles add up."""
+    given = filters or Filters()
+    merged = Filters({**understood.get("facets", {}), **given.facets},
+                     given.year_min if given.year_min is not None else understood.get("year_min"),
+                     given.year_max if given.year_max is not None else understood.get("year_max"))
+    return (merged, list(dict.fromkeys([*map(str, exclude), *understood.get("exclude", ())])),
+            list(dict.fromkeys([*map(str, liked), *understood.get("liked", ())])),
+            list(dict.fromkeys([*map(str, mentioned), *understood.get("mentioned", ())])))
 
 
 def _tags(card_fields: dict[str, str]) -> list[str]:

@@ -70,7 +70,7 @@ def tool_choice_accuracy(agent, turns: list[Turn], modes: list[str]) -> dict:
     unknown = [m for m in modes if m not in MODES]
     if unknown:
         raise InputError(f"unknown tool-choice mode(s) {unknown}; choose from {', '.join(MODES)}")
-    tools = agent.chat.tools
+    tools = agent.tools
     missing = sorted({t.tool for t in turns} - set(tools))
     if missing:
         raise InputError(f"turns expect tools that are not registered: {missing}")
@@ -103,23 +103,27 @@ def _turn_state_tools(turn: Turn, agent, tools) -> dict:
     from agent.chat.state import ChatState
 
     state = ChatState(user=turn.user, shown=[{"id": f"shown{i}", "title": t} for i, t in enumerate(turn.shown)])
-    slots = extract_slots(turn.message, agent.ingest.catalog, paths=True)  # as in the local REPL it measures
+    slots = extract_slots(turn.message, agent.catalog, paths=True)  # as in the local REPL it measures
     state.update(slots)
     return state.feasible(tools, slots)
 
 
-def chat_ranker(agent):
-    """text -> the item ids of a fresh chat session's answer (what `recsage chat --json` returns)."""
+def chat_ranker(agent, users: dict[str, str] | None = None):
+    """text -> the item ids of a fresh chat session's answer (what `recsage chat --json` returns);
+    with ``users``, the session is the text's user's (`recsage chat --user U`)."""
 
     def rank(text: str) -> list[str]:
-        done = [e for e in agent.session().send(text) if e["type"] == "done"][-1]
+        session = agent.session(None if users is None else users[text])
+        done = [e for e in session.send(text) if e["type"] == "done"][-1]
         return [str(item["id"]) for item in done["items"]]
 
     return rank
 
 
 def chat_relevance(agent, movielens: Path, requests_file: Path = DEFAULT_CHAT_REQUESTS) -> dict:
-    """Precision@10 / NDCG@10 of chat answers and of BM25 over the same requests, with a paired test."""
+    """Precision@10 / NDCG@10 of chat answers, of BM25 and of `recommend --query` over the same
+    requests, then of chat and `recommend --query` again with a user of the protocol split per
+    request (the same user for both), with paired tests against BM25 and between the two doors."""
     from agent.ingest.catalog import load_movielens
     from agent.retrieval.bm25 import bm25_ranker
     from eval.requests import (
@@ -127,13 +131,24 @@ def chat_relevance(agent, movielens: Path, requests_file: Path = DEFAULT_CHAT_RE
         evaluate_requests,
         load_relevance_catalog,
         load_requests,
+        recommend_ranker,
+        request_users,
     )
 
     requests = load_requests(requests_file)
     judge = load_relevance_catalog(movielens)
-    results = {
-        "bm25": evaluate_requests(requests, bm25_ranker(load_movielens(movielens).items), judge, progress=True),
-        "chat": evaluate_requests(requests, chat_ranker(agent), judge, progress=True),
+    users = request_users([r.text for r in requests], agent.recommender)
+    rankers = {
+        "bm25": bm25_ranker(load_movielens(movielens).items),
+        "chat": chat_ranker(agent),
+        "recommend": recommend_ranker(agent.recommender),
+        "chat --user": chat_ranker(agent, users),
+        "recommend --user": recommend_ranker(agent.recommender, users),
     }
-    paired = {m: compare(results["chat"], results["bm25"], metric=m) for m in ("P@10", "NDCG@10")}
-    return {"results": results, "chat_vs_bm25": {m: asdict(c) for m, c in paired.items()}}
+    results = {name: evaluate_requests(requests, ranker, judge, progress=True) for name, ranker in rankers.items()}
+    metrics = ("P@10", "NDCG@10")
+    return {"results": results,
+            "chat_vs_bm25": {m: asdict(compare(results["chat"], results["bm25"], metric=m)) for m in metrics},
+            "recommend_vs_chat": {m: asdict(compare(results["recommend"], results["chat"], metric=m)) for m in metrics},
+            "recommend_user_vs_chat_user": {m: asdict(compare(results["recommend --user"], results["chat --user"],
+                                                              metric=m)) for m in metrics}}

@@ -365,3 +365,27 @@ def compare(result_a: dict, result_b: dict, metric: str = "NDCG@10", n: int = 10
         )
     ids = sorted(a)
     return paired_test([a[i] for i in ids], [b[i] for i in ids], n=n, seed=seed)
+
+
+def request_users(texts: Sequence[str], recommender, seed: int = 0) -> dict[str, str]:
+    """One user per request text, a seeded sample of the recommender's protocol split (the users
+    whose held-out test items the collaborative protocol scores), so a request comes with a real
+    history that has nothing to do with it."""
+    from eval.harness import sample_users
+
+    split = recommender.retriever.split
+    chosen = [split.user_ids[u] for u in sample_users(split.n_users, len(texts), seed)]
+    return dict(zip(texts, chosen, strict=False))
+
+
+def recommend_ranker(recommender, users: dict[str, str] | None = None, k: int = 10) -> Ranker:
+    """The product path: text -> the ids of ``Recommender.recommend(query=text, understand=True)``,
+    the call `recsage recommend --query TEXT` (and ``/v1/recommend``) makes; with ``users``, the
+    text's user as well (`recommend --user U --query TEXT`)."""
+
+    def rank(text: str) -> list[str]:
+        user = None if users is None else users[text]
+        return [str(item["id"]) for item in recommender.recommend(query=text, user=user, k=k,
+                                                                  understand=True)["items"]]
+
+    return rank

@@ -27,14 +27,16 @@ anything else is a message; the answer streams as it is produced."""
 def build_agent(ctx, explain: bool | None = None, tool_choice: str | None = None):
     """A ChatAgent over a real Recommender, with per-command setting overrides."""
     from agent.chat.agent import ChatAgent
+    from agent.cli.recommend import query_reader
     from agent.recommend import Recommender
 
     config = settings(ctx)
     updates = {k: v for k, v in {"chat_explain": explain, "chat_tool_choice": tool_choice}.items() if v is not None}
     if updates:
         config = config.model_copy(update=updates)
-    return ChatAgent(Recommender(project(ctx), config), config, catalog=chat_catalog(ctx),
-                     local_files=True)  # a local user may name files
+    recommender, catalog = Recommender(project(ctx), config), chat_catalog(ctx)
+    recommender.read_query = query_reader(ctx, catalog)  # as `recommend --query` (bench chat compares them)
+    return ChatAgent(recommender, config, catalog=catalog, local_files=True)  # a local user may name files
 
 
 def _chat_options(fn):
@@ -196,6 +198,9 @@ def print_chat_bench(results: dict) -> None:
         table.add_row(name, str(r["n_requests"]), f"{p['mean']:.3f} ({p['ci_low']:.3f}-{p['ci_high']:.3f})",
                       f"{n['mean']:.3f} ({n['ci_low']:.3f}-{n['ci_high']:.3f})", f"{r['latency_s']['p50']:.2f}")
     console.print(table)
-    for metric, c in rel["chat_vs_bm25"].items():
-        console.print(f"chat - bm25 {metric}: {c['mean_diff']:+.3f} (95% CI {c['ci_low']:+.3f}..{c['ci_high']:+.3f}, "
-                      f"p={c['p_value']:.3f})")
+    labels = {"chat_vs_bm25": "chat - bm25", "recommend_vs_chat": "recommend - chat",
+              "recommend_user_vs_chat_user": "recommend --user - chat --user"}
+    for key, label in labels.items():
+        for metric, c in rel.get(key, {}).items():
+            console.print(f"{label} {metric}: {c['mean_diff']:+.3f} (95% CI {c['ci_low']:+.3f}..{c['ci_high']:+.3f}, "
+                          f"p={c['p_value']:.3f})")

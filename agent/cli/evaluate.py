@@ -21,9 +21,12 @@ from agent.cli.base import (
 from agent.core.errors import InputError
 from eval.requests import DEFAULT_REQUESTS
 
-REQUEST_SYSTEMS = ("bm25", "content", "hybrid", "rerank-zeroshot", "rerank")
+REQUEST_SYSTEMS = ("bm25", "content", "hybrid", "rerank-zeroshot", "rerank", "recommend", "recommend-user")
 """rerank: the hybrid's top candidates reranked by the LLM with the configured adapter (the shipped
-LoRA by default); rerank-zeroshot: the same without an adapter. Depth and alpha from the settings."""
+LoRA by default); rerank-zeroshot: the same without an adapter. Depth and alpha from the settings.
+recommend: the product path, the call `recommend --query` makes (the query read as the chat reads it,
+then the Recommender's retrieval and rerank); recommend-user: the same with a user of the protocol
+split per request (`recommend --user U --query`)."""
 
 
 @cli.group("eval", invoke_without_command=True)
@@ -216,8 +219,8 @@ def eval_requests_cmd(ctx, requests_file, systems, split_name, as_json, out_file
     movielens = benchmark_movielens(project(ctx))  # the judge reads MovieLens tags and plots
     requests = by_split(load_requests(requests_file), split_name)
     judge = load_relevance_catalog(movielens)
-    results = {s: evaluate_requests(requests, request_ranker(ctx, s), judge, k=10,
-                                    progress=True) for s in systems}
+    results = {s: evaluate_requests(requests, request_ranker(ctx, s, texts=[r.text for r in requests]), judge,
+                                    k=10, progress=True) for s in systems}
     if report(results, as_json, out_file):
         print_request_results(results, systems, split_name)
 
@@ -232,20 +235,26 @@ def print_request_results(results: dict, systems, split_name: str) -> None:
                   f"NDCG@10 vs {systems[0]} (p)", title="request-driven ranking")
     for name, r in results.items():
         p, n = r["metrics"]["P@10"], r["metrics"]["NDCG@10"]
-        paired = "" if name == systems[0] else (
-            lambda c: f"{c.mean_diff:+.3f} ({c.p_value:.3f})")(compare(r, results[systems[0]]))
+        c = None if name == systems[0] else compare(r, results[systems[0]])
+        paired = "" if c is None else f"{c.mean_diff:+.3f} ({c.p_value:.3f})"
         table.add_row(name, split_name, str(r["n_requests"]), f"{p['mean']:.3f} ({p['ci_low']:.3f}-{p['ci_high']:.3f})",
                       f"{n['mean']:.3f} ({n['ci_low']:.3f}-{n['ci_high']:.3f})", f"{r['latency_s']['p50']:.3f}", paired)
     table_console().print(table)
 
 
-def request_ranker(ctx, system: str, depth: int = 100):
+def request_ranker(ctx, system: str, depth: int = 100, texts: list[str] = ()):
     """text -> ranked item ids. bm25: titles, facets and text fields; content: MiniLM query over the
     Chroma cards; hybrid: both, fused (agent.retrieval.text_search.HybridTextSearch); rerank*: hybrid +
-    LLM reranker."""
+    LLM reranker; recommend*: the Recommender (``texts``: the requests, one sampled user each)."""
     from agent.ingest.catalog import load_source
     from agent.retrieval.retriever import open_project_store
 
+    if system.startswith("recommend"):
+        from agent.cli.recommend import open_recommender
+        from eval.requests import recommend_ranker, request_users
+
+        recommender = open_recommender(ctx)
+        return recommend_ranker(recommender, request_users(texts, recommender) if system == "recommend-user" else None)
     config = settings(ctx)
     items = load_source(project(ctx).catalog, config.catalog_max_field_chars).items
     if system == "bm25":

@@ -19,10 +19,33 @@ from agent.cli.base import (
 from agent.core.errors import InputError
 
 
-def open_recommender(ctx, system: str = "hybrid"):
+def open_recommender(ctx, system: str = "hybrid", catalog=None):
+    """The project's Recommender, reading typed queries as the chat does (``query_reader``)."""
     from agent.recommend import Recommender
 
-    return Recommender(project(ctx), settings(ctx), system=system)
+    recommender = Recommender(project(ctx), settings(ctx), system=system)
+    recommender.read_query = query_reader(ctx, catalog)
+    return recommender
+
+
+def query_reader(ctx, catalog=None):
+    """query -> retrieval arguments, read as the chat reads one user message
+    (agent.chat.request.read_request): the one reading behind `recommend --query` and
+    ``/v1/recommend``. The chat catalog (``catalog``, or the project's) is built on the first query."""
+    import threading
+
+    from agent.chat.request import read_request, retrieval_arguments
+    from agent.cli.base import chat_catalog
+
+    config, lock, built = settings(ctx), threading.Lock(), [catalog]
+
+    def read(query: str) -> dict:
+        with lock:  # the server reads from several threads; the catalog is built once
+            if built[0] is None:
+                built[0] = chat_catalog(ctx)
+        return retrieval_arguments(read_request([{"role": "user", "content": query}], built[0], config))
+
+    return read
 
 
 @cli.command()
@@ -63,7 +86,8 @@ def recommend(ctx, user_id, history, k, query, image, audio, video, explain, rer
     out = open_recommender(ctx, system).recommend(
         user=user_id or None, history=history.split(",") if history else None, k=k, query=query, image=image,
         audio=audio, video=video, filters=filters,
-        exclude=[i.strip() for i in (exclude or "").split(",") if i.strip()], explain=explain, rerank=rerank)
+        exclude=[i.strip() for i in (exclude or "").split(",") if i.strip()], explain=explain, rerank=rerank,
+        understand=True)
     if not report(out, as_json, out_file):
         return
     for name, text in out["request_text"].items():

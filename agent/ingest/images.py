@@ -51,7 +51,7 @@ def read_image_bytes(source: str | Path, max_bytes: int, timeout: float = URL_TI
 def _fetch_url(url: str, max_bytes: int, timeout: float) -> bytes:
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) only
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             declared = response.headers.get("Content-Length")
             if declared and declared.isdigit() and int(declared) > max_bytes:
                 raise InputError(
@@ -151,3 +151,31 @@ def load_image(path_or_url: str | Path, settings: Settings) -> Image.Image:
     label = str(path_or_url) if is_url(path_or_url) else f"image file {Path(path_or_url).name}"
     data = read_image_bytes(path_or_url, settings.max_image_bytes)
     return decode_image(data, settings.max_image_pixels, label=label)
+
+
+def poster_image(path: str | Path | None, max_bytes: int) -> tuple[bytes, str] | None:
+    """The bytes and MIME type of a stored poster if the file is an image Pillow verifies (a
+    supported format, at most ``max_bytes``); None otherwise, so that no other file a catalog once
+    named is ever served. The bytes are read once: what was checked is what is sent."""
+    from PIL import Image
+
+    if not path or not Path(path).is_file():  # not a device or a pipe, which could block the read
+        return None
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError:
+        return None
+    if not data or len(data) > max_bytes:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                fmt = image.format
+                image.verify()
+    except Exception:  # noqa: BLE001 - anything Pillow cannot verify is not served
+        return None
+    if fmt not in SUPPORTED_FORMATS:
+        return None
+    return data, Image.MIME.get(fmt, "application/octet-stream")

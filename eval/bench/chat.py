@@ -1,5 +1,6 @@
 """``recsage bench chat``: tool-choice accuracy on scripted turns and, unless skipped, chat relevance
-against BM25 (both measured by eval.chat), in one run."""
+against BM25 and against `recommend --query` (with and without a user; all measured by eval.chat),
+in one run."""
 
 from __future__ import annotations
 

@@ -71,10 +71,11 @@ class FakeRecommender:
                 "explanation_status": "generated" if explain else None, "cites": ["genres"] if explain else []}
 
     def recommend(self, *, user=None, history=None, k=10, query=None, image=None, audio=None, video=None, filters=None,
-                  exclude=(), explain=False, rerank=None) -> dict:
+                  exclude=(), explain=False, rerank=None, understand=False) -> dict:
         time.sleep(self.delay_s)
         with self.lock:
             self.calls.append({"user": user, "query": query, "image": image, "audio": audio, "k": k, "filters": filters,
+                               "understand": understand,
                                "audio_bytes": Path(audio).stat().st_size if audio else 0})
         if user is not None and user not in USERS:
             raise InputError(f"unknown user {user!r}")

@@ -315,3 +315,33 @@ def test_bundled_requests_on_the_real_catalog():
     result = evaluate_requests(requests, bm25_ranker(catalog.items, k=100), judge, k=10)
     assert result["metrics"]["P@10"]["mean"] > 0
     assert all(r["unknown_ids"] == 0 for r in result["per_request"])
+
+
+class _Split:
+    n_users = 5
+    user_ids = ("u0", "u1", "u2", "u3", "u4")
+
+
+class _ProductPath:
+    """Records the calls the request benchmark's product path makes."""
+
+    def __init__(self):
+        self.retriever = type("R", (), {"split": _Split()})()
+        self.calls = []
+
+    def recommend(self, **kwargs):
+        self.calls.append(kwargs)
+        return {"items": [{"id": 7}, {"id": "8"}]}
+
+
+def test_recommend_ranker_makes_the_call_recommend_query_makes():
+    from eval.requests import recommend_ranker, request_users
+
+    recommender = _ProductPath()
+    assert recommend_ranker(recommender)("toys") == ["7", "8"]
+    assert recommender.calls[-1] == {"query": "toys", "user": None, "k": 10, "understand": True}
+    users = request_users(["toys", "space"], recommender, seed=0)
+    assert set(users) == {"toys", "space"} and set(users.values()) <= set(_Split.user_ids)
+    assert len(set(users.values())) == 2 and users == request_users(["toys", "space"], recommender, seed=0)
+    recommend_ranker(recommender, users)("space")
+    assert recommender.calls[-1]["user"] == users["space"]

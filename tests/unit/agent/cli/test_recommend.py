@@ -111,3 +111,16 @@ def test_eval_says_what_a_bad_interactions_log_lost_and_keeps_the_rest(shop):
     assert "12 rows, 9 kept; skipped 1 empty user or item, 1 unparseable time, 1 unknown item" in out.output
     assert f"{folder / 'events.csv'}:11: unknown item (sku = 'SKU-404')" in out.output
     assert f"{folder / 'events.csv'}:12: unparseable time (ts = 'last tuesday')" in out.output
+
+
+def test_recommend_reads_the_query_as_the_chat_reads_a_message(shop):
+    _, env = shop
+    args = ["recommend", "-k", "3", "--no-rerank", "--json", "--query"]
+    out = CliRunner().invoke(cli, [*args, "trail running shoes"], env=env)
+    assert out.exit_code == 0, out.output
+    # "shoes" names the category: the trail running sock shares every other word but is not a shoe
+    assert {i["id"] for i in _json(out.output)["items"]} == {"SKU-1", "SKU-2"}
+    named = CliRunner().invoke(cli, [*args, "something like espresso machine"], env=env)
+    assert named.exit_code == 0, named.output
+    ids = [i["id"] for i in _json(named.output)["items"]]
+    assert "SKU-4" not in ids and len(ids) == 3  # a title the request names is never recommended back

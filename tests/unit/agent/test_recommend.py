@@ -1,0 +1,19 @@
+"""agent.recommend's merge of a query's reading with the arguments given explicitly."""
+
+from agent.recommend import _with_understood
+from agent.retrieval.retriever import Filters
+
+READ = {"liked": ["1"], "mentioned": ["1", "2"], "exclude": ["1"], "facets": {"genres": ("Animation",)},
+        "year_min": 1980, "year_max": 1989}
+
+
+def test_explicit_facets_and_years_win_over_the_reading():
+    filters, *_ = _with_understood(READ, Filters({"genres": ("Comedy",)}, None, 2000), (), (), ())
+    assert filters.facets == {"genres": ("Comedy",)}
+    assert (filters.year_min, filters.year_max) == (1980, 2000)
+
+
+def test_the_reading_fills_what_was_not_given_and_titles_add_up():
+    filters, exclude, liked, mentioned = _with_understood(READ, None, ["9"], ["5"], ())
+    assert filters.facets == {"genres": ("Animation",)} and (filters.year_min, filters.year_max) == (1980, 1989)
+    assert exclude == ["9", "1"] and liked == ["5", "1"] and mentioned == ["1", "2"]

@@ -290,6 +290,19 @@ class LoadedLlm:
     lock: threading.RLock = field(default_factory=threading.RLock)
     max_forward_tokens: int | None = None
 
+    @property
+    def _last_logits_only(self) -> dict:
+        """Generation reads only the last position's logits: asking for just those skips the
+        vocabulary projection of every prompt position (models whose forward takes ``logits_to_keep``)."""
+        import inspect
+
+        forward = getattr(self.model, "forward", None)
+        try:
+            takes = forward is not None and "logits_to_keep" in inspect.signature(forward).parameters
+        except (TypeError, ValueError):
+            takes = False
+        return {"logits_to_keep": 1} if takes else {}
+
     def chat(self, system: str, user: str) -> str:
         """The chat-formatted prompt, ending where the assistant's answer starts."""
         return chat_prompt(self.tokenizer, system, user)
@@ -348,10 +361,11 @@ class LoadedLlm:
         new_tokens: list[list[int]] = [[] for _ in encoded]
         cache = None
         step_ids, positions = ids, (mask.cumsum(-1) - 1).clamp(min=0)
+        last_only = self._last_logits_only
         with self.lock, torch.inference_mode():
             for _ in range(max_new_tokens):
                 out = self.model(input_ids=step_ids, attention_mask=mask, position_ids=positions,
-                                 use_cache=True, **{cache_kwarg(self.model): cache})
+                                 use_cache=True, **{cache_kwarg(self.model): cache}, **last_only)
                 cache = returned_cache(out)
                 logits = out.logits[:, -1, :]
                 if allowed_tokens is not None:

@@ -26,7 +26,7 @@ from agent.rerank.prompt import fence_text
 
 STATUSES = ("generated", "repaired", "template")
 MAX_NEW_TOKENS = 40
-CONSTRAINED_MAX_NEW_TOKENS = 26
+CONSTRAINED_MAX_NEW_TOKENS = 20
 """A constrained row seldom stops by itself before the limit, and the batch waits for its longest row."""
 FACT_CHARS = 160
 MAX_TAGS = 5

@@ -307,7 +307,7 @@ class Recommender:
 
     def recommend(self, *, user: str | None = None, history: Sequence[str] | None = None, k: int = 10,
                   query: str | None = None, image: Path | None = None, audio: Path | None = None,
-                  video: Path | None = None, filters: Filters | None = None, exclude: Sequence[str] = (), explain: bool = False,
+                  video: Path | None = None, filters: Filters | None = None, exclude: Sequence[str] = (), explain: bool | int = False,
                   rerank: bool | None = None, liked: Sequence[str] = (), mentioned: Sequence[str] = (),
                   understand: bool = False) -> dict:
         """JSON-ready recommendations (see the module doc of agent.recommend and README). ``liked``:
@@ -315,7 +315,8 @@ class Recommender:
         (agent.chat.request); pseudo-histories fused with the request's words
         (agent.retrieval.request_fusion). ``understand``: read ``query`` first as the chat reads a
         message (``read_query``; `recommend --query` and ``/v1/recommend``): its titles, facets and
-        years join the arguments, the ones given explicitly win."""
+        years join the arguments, the ones given explicitly win. ``explain``: every item (True), none, or
+        the first N (an int: the chat explains its top items and lists the rest)."""
         clock = Stopwatch()
         with clock("request"):
             _validate(k, explain, filters)
@@ -347,9 +348,10 @@ class Recommender:
         with clock("evidence"):
             evidences = self._evidence(rows, dense, request, part_vectors[1:] if request else None)
         with clock("explain"):
-            explanations = self.explainer.explain(evidences) if explain and rows else []
+            explained = evidences[:_explained_count(explain, k)]
+            explanations = self.explainer.explain(explained) if explained else []
         items = [{**row, "rank": rank, "evidence": ev.to_json(),
-                  **(explanations[rank - 1].to_json() if explanations else NO_EXPLANATION)}
+                  **(explanations[rank - 1].to_json() if rank <= len(explanations) else NO_EXPLANATION)}
                  for rank, (row, ev) in enumerate(zip(rows, evidences, strict=True), start=1)]
         return {
             "user": None if user is None else str(user), "history_size": len(dense),
@@ -439,10 +441,15 @@ def _named_as(path: Path):
         raise InputError(message) from None
 
 
-def _validate(k: int, explain: bool, filters: Filters | None) -> None:
+def _explained_count(explain: bool | int, k: int) -> int:
+    """How many of the top ``k`` items get an explanation: all (True), none (False) or the first N."""
+    return k if explain is True else min(k, max(0, int(explain)))
+
+
+def _validate(k: int, explain: bool | int, filters: Filters | None) -> None:
     if not isinstance(k, int) or k <= 0:
         raise InputError(f"k must be a positive integer, got {k}")
-    if explain and k > MAX_EXPLAINED:
+    if _explained_count(explain, k) > MAX_EXPLAINED:
         raise InputError(f"k={k} is too many to explain: use k <= {MAX_EXPLAINED} with explanations")
     if filters and filters.year_min is not None and filters.year_max is not None and filters.year_min > filters.year_max:
         raise InputError(f"year_min {filters.year_min} is after year_max {filters.year_max}")

@@ -54,8 +54,10 @@ def _filters(facets: dict[str, tuple[str, ...]] | None, year_min: int | None, ye
     return Filters(dict(facets or {}), year_min, year_max)
 
 
-def _explain(context: ToolContext) -> bool:
-    return bool(getattr(context.settings, "chat_explain", True))
+def _explain(context: ToolContext) -> int:
+    """How many of an answer's top items get an explanation (0: none)."""
+    settings = context.settings
+    return int(getattr(settings, "chat_explained_items", 5)) if getattr(settings, "chat_explain", True) else 0
 
 
 @tool(triggers=(r"\brecommend", r"\bsuggest", r"\bwhat should i watch\b", r"\bin the mood for\b",

@@ -305,7 +305,14 @@ class Settings(ConfigBase):
         ),
     )
     chat_explain: bool = Field(
-        True, description="Chat answers explain each recommended item (LLM explanations; slower)."
+        True, description="Chat answers explain their top items (LLM explanations; slower)."
+    )
+    chat_explained_items: int = Field(
+        5, ge=1, le=10,
+        description=(
+            "How many of a chat answer's top items get an explanation; the rest are listed without one. "
+            "Explanation time grows with this number (a chat turn's budget on 2 cores)."
+        ),
     )
     explain_repair: bool = Field(
         False,

@@ -159,7 +159,9 @@ def test_through_the_server_queues_items_come_before_their_explanations(movielen
     shown = result["events"][kinds.index("items")]["items"]
     assert shown and all(item["explanation"] is None for item in shown)
     reasons = {e["id"]: e["explanation"] for e in result["events"] if e["type"] == "explanation"}
-    assert reasons == {i["id"]: i["explanation"] for i in result["items"]}
+    top = result["items"][:real_settings.chat_explained_items]  # the chat explains its top items only
+    assert reasons == {i["id"]: i["explanation"] for i in top}
+    assert all(i["explanation"] is None for i in result["items"][len(top):])
     assert all(text in result["answer"] for text in reasons.values())
     assert "".join(e["text"] for e in result["events"] if e["type"] == "token") == result["answer"]
     assert queues.stats()["explain"]["rows"] == len(reasons)

@@ -17,3 +17,22 @@ def test_the_reading_fills_what_was_not_given_and_titles_add_up():
     filters, exclude, liked, mentioned = _with_understood(READ, None, ["9"], ["5"], ())
     assert filters.facets == {"genres": ("Animation",)} and (filters.year_min, filters.year_max) == (1980, 1989)
     assert exclude == ["9", "1"] and liked == ["5", "1"] and mentioned == ["1", "2"]
+
+
+def test_explain_true_is_every_item_false_none_and_an_int_the_first_n():
+    from agent.recommend import _explained_count
+
+    assert _explained_count(True, 10) == 10
+    assert _explained_count(False, 10) == 0
+    assert _explained_count(5, 10) == 5
+    assert _explained_count(5, 3) == 3  # never more than the answer has
+
+
+def test_the_chat_tools_explain_the_configured_number_of_top_items():
+    from types import SimpleNamespace
+
+    from agent.core.config import Settings
+    from plugins.tools import _explain
+
+    assert _explain(SimpleNamespace(settings=Settings(chat_explained_items=3))) == 3
+    assert _explain(SimpleNamespace(settings=Settings(chat_explain=False, chat_explained_items=3))) == 0

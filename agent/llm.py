@@ -349,20 +349,25 @@ class LoadedLlm:
 
         tok = self.tokenizer
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        width = max(len(e) for e in encoded)
+        shared = shared_prefix(encoded)
+        width = max(len(e) - shared for e in encoded)
         ids = torch.full((len(encoded), width), pad, dtype=torch.long)
         mask = torch.zeros((len(encoded), width), dtype=torch.long)
-        for i, e in enumerate(encoded):
-            ids[i, width - len(e):] = torch.tensor(e)
-            mask[i, width - len(e):] = 1
+        for i, e in enumerate(encoded):  # each row's text after the shared prefix, left-padded
+            ids[i, width - len(e) + shared:] = torch.tensor(e[shared:])
+            mask[i, width - len(e) + shared:] = 1
         eos = {t for t in [tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")] if isinstance(t, int) and t >= 0}
         texts = [""] * len(encoded)
         done = [False] * len(encoded)
         new_tokens: list[list[int]] = [[] for _ in encoded]
         cache = None
-        step_ids, positions = ids, (mask.cumsum(-1) - 1).clamp(min=0)
+        step_ids, positions = ids, shared + (mask.cumsum(-1) - 1).clamp(min=0)
+        mask = torch.cat([torch.ones((len(encoded), shared), dtype=torch.long), mask], dim=-1)
         last_only = self._last_logits_only
         with self.lock, torch.inference_mode():
+            if shared:  # the rows' common start (the system prompt) is read once, its cache repeated per row
+                _, cache = prefix_forward(self.model, torch.tensor([encoded[0][:shared]]))
+                cache.batch_repeat_interleave(len(encoded))
             for _ in range(max_new_tokens):
                 out = self.model(input_ids=step_ids, attention_mask=mask, position_ids=positions,
                                  use_cache=True, **{cache_kwarg(self.model): cache}, **last_only)
@@ -392,6 +397,24 @@ class LoadedLlm:
                 mask = torch.cat([mask, torch.ones((len(encoded), 1), dtype=torch.long)], dim=-1)
                 positions = positions[:, -1:] + 1
         return [t.strip() for t in texts]
+
+
+MIN_SHARED_PREFIX = 16
+"""Shorter common starts are not worth a separate forward pass."""
+
+
+def shared_prefix(rows: Sequence[Sequence[int]]) -> int:
+    """How many leading tokens every row shares (0 for one row or below :data:`MIN_SHARED_PREFIX`),
+    leaving each row at least one token of its own, so the first step has something to read."""
+    if len(rows) < 2:
+        return 0
+    n = 0
+    for column in zip(*rows, strict=False):
+        if any(t != column[0] for t in column):
+            break
+        n += 1
+    n = min(n, min(len(r) for r in rows) - 1)
+    return n if n >= MIN_SHARED_PREFIX else 0
 
 
 def _offset_callback(on_token: Callable[[int, T], R], group: list[int]) -> Callable[[int, T], R]:

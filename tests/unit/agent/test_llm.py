@@ -8,11 +8,13 @@ import torch
 
 from agent.core.errors import InputError
 from agent.llm import (
+    MIN_SHARED_PREFIX,
     LoadedLlm,
     chat_prompt,
     continuation_logprobs,
     load_causal_lm,
     resolve_dtype,
+    shared_prefix,
 )
 from tests.fakes.tiny_lm import plain_option_logprobs, tiny_llama
 
@@ -123,3 +125,24 @@ def test_an_adapter_of_another_base_is_refused_with_what_to_do(saved, tmp_path):
     get_peft_model(other, LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(tmp_path / "adapter")
     with pytest.raises(InputError, match="trained on another base model .*other-base.*rerank_adapter"):
         load_causal_lm(saved, "fp32", adapter=tmp_path / "adapter", device="cpu")
+
+
+def test_prompts_with_a_shared_system_part_generate_as_one_prompt_at_a_time(tiny):
+    """Rows sharing a long start (the system prompt) read it once through a cached prefix; every
+    row still continues as if it ran alone."""
+    model, tok = tiny
+    llm = LoadedLlm(model=model, tokenizer=tok)
+    system = "You finish a one-sentence recommendation from the facts only, in plain words, no praise."
+    prompts = [chat_prompt(tok, system, user) for user in ("Movie: Heat", "Movie: a much longer title here", "x")]
+    ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    assert shared_prefix(ids) >= MIN_SHARED_PREFIX  # the cached path runs
+    batch = llm.generate(prompts, max_new_tokens=8, stop=())
+    alone = [llm.generate([p], max_new_tokens=8, stop=())[0] for p in prompts]
+    assert batch == alone
+
+
+def test_shared_prefix_leaves_every_row_a_token_and_skips_short_starts():
+    rows = [list(range(40)), list(range(40)) + [7, 8]]
+    assert shared_prefix(rows) == 39  # the shorter row keeps its last token
+    assert shared_prefix([list(range(40))]) == 0  # one row: nothing to share
+    assert shared_prefix([[1, 2, 3, 9], [1, 2, 3, 8]]) == 0  # below MIN_SHARED_PREFIX

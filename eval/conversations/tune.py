@@ -23,11 +23,18 @@ GRID = {"hybrid": (0.0, 0.5, 1.0), "context": (0.0, 0.5, 1.0), "comention": (0.0
 
 
 def case_parts(recommender, catalog, case, prior):
+    """The case's conversation read by the rules, then :func:`request_retrieval`."""
     from agent.chat.request import read_request
+
+    return request_retrieval(recommender, read_request(case.turn.messages(), catalog), case, prior)
+
+
+def request_retrieval(recommender, request, case, prior):
+    """A request's fusion parts and the mask of what may not be recommended (named, excluded and
+    liked titles, items outside the store)."""
     from agent.retrieval.request_fusion import request_parts, text_scores
 
     retriever = recommender.retriever
-    request = read_request(case.turn.messages(), catalog)
     liked, _ = retriever.history_from_ids(request.liked_ids)
     mentioned, _ = retriever.history_from_ids(request.mentioned)
     text = request.ask or request.need

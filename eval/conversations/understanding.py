@@ -20,24 +20,12 @@ import numpy as np
 
 
 def request_recall(recommender, request, case, k: int = 10) -> list[int]:
-    """1/0 per target: in the top ``k`` of the fused request parts, the named and excluded masked."""
-    from agent.retrieval.request_fusion import fuse, request_parts, text_scores
+    """1/0 per target: in the top ``k`` of the fused request parts (default weights, no dialogue
+    prior), the named and excluded masked."""
+    from eval.conversations.tune import recall_at, request_retrieval
 
-    retriever = recommender.retriever
-    liked, _ = retriever.history_from_ids(request.liked_ids)
-    mentioned, _ = retriever.history_from_ids(request.mentioned)
-    text = request.ask or request.need
-    hits = recommender.searcher.search(text, 200) if text.strip() else None
-    scores = None if hits is None else text_scores(hits, retriever.split.item_index, retriever.split.n_items)
-    parts = request_parts(retriever, liked, scores, mentioned, None, [*request.liked_ids, *request.mentioned])
-    fused = fuse(parts).copy()
-    excluded, _ = retriever.history_from_ids([*case.named, *request.exclude])
-    fused[excluded] = -np.inf
-    fused[liked] = -np.inf
-    fused[~retriever.stored] = -np.inf
-    top = set(np.argsort(-fused, kind="stable")[:k].tolist())
-    index = retriever.split.item_index
-    return [int(index.get(t, -1) in top) for t in case.targets]
+    parts, mask = request_retrieval(recommender, request, case, None)
+    return recall_at(parts, mask, case.targets, recommender.retriever.split.item_index, None, k)
 
 
 def compare(cases, catalog, recommender, llm) -> dict:

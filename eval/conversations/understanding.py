@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import copy
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -22,7 +21,7 @@ import numpy as np
 def request_recall(recommender, request, case, k: int = 10) -> list[int]:
     """1/0 per target: in the top ``k`` of the fused request parts (default weights, no dialogue
     prior), the named and excluded masked."""
-    from eval.conversations.tune import recall_at, request_retrieval
+    from eval.conversations.retrieval_only import recall_at, request_retrieval
 
     parts, mask = request_retrieval(recommender, request, case, None)
     return recall_at(parts, mask, case.targets, recommender.retriever.split.item_index, None, k)
@@ -63,29 +62,18 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def main(argv=None) -> None:
-    from agent.cli.base import project_chat_catalog
-    from agent.core.config import load_settings
-    from agent.core.project import movielens_project
     from agent.llm import load_llm
     from agent.provision.models import model_path
-    from agent.recommend import Recommender
-    from eval.conversations.dialogues import load_dialogues
-    from eval.conversations.mapping import TitleMapper
+    from eval.conversations.retrieval_only import arguments, open_bench
     from eval.conversations.run import build_cases
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--movielens", type=Path, required=True)
-    ap.add_argument("--store", type=Path, required=True)
-    ap.add_argument("--dialogues", type=Path, required=True)
+    ap = arguments(argparse.ArgumentParser())
     ap.add_argument("--cases", type=int, default=30)
     ap.add_argument("--role", default="llm", help="LLM role that reads the conversation")
     args = ap.parse_args(argv)
-    settings = load_settings()
-    project = movielens_project(args.movielens, store=args.store)
-    catalog = project_chat_catalog(project, settings)
-    recommender = Recommender(project, settings)
-    dialogues, _ = load_dialogues(args.dialogues)
-    cases, _ = build_cases(dialogues, TitleMapper(catalog.items.values(), catalog.rating_counts()))
+    bench = open_bench(args)
+    catalog, recommender, settings = bench.catalog, bench.recommender, bench.settings
+    cases, _ = build_cases(bench.dialogues, bench.mapper)
     llm = load_llm(settings, model_path(settings, args.role))
     out = compare(cases[:args.cases], catalog, recommender, llm)
     print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in out.items()})

@@ -321,8 +321,8 @@ class Recommender:
         with clock("request"):
             _validate(k, explain, filters)
             if understand and query and self.read_query is not None:
-                filters, exclude, liked, mentioned = _with_understood(self.read_query(query), filters, exclude,
-                                                                      liked, mentioned)
+                query, filters, exclude, liked, mentioned = _with_understood(self.read_query(query), query, filters,
+                                                                             exclude, liked, mentioned)
                 _validate(k, explain, filters)
             dense, ignored = self._history(user, history)
             request = self.request_text(query, image, audio, video)
@@ -455,15 +455,16 @@ def _validate(k: int, explain: bool | int, filters: Filters | None) -> None:
         raise InputError(f"year_min {filters.year_min} is after year_max {filters.year_max}")
 
 
-def _with_understood(understood: dict, filters: Filters | None, exclude: Sequence[str], liked: Sequence[str],
-                     mentioned: Sequence[str]) -> tuple[Filters, list[str], list[str], list[str]]:
-    """Explicit arguments joined with a query's reading: facets and years given explicitly win over
-    the ones read, exclusions and titles add up."""
+def _with_understood(understood: dict, query: str, filters: Filters | None, exclude: Sequence[str],
+                     liked: Sequence[str], mentioned: Sequence[str]) -> tuple[str, Filters, list[str], list[str], list[str]]:
+    """Explicit arguments joined with a query's reading: the query becomes the search words it was
+    read as, facets and years given explicitly win over the ones read, exclusions and titles add up."""
     given = filters or Filters()
     merged = Filters({**understood.get("facets", {}), **given.facets},
                      given.year_min if given.year_min is not None else understood.get("year_min"),
                      given.year_max if given.year_max is not None else understood.get("year_max"))
-    return (merged, list(dict.fromkeys([*map(str, exclude), *understood.get("exclude", ())])),
+    return (understood.get("query") or query, merged,
+            list(dict.fromkeys([*map(str, exclude), *understood.get("exclude", ())])),
             list(dict.fromkeys([*map(str, liked), *understood.get("liked", ())])),
             list(dict.fromkeys([*map(str, mentioned), *understood.get("mentioned", ())])))
 

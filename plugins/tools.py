@@ -39,11 +39,8 @@ def _items_observation(result: dict, what: str) -> Observation:
 
 def _excluded_ids(context: ToolContext, exclude, avoid_genres) -> list[str]:
     """Explicit exclusions plus every catalog item of an avoided genre ("something lighter")."""
-    out = list(dict.fromkeys(exclude))
-    if avoid_genres and context.catalog is not None:
-        avoid = set(avoid_genres)
-        out += [i for i, item in context.catalog.items.items() if avoid & set(item.facets.get("genres", ()))]
-    return out
+    avoided = context.catalog.with_facet_values("genres", avoid_genres) if context.catalog is not None else []
+    return list(dict.fromkeys([*exclude, *avoided]))
 
 
 def _filters(facets: dict[str, tuple[str, ...]] | None, year_min: int | None, year_max: int | None):
@@ -73,8 +70,7 @@ def recommend(context: ToolContext, query: str = "", user: str | None = None,
     result = context.recommender.recommend(
         user=user, query=query or None, k=k, filters=_filters(facets, year_min, year_max),
         exclude=_excluded_ids(context, exclude, avoid_genres), explain=_explain(context),
-        **({"liked": list(liked)} if liked and user is None else {}),
-        **({"mentioned": list(mentioned)} if mentioned and user is None else {}),
+        liked=list(liked), mentioned=list(mentioned),
     )
     return _items_observation(result, "recommendations")
 

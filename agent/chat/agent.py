@@ -30,7 +30,6 @@ from pathlib import Path
 
 import prompts
 from agent.chat.catalog import ChatCatalog
-from agent.chat.request import read_request
 from agent.chat.slots import extract_slots
 from agent.chat.state import ChatState
 from agent.chat.tool_choice import ToolChooser
@@ -189,13 +188,13 @@ class ChatSession:
     def _turn(self, text: str, image: Path | None, audio: Path | None, video: Path | None = None) -> Iterator[dict]:
         self._clock = Stopwatch()  # seconds per stage of this turn, in its done event
         state = self.state
-        state.turns.append({"role": "user", "content": text})
         message = text
         for tool_name, path in (("describe_image", image), ("transcribe_audio", audio), ("describe_video", video)):
             if path is None:
                 continue
             obs, _ = yield from self._run_tool(tool_name, {"path": str(path)}, uploads=(str(path),))
             if not obs.ok:
+                state.turns.append({"role": "user", "content": text})
                 yield from self._finish(obs, tool_name)
                 return
             heard = obs.data.get("text", "")
@@ -207,11 +206,10 @@ class ChatSession:
                 message = prompts.render("chat_image_request.j2", text=heard, title=title)
             else:
                 message = heard
-        slots = extract_slots(message, self.agent.catalog, paths=self.agent.local_files)
-        state.update(slots)
         with RANKING.hold():  # explanations of earlier chats wait while this one ranks (agent.core.batching)
-            with self._clock("understand"):
-                state.read_conversation(read_request(state.turns, self.agent.catalog, self.agent.settings))
+            with self._clock("understand"):  # what a voice note or a photo said is part of the conversation
+                slots = state.read_message(message, self.agent.catalog, self.agent.settings,
+                                           paths=self.agent.local_files)
             tools = state.feasible(self.agent.tools, slots)
             with self._clock("tool_choice"):
                 choice = self.agent.chooser.choose(tools, message, state.shown_labels(), state.user)

@@ -126,6 +126,14 @@ class ChatCatalog:
             return item_id
         return f"{item.title} ({item.year})" if item.year else item.title
 
+    def with_facet_values(self, facet: str, values) -> list[str]:
+        """Ids of every item holding any of ``values`` in ``facet`` ("something lighter" avoids the
+        horror and thriller genres); [] for no values."""
+        wanted = set(values)
+        if not wanted:
+            return []
+        return [i for i, item in self.items.items() if wanted & set(item.facets.get(facet, ()))]
+
     # --- users --------------------------------------------------------------------------------
 
     @functools.cached_property

@@ -142,14 +142,6 @@ def read_request(messages: list[dict], catalog, settings=None) -> Request:
     return request
 
 
-def retrieval_arguments(request: Request) -> dict:
-    """What agent.recommend.Recommender.recommend takes from a request, as plain values (agent.chat
-    does not import agent.retrieval): the pseudo-histories, the exclusions, facet values and years
-    for its Filters."""
-    return {"liked": request.liked_ids, "mentioned": list(request.mentioned), "exclude": request.exclude,
-            "facets": dict(request.facets), "year_min": request.year_min, "year_max": request.year_max}
-
-
 def _mentions_against(clause: str, values: tuple[str, ...]) -> bool:
     """'no horror', 'nothing scary', 'I hate musicals': the words before the facet say no."""
     lower = clause.lower()

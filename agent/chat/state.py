@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from agent.chat.slots import MOOD_AVOID, MOOD_QUERY, Slots
+from agent.chat.request import read_request
+from agent.chat.slots import MOOD_AVOID, MOOD_QUERY, Slots, extract_slots
 from agent.core.errors import InputError
 
 _RESTRICT = re.compile(r"\b(only|just|keep|filter|limit|restrict|narrow)\b", re.IGNORECASE)
@@ -115,6 +116,16 @@ class ChatState:
         elif (ref := self.referenced_item(slots)) is not None:
             self.focus = ref
 
+    def read_message(self, message: str, catalog, settings=None, *, paths: bool = False) -> Slots:
+        """Take one user message and return its slots: they update the current request, then the
+        whole conversation is read again (agent.chat.request.read_request). Every chat turn and
+        `recommend --query` (a conversation of one message: :func:`read_query`) go through here."""
+        slots = extract_slots(message, catalog, paths=paths)
+        self.turns.append({"role": "user", "content": message})
+        self.update(slots)
+        self.read_conversation(read_request(self.turns, catalog, settings))
+        return slots
+
     def read_conversation(self, request) -> None:
         """Take the whole conversation's titles (an agent.chat.request.Request): liked titles steer
         retrieval, named/seen/disliked ones are never recommended again."""
@@ -126,22 +137,30 @@ class ChatState:
         """The request as the retriever should read it: the text plus the mood's words."""
         return " ".join(p for p in (self.search or self.query, MOOD_QUERY.get(self.mood or "", "")) if p)
 
-    def arguments(self, parameters: dict, slots: Slots) -> dict:
-        """Arguments for a tool from the state and the message, by parameter name; a parameter the
-        state knows nothing about gets the message text when it is a required string."""
-        known = {
-            "query": self.query_text() or slots.text,
-            "user": self.user,
-            "item": self.referenced_item(slots),
+    def request_arguments(self) -> dict:
+        """The current request as the recommend tool's arguments: search words (plus the mood's),
+        facets, years, exclusions, the pseudo-histories and the genres a mood avoids."""
+        return {
+            "query": self.query_text(),
             "facets": {name: list(values) for name, values in self.facets.items()},
-            "genres": list(self.facets.get("genres", ())),  # for tools that take genres alone
-            "genre": self.facets["genres"][0] if self.facets.get("genres") else None,
             "year_min": self.year_min,
             "year_max": self.year_max,
             "exclude": list(dict.fromkeys([*self.excluded, *self.avoid])),
             "liked": list(self.liked),
             "mentioned": list(self.mentioned),
             "avoid_genres": list(MOOD_AVOID.get(self.mood or "", ())),
+        }
+
+    def arguments(self, parameters: dict, slots: Slots) -> dict:
+        """Arguments for a tool from the state and the message, by parameter name; a parameter the
+        state knows nothing about gets the message text when it is a required string."""
+        known = {
+            **self.request_arguments(),
+            "query": self.query_text() or slots.text,
+            "user": self.user,
+            "item": self.referenced_item(slots),
+            "genres": list(self.facets.get("genres", ())),  # for tools that take genres alone
+            "genre": self.facets["genres"][0] if self.facets.get("genres") else None,
             "path": slots.path,
         }
         required = set(parameters.get("required", []))
@@ -227,3 +246,15 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     return str(value)
+
+
+def read_query(query: str, catalog, settings=None) -> dict:
+    """`recommend --query` and ``/v1/recommend``: the query read exactly as a chat's first message,
+    as retrieval arguments (search words, facets, years, exclusions with every item of a genre the
+    mood avoids, the pseudo-histories). So a request ranks the same through either door."""
+    state = ChatState()
+    state.read_message(query, catalog, settings)
+    arguments = state.request_arguments()
+    avoid = arguments.pop("avoid_genres")
+    arguments["exclude"] = list(dict.fromkeys([*arguments["exclude"], *catalog.with_facet_values("genres", avoid)]))
+    return arguments

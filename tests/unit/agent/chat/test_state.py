@@ -93,3 +93,34 @@ def test_the_conversations_titles_reach_a_tool_that_takes_them():
     parameters = {"properties": {"liked": {}, "mentioned": {}, "exclude": {}}}
     assert state.arguments(parameters, Slots(text="any other?")) == {
         "liked": ["1"], "mentioned": ["1", "2", "3"], "exclude": ["1", "2"]}
+
+
+MESSAGE = "something lighter and animated from the 90s, I loved Toy Story (1995)"
+
+
+def test_read_query_reads_a_request_as_a_first_chat_message():
+    from agent.chat.catalog import ChatCatalog
+    from agent.chat.state import read_query
+    from tests.fakes.chat import ITEMS
+
+    read = read_query(MESSAGE, ChatCatalog(ITEMS))
+    assert read["liked"] == ["1"] and read["mentioned"] == ["1"]
+    assert read["facets"] == {"genres": ["Animation"]}
+    assert (read["year_min"], read["year_max"]) == (1990, 1999)
+    # Toy Story was named; "lighter" avoids Horror and Thriller: Scream, Saw, Inception
+    assert sorted(read["exclude"], key=int) == ["1", "3", "7", "9"]
+    assert read["query"].endswith("light-hearted feel-good comedy") and "90s" not in read["query"]
+
+
+def test_the_chat_passes_the_recommender_what_read_query_reads():
+    """One reading for both doors: the first chat turn calls the recommender with read_query's arguments."""
+    from agent.chat.state import read_query
+    from tests.fakes.chat import fake_agent
+
+    agent = fake_agent()
+    list(agent.session().send(MESSAGE))
+    call, read = agent.recommender.calls[-1], read_query(MESSAGE, agent.catalog)
+    assert call["query"] == read["query"] and call["liked"] == read["liked"]
+    assert sorted(call["exclude"]) == sorted(read["exclude"])
+    assert call["filters"].facets == {"genres": ("Animation",)}
+    assert (call["filters"].year_min, call["filters"].year_max) == (read["year_min"], read["year_max"])

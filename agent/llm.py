@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from agent.core.config import Settings
+from agent.core.prefix_cache import PrefixCache
 
 T, R = TypeVar("T"), TypeVar("R")
 _LOCK = threading.Lock()
@@ -269,11 +270,11 @@ def continuation_logprobs(llm: LoadedLlm, prompt: str, options: Sequence[str]) -
     for i, r in enumerate(rows):
         ids[i, : len(r)] = torch.tensor(r)
     with llm.lock, torch.inference_mode():
-        first, cache = prefix_forward(llm.model, torch.tensor([prompt_ids]))
+        last, cache = llm.read_prefix(prompt_ids, last_logits=True)
         positions = torch.arange(len(prompt_ids), len(prompt_ids) + width).expand(n, -1)
         mask = torch.ones((n, len(prompt_ids) + width), dtype=torch.long)
         out = over_prefix(llm.model, cache, ids, positions, mask)
-    head = torch.log_softmax(first.logits[0, -1].float(), dim=-1)
+    head = torch.log_softmax(last.float(), dim=-1)
     rest = torch.log_softmax(out.logits.float(), dim=-1)
     return [float(head[r[0]] + sum(rest[i, j - 1, r[j]] for j in range(1, len(r)))) for i, r in enumerate(rows)]
 
@@ -289,6 +290,26 @@ class LoadedLlm:
     tokenizer: object
     lock: threading.RLock = field(default_factory=threading.RLock)
     max_forward_tokens: int | None = None
+    prefixes: PrefixCache = field(default_factory=PrefixCache)
+    """Recently read prompt starts (agent.core.prefix_cache): a prompt beginning like one reads only the rest."""
+
+    def read_prefix(self, ids: Sequence[int], last_logits: bool = False):
+        """(the last position's logits, or None unless ``last_logits``; the key/value cache of ``ids``),
+        reading only the ids :attr:`prefixes` does not hold. The cache is the caller's to grow. Call
+        under :attr:`lock`."""
+        import torch
+
+        ids = list(ids)
+        n, cache = self.prefixes.lookup(ids, limit=len(ids) - 1 if last_logits else len(ids))
+        if n == len(ids):
+            return None, cache
+        kwargs = {} if cache is None else {
+            cache_kwarg(self.model): cache, "position_ids": torch.arange(n, len(ids)).unsqueeze(0),
+            "attention_mask": torch.ones((1, len(ids)), dtype=torch.long)}
+        out = self.model(input_ids=torch.tensor([ids[n:]]), use_cache=True, **kwargs, **self._last_logits_only)
+        cache = returned_cache(out)
+        self.prefixes.store(ids, cache)
+        return (out.logits[0, -1] if last_logits else None), cache
 
     @property
     def _last_logits_only(self) -> dict:
@@ -366,7 +387,7 @@ class LoadedLlm:
         last_only = self._last_logits_only
         with self.lock, torch.inference_mode():
             if shared:  # the rows' common start (the system prompt) is read once, its cache repeated per row
-                _, cache = prefix_forward(self.model, torch.tensor([encoded[0][:shared]]))
+                _, cache = self.read_prefix(encoded[0][:shared])
                 cache.batch_repeat_interleave(len(encoded))
             for _ in range(max_new_tokens):
                 out = self.model(input_ids=step_ids, attention_mask=mask, position_ids=positions,

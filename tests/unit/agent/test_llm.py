@@ -44,7 +44,37 @@ def test_continuation_scores_over_a_cached_prefix_match_the_plain_run(tiny):
     plain = plain_option_logprobs(llm, prompt, options)
     assert len({round(x, 3) for x in plain}) == len(options)
     assert cached == pytest.approx(plain, abs=1e-4)
-    assert llm.continuation_logprobs(prompt, options) == cached
+    assert llm.continuation_logprobs(prompt, options) == pytest.approx(cached, abs=1e-5)
+
+
+def test_a_prompt_starting_like_an_earlier_one_reads_only_its_own_tokens(tiny):
+    """The tool chooser's case: the same long system prompt, another message. The second call reuses
+    the first one's key/value cache up to where the prompts part, and still scores as a plain run."""
+    model, tok = tiny
+    llm = LoadedLlm(model=model, tokenizer=tok)
+    system = "Pick one tool for the message: recommend, search_catalog or item_details. Answer with its name."
+    first, second = (chat_prompt(tok, system, m) for m in ("show me something funny", "who stars in Heat?"))
+    options = ["recommend", "search_catalog", "item_details"]
+    continuation_logprobs(llm, first, options)
+    assert llm.prefixes.stats["hits"] == 0
+    scores = continuation_logprobs(llm, second, options)
+    ids = [tok(p, add_special_tokens=False)["input_ids"] for p in (first, second)]
+    common = next(i for i, (a, b) in enumerate(zip(*ids)) if a != b)
+    assert llm.prefixes.stats["hits"] == 1 and llm.prefixes.stats["reused_tokens"] == common
+    assert scores == pytest.approx(plain_option_logprobs(llm, second, options), abs=1e-4)
+
+
+def test_generation_reuses_the_system_prompt_read_by_an_earlier_batch(tiny):
+    model, tok = tiny
+    llm = LoadedLlm(model=model, tokenizer=tok)
+    system = "You finish a one-sentence recommendation from the facts only, in plain words, no praise."
+    batches = [[chat_prompt(tok, system, u) for u in users] for users in (("Movie: Heat", "Movie: Up"),
+                                                                            ("Movie: Alien", "Movie: Jaws"))]
+    llm.generate(batches[0], max_new_tokens=6, stop=())
+    again = llm.generate(batches[1], max_new_tokens=6, stop=())
+    assert llm.prefixes.stats["hits"] == 1
+    fresh = LoadedLlm(model=model, tokenizer=tok)  # nothing cached: reads the system prompt itself
+    assert again == fresh.generate(batches[1], max_new_tokens=6, stop=())
 
 
 def test_chat_prompt_ends_where_the_answer_starts(tiny):

@@ -28,22 +28,23 @@ def open_recommender(ctx, system: str = "hybrid", catalog=None):
     return recommender
 
 
-def query_reader(ctx, catalog=None):
-    """query -> retrieval arguments, read as the chat reads one user message
-    (agent.chat.request.read_request): the one reading behind `recommend --query` and
-    ``/v1/recommend``. The chat catalog (``catalog``, or the project's) is built on the first query."""
+def query_reader(ctx, catalog=None, config=None):
+    """query -> retrieval arguments, read as a chat reads its first message
+    (agent.chat.state.read_query): the one reading behind `recommend --query` and
+    ``/v1/recommend``. The chat catalog (``catalog``, or the project's) is built on the first query;
+    ``config``: the settings it reads with (default: the invocation's)."""
     import threading
 
-    from agent.chat.request import read_request, retrieval_arguments
+    from agent.chat.state import read_query
     from agent.cli.base import chat_catalog
 
-    config, lock, built = settings(ctx), threading.Lock(), [catalog]
+    config, lock, built = config or settings(ctx), threading.Lock(), [catalog]
 
     def read(query: str) -> dict:
         with lock:  # the server reads from several threads; the catalog is built once
             if built[0] is None:
                 built[0] = chat_catalog(ctx)
-        return retrieval_arguments(read_request([{"role": "user", "content": query}], built[0], config))
+        return read_query(query, built[0], config)
 
     return read
 

@@ -24,18 +24,19 @@ REPL_HELP = """commands: /image FILE [message]  /audio FILE [message]  /video FI
 anything else is a message; the answer streams as it is produced."""
 
 
-def build_agent(ctx, explain: bool | None = None, tool_choice: str | None = None):
-    """A ChatAgent over a real Recommender, with per-command setting overrides."""
+def build_agent(ctx, explain: bool | None = None, tool_choice: str | None = None, config=None):
+    """A ChatAgent over a real Recommender, with per-command setting overrides; ``config``: these
+    settings instead of the invocation's (``bench tasks`` builds one agent per profile)."""
     from agent.chat.agent import ChatAgent
     from agent.cli.recommend import query_reader
     from agent.recommend import Recommender
 
-    config = settings(ctx)
+    config = config or settings(ctx)
     updates = {k: v for k, v in {"chat_explain": explain, "chat_tool_choice": tool_choice}.items() if v is not None}
     if updates:
         config = config.model_copy(update=updates)
     recommender, catalog = Recommender(project(ctx), config), chat_catalog(ctx)
-    recommender.read_query = query_reader(ctx, catalog)  # as `recommend --query` (bench chat compares them)
+    recommender.read_query = query_reader(ctx, catalog, config)  # as `recommend --query` (bench chat compares them)
     return ChatAgent(recommender, config, catalog=catalog, local_files=True)  # a local user may name files
 
 

@@ -10,6 +10,7 @@ import sys
 import click
 
 from agent.cli import (  # noqa: F401 - imported for their commands
+    bench_tasks,
     chat,
     config,
     converters,

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from agent.core.config import Settings
 from agent.recommend import Recommender
+from agent.recommend.media import video_parts
 from agent.server.app import create_app
 from plugins.video import VideoConverter
 from tests.fakes import media
@@ -30,7 +31,7 @@ class VideoReadingRecommender(FakeRecommender):
 
     def recommend(self, *, video=None, **kwargs) -> dict:
         if video is not None:
-            kwargs["query"] = " ".join(Recommender._video_parts(self, Path(video)).values())
+            kwargs["query"] = " ".join(video_parts(self.converter, Path(video)).values())
         return super().recommend(**kwargs)
 
 

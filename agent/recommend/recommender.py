@@ -1,4 +1,4 @@
-"""The one recommendation call every surface uses (CLI, chat agent, HTTP server).
+"""The Recommender: the one recommendation call every surface uses (CLI, chat agent, HTTP server).
 
 request (typed text, voice note, photo) -> text parts -> candidates (hybrid retriever over the
 history, steered by the request's vector; or hybrid text search when there is no history) ->
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -24,16 +23,15 @@ from agent.core.project import Project
 from agent.core.timing import Stopwatch
 from agent.explain.evidence import CoLink, build_evidence
 from agent.ingest.cards import parse_card
-from agent.ingest.images import poster_image  # noqa: F401 - the server (no agent.ingest import) serves posters through here
 from agent.ingest.store import decode_facets
+from agent.recommend.arguments import explained_count, validate, with_understood
+from agent.recommend.media import photo_vector, request_parts
 from agent.rerank.prompt import HISTORY_TITLES, title_line
 from agent.retrieval.diversity import diversify
 from agent.retrieval.retriever import Filters
 
 DIVERSITY_POOL = 40
 """Rows whose card vectors the diversity re-ranking compares (the head of the ranked list)."""
-MAX_EXPLAINED = 50
-"""Explanations are one batched generation; more than this is a listing, not a recommendation."""
 SEARCH_POOL = 200
 
 
@@ -138,43 +136,10 @@ class Recommender:
 
         return self._part(f"converter:{name}", lambda: load_converter(self.settings, name))
 
-    # --- request ------------------------------------------------------------------------------------
-
     def request_text(self, query: str | None = None, image: Path | None = None,
                      audio: Path | None = None, video: Path | None = None) -> dict[str, str]:
-        """Every modality of the request as text: typed query, photo text (OCR), voice-note transcript,
-        a video's on-screen text and speech."""
-        parts: dict[str, str] = {}
-        if query and query.strip():
-            parts["query"] = query.strip()
-        if image is not None:
-            with _named_as(image):
-                text = self.converter("ocr").convert(Path(image)).card_fields.get("poster_text", "")
-            if not text:
-                raise InputError(f"no readable text in the image ({Path(image).name}); without CLIP weights "
-                                 "a photo is read by OCR only")
-            parts["photo_text"] = text
-        if audio is not None:
-            with _named_as(audio):
-                conv = self.converter("whisper").convert(Path(audio))
-            if conv.details.get("no_speech") or not conv.details.get("text"):
-                raise InputError(f"no speech found in the voice note ({Path(audio).name}): record it again, "
-                                 "closer to the microphone")
-            parts["transcript"] = conv.details["text"].strip()
-        if video is not None:
-            parts.update(self._video_parts(Path(video)))
-        return parts
-
-    def _video_parts(self, video: Path) -> dict[str, str]:
-        """A video's on-screen text and speech as request parts (named apart from the card's own
-        ``video_text`` / ``video_transcript`` fields, which evidence cites by those names)."""
-        with _named_as(video):
-            fields = self.converter("video").convert(video).card_fields
-        parts = {"video_screen": fields.get("video_text", "").strip(),
-                 "video_speech": fields.get("video_transcript", "").strip()}
-        if not any(parts.values()):
-            raise InputError(f"no readable text and no speech in the video ({video.name}): nothing to steer by")
-        return {name: text for name, text in parts.items() if text}
+        """Every modality of the request as text (agent.recommend.media)."""
+        return request_parts(self.converter, query, image, audio, video)
 
     def _history(self, user: str | None, history: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
         """Dense history indices (time order) and the given ids that are not known items."""
@@ -199,23 +164,6 @@ class Recommender:
                                                  system=self.system, filters=filters, query_vector=query_vector)
         return [{"id": c.id, "title": c.title, "year": c.year, "facets": c.facets, "score": c.score}
                 for c in candidates]
-
-    def _photo_vector(self, image: Path | None) -> np.ndarray | None:
-        """The photo's vector from the trained image encoder when one is configured (``image_encoder``)
-        and ``photo_image_weight`` > 0; None (OCR only) otherwise, and with real CLIP weights, which
-        take the encoder's place at ingest."""
-        if image is None or self.settings.photo_image_weight <= 0 or self.settings.image_encoder is None:
-            return None
-        if self.converter("clip").unavailable_reason() is None:
-            return None
-        from agent.core.errors import ModelNotReady
-
-        converter = self.converter("image_encoder")
-        reason = converter.unavailable_reason()
-        if reason is not None:
-            raise ModelNotReady(f"photo_image_weight is set but the image encoder is not usable: {reason}")
-        with _named_as(image):
-            return np.asarray(converter.convert(Path(image)).embedding, dtype=np.float32)
 
     def _from_request(self, text: str, pool: int, filters: Filters | None,
                       photo_vector: np.ndarray | None = None) -> list[dict]:
@@ -319,11 +267,11 @@ class Recommender:
         the first N (an int: the chat explains its top items and lists the rest)."""
         clock = Stopwatch()
         with clock("request"):
-            _validate(k, explain, filters)
+            validate(k, explain, filters)
             if understand and query and self.read_query is not None:
-                query, filters, exclude, liked, mentioned = _with_understood(self.read_query(query), query, filters,
+                query, filters, exclude, liked, mentioned = with_understood(self.read_query(query), query, filters,
                                                                              exclude, liked, mentioned)
-                _validate(k, explain, filters)
+                validate(k, explain, filters)
             dense, ignored = self._history(user, history)
             request = self.request_text(query, image, audio, video)
             self._check_k(k, dense, request, bool(liked or mentioned))
@@ -348,7 +296,7 @@ class Recommender:
         with clock("evidence"):
             evidences = self._evidence(rows, dense, request, part_vectors[1:] if request else None)
         with clock("explain"):
-            explained = evidences[:_explained_count(explain, k)]
+            explained = evidences[:explained_count(explain, k)]
             explanations = self.explainer.explain(explained) if explained else []
         items = [{**row, "rank": rank, "evidence": ev.to_json(),
                   **(explanations[rank - 1].to_json() if rank <= len(explanations) else NO_EXPLANATION)}
@@ -378,7 +326,7 @@ class Recommender:
         if liked or mentioned:
             request_rows = self._from_parts(liked, mentioned, text, pool + len(liked), filters)
         else:
-            request_rows = self._from_request(text, pool, filters, self._photo_vector(image))
+            request_rows = self._from_request(text, pool, filters, photo_vector(self.converter, self.settings, image))
         if not len(dense):
             return request_rows
         seen = {self.retriever.split.item_ids[i] for i in dense}  # the user's own items are never picks
@@ -426,47 +374,6 @@ class Recommender:
 
 
 NO_EXPLANATION = {"explanation": None, "explanation_status": None, "cites": []}
-
-
-@contextmanager
-def _named_as(path: Path):
-    """A converter's InputError names the file by its name only: a server's upload lives in a
-    temporary folder whose path is no business of the client's."""
-    try:
-        yield
-    except InputError as exc:
-        message = str(exc).replace(str(path), Path(path).name)
-        if message == str(exc):
-            raise
-        raise InputError(message) from None
-
-
-def _explained_count(explain: bool | int, k: int) -> int:
-    """How many of the top ``k`` items get an explanation: all (True), none (False) or the first N."""
-    return k if explain is True else min(k, max(0, int(explain)))
-
-
-def _validate(k: int, explain: bool | int, filters: Filters | None) -> None:
-    if not isinstance(k, int) or k <= 0:
-        raise InputError(f"k must be a positive integer, got {k}")
-    if _explained_count(explain, k) > MAX_EXPLAINED:
-        raise InputError(f"k={k} is too many to explain: use k <= {MAX_EXPLAINED} with explanations")
-    if filters and filters.year_min is not None and filters.year_max is not None and filters.year_min > filters.year_max:
-        raise InputError(f"year_min {filters.year_min} is after year_max {filters.year_max}")
-
-
-def _with_understood(understood: dict, query: str, filters: Filters | None, exclude: Sequence[str],
-                     liked: Sequence[str], mentioned: Sequence[str]) -> tuple[str, Filters, list[str], list[str], list[str]]:
-    """Explicit arguments joined with a query's reading: the query becomes the search words it was
-    read as, facets and years given explicitly win over the ones read, exclusions and titles add up."""
-    given = filters or Filters()
-    merged = Filters({**understood.get("facets", {}), **given.facets},
-                     given.year_min if given.year_min is not None else understood.get("year_min"),
-                     given.year_max if given.year_max is not None else understood.get("year_max"))
-    return (understood.get("query") or query, merged,
-            list(dict.fromkeys([*map(str, exclude), *understood.get("exclude", ())])),
-            list(dict.fromkeys([*map(str, liked), *understood.get("liked", ())])),
-            list(dict.fromkeys([*map(str, mentioned), *understood.get("mentioned", ())])))
 
 
 def _tags(card_fields: dict[str, str]) -> list[str]:

@@ -46,22 +46,31 @@ def sample_users(n_users: int, n: int | None, seed: int = 0) -> list[int]:
     return sorted(np.random.default_rng(seed).choice(n_users, size=n, replace=False).tolist())
 
 
-def run_system(retriever, system: str, split_name: str, users: list[int], progress: bool = True) -> EvalResult:
+def score_user(retriever, system: str, split_name: str, user: int) -> tuple[int, dict[str, float]]:
+    """One user of the protocol: the rank of the held-out item and the user's top ``RUN_DEPTH`` run
+    row. The unit of work of every engine (``eval --engine ray`` calls it on its actors)."""
     split = retriever.split
-    ranks, run = [], {}
+    history = split.history(user, split_name)
+    scores = np.asarray(retriever.scores(system, history, split_name), dtype=np.float64)
+    return int(rank_of_target(scores, split.target(user, split_name), history)), top_k_items(split, scores, history, RUN_DEPTH)
+
+
+def run_system(retriever, system: str, split_name: str, users: list[int], progress: bool = True) -> EvalResult:
     start = time.perf_counter()
     iterator = users
     if progress:
         from agent.core.progress import progress as progress_bars
 
         iterator = progress_bars(users, f"eval {system} ({split_name})")
-    for user in iterator:
-        history = split.history(user, split_name)
-        scores = np.asarray(retriever.scores(system, history, split_name), dtype=np.float64)
-        ranks.append(rank_of_target(scores, split.target(user, split_name), history))
-        run[split.user_ids[user]] = top_k_items(split, scores, history, RUN_DEPTH)
-    seconds = time.perf_counter() - start
-    return EvalResult(system, split_name, [split.user_ids[u] for u in users], np.array(ranks), run,
+    scored = [score_user(retriever, system, split_name, user) for user in iterator]
+    return eval_result(retriever.split, system, split_name, users, scored, time.perf_counter() - start)
+
+
+def eval_result(split, system: str, split_name: str, users: list[int], scored: list[tuple[int, dict[str, float]]],
+                seconds: float) -> EvalResult:
+    """The result of ``users`` scored in this order (one :func:`score_user` pair each)."""
+    run = {split.user_ids[u]: row for u, (_, row) in zip(users, scored, strict=True)}
+    return EvalResult(system, split_name, [split.user_ids[u] for u in users], np.array([r for r, _ in scored]), run,
                       {"total": seconds, "per_user_ms": 1000 * seconds / max(len(users), 1)})
 
 

@@ -18,6 +18,7 @@ from agent.cli.base import (
     report,
     settings,
 )
+from agent.cli.ray_options import ray_engine, ray_options
 from agent.core.errors import InputError
 from eval.requests import DEFAULT_REQUESTS
 
@@ -46,16 +47,16 @@ split per request (`recommend --user U --query`)."""
 @click.option("--rerank-alpha", "alphas", type=click.FloatRange(0, 1), multiple=True,
               help="System rerank: one row per LLM weight (default: the rerank_alpha setting); the LLM runs "
                    "once per user for all of them.")
+@ray_options("the users' ranking", "ranking actors")
 @click.pass_context
 def eval_cmd(ctx, systems, split_name, users, seed, as_json, out_file, run_file, compare_file,
-             candidate_order, alphas):
+             candidate_order, alphas, engine, ray_address, ray_actors, ray_actor_cpus):
     """Rank all items for each user (history masked) on the published leave-one-out protocol.
     `recsage eval conversations` measures on ReDial dialogues instead."""
     if ctx.invoked_subcommand is not None:  # a subcommand runs alone; this group's options are its own
         return
     from agent.retrieval.retriever import SYSTEMS
-    from eval.harness import compare_with_run, run_system, sample_users, summary
-    from eval.rerank_seq import reranking_retriever
+    from eval.harness import compare_with_run, sample_users, summary
     from eval.run_io import write_run
 
     systems = systems or ("hybrid",)
@@ -68,23 +69,26 @@ def eval_cmd(ctx, systems, split_name, users, seed, as_json, out_file, run_file,
         raise InputError(f"--compare file not found: {compare_file}")
     if users is not None and users <= 0:
         raise InputError(f"--users must be a positive integer, got {users}")
+    options = ray_engine(engine, ray_address, ray_actors, ray_actor_cpus)
+    if options is not None:
+        from eval.ray_eval import check_ray_eval
+
+        check_ray_eval(candidate_order)
     retriever = open_retriever(ctx, report_data=True)
-    if "rerank" in systems:
-        retriever = reranking_retriever(retriever, settings(ctx), candidate_order, seed)
     split = retriever.split
     chosen = sample_users(split.n_users, users, seed)
     click.echo(f"protocol: {split.stats()} ({split_name}, {len(chosen)} users)", err=True)
-    rows = []
-    runs = [(s, a) for s in systems for a in ((alphas or (retriever.alpha,)) if s == "rerank" else (None,))]
+    runs = [(s, a) for s in systems
+            for a in ((alphas or (settings(ctx).rerank_alpha,)) if s == "rerank" else (None,))]
     if run_file and len(runs) > 1:
         raise InputError("--run writes one system's run: pass a single --system and at most one --rerank-alpha")
-    for system, alpha in runs:
-        if system == "rerank":
-            retriever.alpha = alpha
-        result = run_system(retriever, system, split_name, chosen)
+    scorer = _ray_scorer if options is not None else _local_scorer
+    rows = []
+    for (system, alpha), result, rerank in scorer(ctx, retriever, runs, split_name, chosen, candidate_order, seed,
+                                                   options):
         row = summary(result, split, {"users_seed": seed, **project_record(project(ctx))})
         if system == "rerank":
-            row["rerank"] = retriever.stats()
+            row["rerank"] = rerank(alpha)
             row["system"] = f"rerank (alpha {alpha})"
         if compare_file:
             row["compare"] = compare_with_run(result, split, compare_file)
@@ -93,6 +97,33 @@ def eval_cmd(ctx, systems, split_name, users, seed, as_json, out_file, run_file,
             write_run(run_file, result.run)
     if report(rows[0] if len(rows) == 1 else rows, as_json, out_file):
         print_eval_rows(rows)
+
+
+def _local_scorer(ctx, retriever, runs, split_name, chosen, candidate_order, seed, _options):
+    """``((system, alpha), result, rerank stats of an alpha)`` per run, in this process, one run
+    after the other (the reranker caches its scores per user, so later alphas reuse them)."""
+    from eval.harness import run_system
+    from eval.rerank_seq import reranking_retriever
+
+    if any(system == "rerank" for system, _ in runs):
+        retriever = reranking_retriever(retriever, settings(ctx), candidate_order, seed)
+    for system, alpha in runs:
+        if system == "rerank":
+            retriever.alpha = alpha
+        yield (system, alpha), run_system(retriever, system, split_name, chosen), lambda _alpha: retriever.stats()
+
+
+def _ray_scorer(ctx, retriever, runs, split_name, chosen, candidate_order, seed, options):
+    """The same triples as :func:`_local_scorer`, all runs scored in one pass of Ray actors."""
+    from eval.ray_eval import eval_on_ray, rerank_stats
+
+    config, notes = settings(ctx), []
+    actor_kwargs = {"project": project(ctx), "settings": config, "candidate_order": candidate_order, "seed": seed}
+    results, counts = eval_on_ray(retriever.split, runs, split_name, chosen, actor_kwargs, options, notes=notes)
+    for note in notes:
+        click.echo(note, err=True)
+    for run, result in zip(runs, results, strict=True):
+        yield run, result, lambda alpha: rerank_stats(counts, config, candidate_order, seed, alpha)
 
 
 def project_record(resolved) -> dict:

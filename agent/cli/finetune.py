@@ -17,6 +17,7 @@ from agent.cli.base import (
     report,
     settings,
 )
+from agent.cli.ray_options import ray_engine, ray_options
 from agent.core.errors import InputError
 from agent.core.io import write_json, write_jsonl
 
@@ -55,8 +56,9 @@ def finetune(ctx, recipe_file, qlora, max_minutes, as_json, out_file):
 @click.option("--negatives", type=click.IntRange(min=1), default=3, show_default=True, help="Hard negatives per example.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/finetune/rerank_train.jsonl"), show_default=True)
+@ray_options("the sequential windows' candidate retrieval", "retrieval actors")
 @click.pass_context
-def finetune_data(ctx, n, sequential, negatives, seed, out):
+def finetune_data(ctx, n, sequential, negatives, seed, out, engine, ray_address, ray_actors, ray_actor_cpus):
     """Pointwise reranker rows from training data only: synthetic requests from catalog facts (never the
     benchmark's) and sequential windows; writes the rows and a data card (<out>.card.json). The store
     holds the context cards the reranker reads and, for --sequential, the trained retriever."""
@@ -64,13 +66,17 @@ def finetune_data(ctx, n, sequential, negatives, seed, out):
 
     if n == 0 and sequential == 0:
         raise InputError("nothing to build: pass -n N requests and/or --sequential N windows")
+    options = ray_engine(engine, ray_address, ray_actors, ray_actor_cpus)
+    if options is not None and n:
+        click.echo("note: --engine ray retrieves the --sequential windows' candidates; the synthetic requests "
+                   "(-n) are built in this process (one random sequence decides which draws are kept)", err=True)
     reranker = LlmReranker(settings(ctx))
     rows, card = [], {"output": str(out)}
     if n:
         request_rows, card["request"] = _request_rows(ctx, n, negatives, seed, out, reranker)
         rows += request_rows
     if sequential:
-        seq_rows, card["sequential"] = _sequence_rows(ctx, sequential, negatives, seed, reranker)
+        seq_rows, card["sequential"] = _sequence_rows(ctx, sequential, negatives, seed, reranker, options)
         rows += seq_rows
     random.Random(seed).shuffle(rows)
     card["rows_total"] = len(rows)
@@ -94,14 +100,23 @@ def _request_rows(ctx, n, negatives, seed, out, reranker) -> tuple[list[dict], d
     return rows, {"requests": len(examples), "rows": len(rows), "card": str(request_card)}
 
 
-def _sequence_rows(ctx, windows, negatives, seed, reranker) -> tuple[list[dict], dict]:
+def _sequence_rows(ctx, windows, negatives, seed, reranker, options=None) -> tuple[list[dict], dict]:
+    """Sequential rows; ``options``: the windows' candidates from Ray actors (the same rows)."""
     from eval.rerank_seq import catalog_text
     from finetune.rerank_data.sequences import build_sequence_rows
 
     retriever = open_retriever(ctx)
     cards, titles = catalog_text(retriever)
-    return build_sequence_rows(retriever, reranker, cards, titles, windows,
-                               depth=settings(ctx).rerank_depth, negatives=negatives, seed=seed)
+    depth, notes, candidates = settings(ctx).rerank_depth, [], None
+    if options is not None:
+        from finetune.ray_data import ray_candidates
+
+        candidates = ray_candidates(project(ctx), settings(ctx), depth, options, notes=notes)
+    rows, card = build_sequence_rows(retriever, reranker, cards, titles, windows, depth=depth, negatives=negatives,
+                                     seed=seed, candidates=candidates)
+    for note in notes:
+        click.echo(note, err=True)
+    return rows, card
 
 
 @finetune.command("merge")

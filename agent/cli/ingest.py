@@ -18,6 +18,7 @@ from agent.cli.base import (
     settings,
     store_target,
 )
+from agent.cli.ray_options import ray_engine, ray_options
 from agent.core.errors import InputError
 from agent.core.timing import Stopwatch
 
@@ -27,14 +28,7 @@ from agent.core.timing import Stopwatch
 @click.option("--catalog", type=click.Path(path_type=Path),
               help="A catalog with recsage's own field names (.jsonl or .csv), instead of the project's.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Ingest only the first N items.")
-@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="local: one process; ray: converters as actor pools on a Ray cluster (extra recsage[ray]).")
-@click.option("--ray-address", default=None,
-              help="With --engine ray: a running cluster (e.g. auto, HOST:6379); default a local one.")
-@click.option("--ray-actors", type=click.IntRange(min=1), default=None,
-              help="With --engine ray: converter actors (default: as many as the cluster's CPUs hold).")
-@click.option("--ray-actor-cpus", type=click.IntRange(min=1), default=1, show_default=True,
-              help="With --engine ray: CPUs each actor reserves and uses.")
+@ray_options("converters", "converter actors")
 @output_options
 @click.pass_context
 def ingest(ctx, catalog, limit, engine, ray_address, ray_actors, ray_actor_cpus, as_json, out_file):
@@ -66,21 +60,16 @@ def ingest(ctx, catalog, limit, engine, ray_address, ray_actors, ray_actor_cpus,
 
 def ingest_engine(engine: str, address: str | None, actors: int | None, actor_cpus: int):
     """The ingest function for ``--engine``: the one-process pipeline, or the same on Ray."""
-    ray_flags = [name for name, value in (("--ray-address", address), ("--ray-actors", actors)) if value is not None]
-    if actor_cpus != 1:
-        ray_flags.append("--ray-actor-cpus")
-    if engine == "local":
-        if ray_flags:
-            raise InputError(f"{', '.join(ray_flags)} go with --engine ray")
+    options = ray_engine(engine, address, actors, actor_cpus)
+    if options is None:
         from agent.ingest.pipeline import ingest as run
 
         return run
     from functools import partial
 
-    from agent.ingest.ray_engine import RayOptions, import_ray, ingest_with_ray
+    from agent.ingest.ray_engine import ingest_with_ray
 
-    import_ray()  # before loading the catalog: a missing extra is the first thing to say
-    return partial(ingest_with_ray, options=RayOptions(address, actors, actor_cpus))
+    return partial(ingest_with_ray, options=options)
 
 
 def print_ingest_summary(s: dict) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 
 import numpy as np
 
@@ -34,20 +35,33 @@ def sample_windows(train: list[np.ndarray], n: int, seed: int = 0) -> list[tuple
     return [(u, rng.randrange(MIN_HISTORY, len(train[u]))) for u in (rng.choice(users) for _ in range(n))]
 
 
-def build_sequence_rows(retriever, reranker, cards: dict[str, str], titles: list[str], n_windows: int,
-                        depth: int = 20, negatives: int = 3, seed: int = 0) -> tuple[list[dict], dict]:
-    """Pointwise rows and a data card for ``n_windows`` sampled windows."""
+def window_candidates(retriever, window: tuple[int, int], depth: int) -> list[str]:
+    """The hybrid retriever's top ``depth`` item ids for one window's history, its items masked:
+    the model work of a window (``finetune data --engine ray`` runs it on actors)."""
     split = retriever.split
+    user, t = window
+    history = np.asarray(split.train[user][:t])
+    scores = np.asarray(retriever.scores("hybrid", history, "val"), dtype=np.float64).copy()
+    scores[history] = -np.inf
+    return [split.item_ids[i] for i in np.argsort(-scores, kind="stable")[:depth]]
+
+
+def build_sequence_rows(retriever, reranker, cards: dict[str, str], titles: list[str], n_windows: int,
+                        depth: int = 20, negatives: int = 3, seed: int = 0,
+                        candidates: Callable[[list[tuple[int, int]]], list[list[str]]] | None = None,
+                        ) -> tuple[list[dict], dict]:
+    """Pointwise rows and a data card for ``n_windows`` sampled windows. ``candidates`` maps the
+    windows to their :func:`window_candidates` (default: here, one after the other); the sampling
+    of negatives stays in this one loop, so the rows do not depend on where candidates came from."""
+    split = retriever.split
+    windows = sample_windows(split.train, n_windows, seed)
+    tops = (candidates or (lambda ws: [window_candidates(retriever, w, depth) for w in ws]))(windows)
     rng = random.Random(seed)
     rows: list[dict] = []
     counts: Counter = Counter()
     target_ranks: list[int] = []
-    for user, t in sample_windows(split.train, n_windows, seed):
-        history = np.asarray(split.train[user][:t])
+    for (user, t), top in zip(windows, tops, strict=True):
         target = split.item_ids[int(split.train[user][t])]
-        scores = np.asarray(retriever.scores("hybrid", history, "val"), dtype=np.float64).copy()
-        scores[history] = -np.inf
-        top = [split.item_ids[i] for i in np.argsort(-scores, kind="stable")[:depth]]
         if target not in top:
             counts["target_not_in_candidates"] += 1
             continue
@@ -55,7 +69,7 @@ def build_sequence_rows(retriever, reranker, cards: dict[str, str], titles: list
         others = rng.sample([i for i in top if i != target], k=min(negatives, depth - 1))
         labelled = [(target, "yes")] + [(i, "no") for i in others]
         rng.shuffle(labelled)
-        recent = history_titles(titles, history)
+        recent = history_titles(titles, np.asarray(split.train[user][:t]))
         rows += [{"prompt": reranker.pointwise_prompt(SEQUENTIAL_REQUEST, cards.get(i, i), recent), "answer": a}
                  for i, a in labelled]
         counts["windows_kept"] += 1

@@ -15,6 +15,7 @@ pytest.importorskip("ray", reason="Ray is not installed: pip install 'recsage[ra
 
 from agent.ingest import ray_engine
 from agent.ingest.store import TEXT_COLLECTION, Store
+from tests.fakes.ray_pool import two_node_cluster
 from tests.fakes.shop import generate_shop
 from tests.fakes.shop_cli import recsage_json
 
@@ -24,15 +25,8 @@ PRODUCTS = 24  # 8 batches of 3 over 2 actors: both busy when the node goes
 
 @pytest.fixture(scope="module")
 def cluster():
-    import ray
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    worker = cluster.add_node(num_cpus=1)
-    ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
-    yield cluster, worker
-    ray.shutdown()
-    cluster.shutdown()
+    with two_node_cluster() as head_and_worker:
+        yield head_and_worker
 
 
 @pytest.fixture(scope="module")

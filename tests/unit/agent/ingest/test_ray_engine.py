@@ -1,31 +1,23 @@
-"""The Ray engine's driver-side planning, its CPU check, and its actor and sink run in this process
-(no cluster): what the actors return and the driver writes must equal the one-process ingest.
-The cluster itself is exercised in tests/integration/test_ray_ingest.py."""
+"""The Ray ingest's actor and sink run in this process (no cluster): what the actors return and the
+driver writes must equal the one-process ingest. The CPU check and connecting are
+tests/unit/agent/core/test_ray_cluster.py's; the cluster itself is exercised in
+tests/integration/test_ray_ingest.py."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from click.testing import CliRunner
 
 from agent.cli.main import cli
 from agent.core.errors import InputError
+from agent.core.ray_cluster import RayOptions
 from agent.ingest import ray_engine
 from agent.ingest.catalog import Item
 from agent.ingest.converters import Conversion, MediaConverter
 from agent.ingest.pipeline import Pipeline, content_hash, ingest, plan_ingest
-from agent.ingest.ray_engine import (
-    ConvertActor,
-    RayOptions,
-    actor_count,
-    batch_size_for,
-    ingest_with_ray,
-    to_rows,
-    write_output,
-)
+from agent.ingest.ray_engine import ConvertActor, ingest_with_ray, to_rows, write_output
 from agent.ingest.store import TEXT_COLLECTION, Store
 from tests.conftest import FakeEmbedder, FakeImageReader
 
@@ -53,33 +45,6 @@ def shop_items(tmp_path: Path, n: int, corrupt: int | None = None) -> list[Item]
         poster.write_text("corrupt" if i == corrupt else f"POSTER {i}")
         items.append(Item(id=f"sku-{i}", title=f"Lamp {i}", facets={"brand": ("Acme",)}, image=str(poster)))
     return items
-
-
-# --- planning ------------------------------------------------------------------------------------
-
-def test_actor_count_fills_the_cluster_but_never_exceeds_the_work():
-    assert actor_count(None, 1, [1.0, 1.0], work_items=100) == 2
-    assert actor_count(None, 2, [4.0, 2.0], work_items=100) == 3  # 6 CPUs / 2 each
-    assert actor_count(None, 1, [8.0], work_items=3) == 3
-    assert actor_count(2, 1, [1.0, 1.0], work_items=100) == 2
-
-
-def test_more_actor_cpus_than_the_cluster_has_is_refused_with_what_fits():
-    with pytest.raises(InputError, match=r"--ray-actors 3 x 1 CPUs each = 3 CPUs, but the cluster has 2.*--ray-actors 2"):
-        actor_count(3, 1, [1.0, 1.0], work_items=100)
-    with pytest.raises(InputError, match=r"--ray-actors 2 x 2 CPUs each = 4 CPUs.*has 3.*--ray-actors 1 or fewer"):
-        actor_count(2, 2, [2.0, 1.0], work_items=100)
-
-
-def test_an_actor_larger_than_every_node_is_refused_even_when_the_total_suffices():
-    with pytest.raises(InputError, match="asks for 2 CPUs but the largest node of the cluster has 1"):
-        actor_count(None, 2, [1.0, 1.0, 1.0, 1.0], work_items=100)
-
-
-def test_batches_give_each_actor_several_calls_within_the_configured_size():
-    assert batch_size_for(100, 2, 256) == 13  # ceil(100 / (2 actors x 4 calls))
-    assert batch_size_for(100_000, 2, 256) == 256
-    assert batch_size_for(3, 4, 256) == 1
 
 
 # --- the actor and the sink, in process ------------------------------------------------------------
@@ -151,25 +116,7 @@ def test_an_unchanged_catalog_never_reaches_ray(tmp_path, fake_settings, monkeyp
 
 # --- the command line ------------------------------------------------------------------------------
 
-def test_without_ray_installed_the_engine_says_how_to_install_it(monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
-    with pytest.raises(InputError, match=r"pip install 'recsage\[ray\]'"):
-        ray_engine.import_ray()
-    result = CliRunner().invoke(cli, ["ingest", "--catalog", str(tmp_path / "c.jsonl"), "--store",
-                                      str(tmp_path / "s"), "--engine", "ray"])
-    assert result.exit_code == 2 and "pip install 'recsage[ray]'" in result.stderr
-
-
 def test_ray_flags_without_the_ray_engine_are_refused(tmp_path):
     result = CliRunner().invoke(cli, ["ingest", "--catalog", str(tmp_path / "c.jsonl"), "--store",
                                       str(tmp_path / "s"), "--ray-actors", "2", "--ray-address", "auto"])
     assert result.exit_code == 2 and "--ray-address, --ray-actors go with --engine ray" in result.stderr
-
-
-def test_an_address_nobody_listens_on_is_refused_quickly():
-    from tests.fakes.store import free_port
-
-    with pytest.raises(InputError, match=r"cannot reach the Ray cluster at 127\.0\.0\.1:\d+.*ray start --head"):
-        ray_engine._check_reachable(f"127.0.0.1:{free_port()}")
-    ray_engine._check_reachable("auto")  # left to ray.init
-    ray_engine._check_reachable(None)

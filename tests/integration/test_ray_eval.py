@@ -18,18 +18,11 @@ pytest.importorskip("ray", reason="Ray is not installed: pip install 'recsage[ra
 from click.testing import CliRunner
 
 from agent.cli.main import cli
-from tests.fakes.ray_pool import two_node_cluster
 from tests.fakes.shop import generate_shop
 from tests.fakes.shop_cli import build, recsage, recsage_json
 
 pytestmark = pytest.mark.integration
 USERS = 6  # 2 a batch over 2 actors (USERS_PER_BATCH caps, the pool size sets it lower)
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    with two_node_cluster() as head_and_worker:
-        yield head_and_worker
 
 
 @pytest.fixture(scope="module")

@@ -15,18 +15,11 @@ pytest.importorskip("ray", reason="Ray is not installed: pip install 'recsage[ra
 
 from agent.ingest import ray_engine
 from agent.ingest.store import TEXT_COLLECTION, Store
-from tests.fakes.ray_pool import two_node_cluster
 from tests.fakes.shop import generate_shop
 from tests.fakes.shop_cli import recsage_json
 
 pytestmark = pytest.mark.integration
 PRODUCTS = 24  # 8 batches of 3 over 2 actors: both busy when the node goes
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    with two_node_cluster() as head_and_worker:
-        yield head_and_worker
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from agent.cli.base import bench, output_options, project_options, report, setti
 @click.option("--quality", "quality_file", type=click.Path(path_type=Path), default=None, is_flag=False,
               flag_value="builtin", metavar="[FILE]",
               help="Also measure a quality profile: the settings in effect with this TOML's keys in their "
-                   "place; --quality alone is the built-in one (eval/data/quality.toml: Qwen 0.5B tool choice).")
+                   "place; --quality alone is the built-in one (eval/data/quality.toml: Qwen 0.5B tool choice, combined with the rule triggers).")
 @output_options
 @click.pass_context
 def bench_tasks(ctx, n_requests, quality_file, as_json, out_file):

@@ -80,7 +80,7 @@ def test_models_name_the_role_of_each_task():
     assert default["tool_choice"] == "llm + rules" and default["rerank"] == "llm" and default["understand"] == "rules"
     assert default["chat"] == "rules + llm"
     quality = models(load_settings(QUALITY_FILE))
-    assert quality["tool_choice"] == "llm_qwen05"
+    assert quality["tool_choice"] == "llm_qwen05 + rules"
     assert quality["chat"] == "rules + llm_qwen05 + llm"  # Qwen picks the tool, SmolLM2 reranks and explains
     assert quality["recommend"] == "rules + llm"  # recommend does not choose tools
     reading = models(Settings(understanding="llm", task_models={"understand": "llm_qwen15"},
@@ -107,7 +107,7 @@ def test_bench_tasks_runs_every_profile_on_the_same_requests():
     assert result["profiles"]["quality"]["task_models"]["tool_choice"] == "llm_qwen05"
     assert result["profiles"]["quality"]["chat_tool_prompt"] == "turns"
     rows = {(r["profile"], r["task"]): r for r in result["rows"]}
-    assert rows[("quality", "tool choice (llm, turns prompt)")]["model"] == "llm_qwen05"
+    assert rows[("quality", "tool choice (combined, turns prompt)")]["model"] == "llm_qwen05 + rules"
     assert rows[("default", "chat turn")]["p50_s"] == pytest.approx(4.5)  # totals 4 and 5
     assert all(r["n"] == 2 for r in result["rows"])
     assert len(result["rows"]) == 2 * 7  # seven tasks per profile, no LLM reading
@@ -141,7 +141,7 @@ def test_request_texts_are_the_first_n_of_the_chat_requests(tmp_path):
 def test_profile_settings_put_the_files_keys_over_the_settings_in_effect(tmp_path):
     base = Settings(threads=1, rerank_depth=10, chat_tool_prompt="list")
     quality = profile_settings(base, QUALITY_FILE)
-    assert (quality.chat_tool_prompt, quality.chat_tool_choice) == ("turns", "llm")
+    assert (quality.chat_tool_prompt, quality.chat_tool_choice) == ("turns", "combined")
     assert quality.task_models["tool_choice"] == "llm_qwen05" and quality.task_models["explain"] == "llm"
     assert (quality.threads, quality.rerank_depth) == (1, 10)  # kept from the invocation
     bad = tmp_path / "bad.toml"

@@ -24,7 +24,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -61,6 +61,8 @@ class ChatAgent:
         """A file named in a message may be opened: the local CLI REPL only, never a server."""
         self._catalog, self._tools, self._chooser = catalog, tools, chooser
         self._lock = threading.Lock()
+        self.wrap_chooser: Callable[[ToolChooser], ToolChooser] = lambda chooser: chooser
+        """Applied to the tool chooser as it is built: the server puts its batching queue in front here."""
 
     @property
     def catalog(self) -> ChatCatalog:
@@ -83,8 +85,9 @@ class ChatAgent:
                 from agent.provision.models import llm_for
 
                 settings = self.settings
-                self._chooser = ToolChooser(lambda: llm_for(settings, "tool_choice"),
-                                            mode=settings.chat_tool_choice, style=settings.chat_tool_prompt)
+                self._chooser = self.wrap_chooser(ToolChooser(lambda: llm_for(settings, "tool_choice"),
+                                                              mode=settings.chat_tool_choice,
+                                                              style=settings.chat_tool_prompt))
             return self._chooser
 
     def context(self, state: ChatState, uploads: tuple[str, ...] = ()) -> ToolContext:

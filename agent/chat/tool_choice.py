@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import prompts
 from agent.chat.tools import Tool
-from agent.llm import continuation_logprobs
+from agent.llm import continuation_logprobs, continuation_logprobs_many
 
 RULE_WEIGHT = 4.0
 """Log-probability units per matching trigger: a trigger outweighs all but a confident LLM."""
@@ -41,6 +41,10 @@ class Choice:
     scores: dict[str, float]
     llm: dict[str, float] = field(default_factory=dict)
     rules: dict[str, float] = field(default_factory=dict)
+
+
+ScoreJob = tuple[Mapping[str, Tool], str, list[str], str | None]
+"""One message to choose a tool for: (the tools it may use, the message, items shown last, the user)."""
 
 
 @lru_cache(maxsize=512)
@@ -88,6 +92,10 @@ class ToolChooser:
         if mode != "rules" and llm is None:
             raise ValueError(f"mode {mode!r} needs an LLM")
         self._llm, self.mode, self.rule_weight, self.style = llm, mode, rule_weight, style
+        self.scores: Callable[[list[ScoreJob]], list[dict[str, float]]] = self.llm_scores_many
+        """How :meth:`llm_scores` gets its scores: directly, or through the server's batching queue
+        (agent.server.queues), which gathers concurrent chats' choices into one call of
+        :meth:`llm_scores_many`."""
 
     def prompt(self, tools: Mapping[str, Tool], message: str, shown: list[str] = (), user: str | None = None) -> str:
         """The chat-formatted prompt, ending where the answer (a tool name) starts. "list": tools and
@@ -111,10 +119,17 @@ class ToolChooser:
         empty message, which removes the small model's prior for names it likes whatever the message
         (it favours 'recommend'). The "turns" style is not: its examples already set the model's
         expectations, and calibrating them cost the Qwen roles accuracy (README, Chat)."""
-        names = list(tools)
-        logps = continuation_logprobs(self._llm(), self.prompt(tools, message, shown, user), names)
-        prior = self._prior(tools, names) if self.style == "list" else [0.0] * len(names)
-        return _log_softmax({n: lp - pr for n, lp, pr in zip(names, logps, prior, strict=True)})
+        return self.scores([(tools, message, list(shown), user)])[0]
+
+    def llm_scores_many(self, jobs: list[ScoreJob]) -> list[dict[str, float]]:
+        """:meth:`llm_scores` for several messages (concurrent chats) in one batched scoring."""
+        asked = [(self.prompt(tools, message, shown, user), list(tools)) for tools, message, shown, user in jobs]
+        out = []
+        for (tools, *_), (_, names), logps in zip(jobs, asked, continuation_logprobs_many(self._llm(), asked),
+                                                  strict=True):
+            prior = self._prior(tools, names) if self.style == "list" else [0.0] * len(names)
+            out.append(_log_softmax({n: lp - pr for n, lp, pr in zip(names, logps, prior, strict=True)}))
+        return out
 
     def _prior(self, tools: Mapping[str, Tool], names: list[str]) -> list[float]:
         key = tuple((n, tools[n].summary) for n in names)

@@ -401,12 +401,14 @@ class Settings(ConfigBase):
         5.0, ge=0, le=1000,
         description="Milliseconds a model queue waits after the oldest waiting request for others to join its batch.",
     )
-    batch_models: list[Literal["explain", "rerank"]] = Field(
+    batch_models: list[Literal["explain", "rerank", "tool_choice"]] = Field(
         ["explain"],
         description=(
-            "Which models get a queue when serve_batching is on. The reranker's jobs share no prompt "
-            "prefix, so its queue only runs them one after another (worth it where the model runs "
-            "remotely or on an accelerator; docs/architecture.md has the CPU measurement)."
+            "Which models get a queue when serve_batching is on. Concurrent chats' tool choices share "
+            "the chooser's system prompt and score together in two forward passes (tool_choice). The "
+            "reranker's jobs share no prompt prefix, so its queue only runs them one after another "
+            "(worth it where the model runs remotely or on an accelerator; docs/architecture.md has the "
+            "CPU measurement)."
         ),
     )
     batch_max_rows: int = Field(

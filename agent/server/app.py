@@ -369,6 +369,8 @@ def create_app(recommender, chat_agent, settings: Settings | None = None, token:
     queues = ModelQueues(settings)
     if hasattr(recommender, "wrap_part"):  # models loaded from now on get their queue (a fake has none)
         recommender.wrap_part = queues.wrap
+    if hasattr(chat_agent, "wrap_chooser"):
+        chat_agent.wrap_chooser = queues.wrap_chooser
     try:
         app_version = version("recsage")
     except PackageNotFoundError:  # pragma: no cover - running from a bare checkout

@@ -54,6 +54,13 @@ class ModelQueues:
         self.settings = settings
         self.batchers: dict[str, MicroBatcher] = {}
 
+    def wrap_chooser(self, chooser):
+        """The chat's tool chooser (``ChatAgent.wrap_chooser``): with ``tool_choice`` in
+        ``batch_models``, concurrent chats' choices are scored together (one batched call of
+        ``ToolChooser.llm_scores_many``: two forward passes over the cached system prompt)."""
+        chooser.scores = self._queue("tool_choice", chooser.llm_scores_many, after=None)
+        return chooser
+
     def wrap(self, name: str, part: object) -> object:
         if name == "explainer":
             # ranking first: the explanations wait (a while at most) for chats still ranking

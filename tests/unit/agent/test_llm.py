@@ -176,3 +176,31 @@ def test_shared_prefix_leaves_every_row_a_token_and_skips_short_starts():
     assert shared_prefix(rows) == 39  # the shorter row keeps its last token
     assert shared_prefix([list(range(40))]) == 0  # one row: nothing to share
     assert shared_prefix([[1, 2, 3, 9], [1, 2, 3, 8]]) == 0  # below MIN_SHARED_PREFIX
+
+
+def test_several_prompts_score_at_once_as_they_score_alone(tiny):
+    """Concurrent chats' tool choices: prompts of different lengths sharing a system prompt, option
+    lists of different sizes; every score as one call per prompt gives it."""
+    from agent.llm import continuation_logprobs_many
+
+    model, tok = tiny
+    llm = LoadedLlm(model=model, tokenizer=tok)
+    system = "Pick one tool for the message: recommend, search_catalog or item_details. Answer with its name."
+    jobs = [(chat_prompt(tok, system, "show me something funny"), ["recommend", "search_catalog", "x"]),
+            (chat_prompt(tok, system, "who stars in Heat?"), ["item_details", "recommend"]),
+            (chat_prompt(tok, system, "a much longer message about a movie with toys in it"), ["recommend", "y", "zz"])]
+    together = continuation_logprobs_many(llm, jobs)
+    alone = [plain_option_logprobs(LoadedLlm(model=model, tokenizer=tok), p, o) for p, o in jobs]
+    assert [len(s) for s in together] == [3, 2, 3]
+    for got, want in zip(together, alone, strict=True):
+        assert got == pytest.approx(want, abs=1e-4)
+
+
+def test_prompts_with_no_common_start_score_at_once_too(tiny):
+    from agent.llm import continuation_logprobs_many
+
+    model, tok = tiny
+    llm = LoadedLlm(model=model, tokenizer=tok)
+    jobs = [("abc def", ["x", "yz"]), ("quite another prompt", ["x"])]
+    for got, (prompt, options) in zip(continuation_logprobs_many(llm, jobs), jobs, strict=True):
+        assert got == pytest.approx(plain_option_logprobs(llm, prompt, options), abs=1e-4)

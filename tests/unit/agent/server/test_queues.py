@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from agent.chat.tool_choice import ToolChooser
 from agent.core.config import Settings
 from agent.core.deferral import deferring
 from agent.server.queues import ModelQueues
@@ -60,6 +61,34 @@ def test_reranking_jobs_each_get_their_own_ranking():
     assert results == [[("y", float(n)), ("x", float(n))] for n in (1, 2, 3)]
     assert queues.stats()["rerank"]["jobs"] == 3
     queues.close()
+
+
+class CountingChooser(ToolChooser):
+    """Rules-free scores without a model: each message's own length, so a mix-up between chats shows."""
+
+    def __init__(self):
+        super().__init__(lambda: None, mode="llm")
+        self.calls: list[int] = []
+
+    def llm_scores_many(self, jobs):
+        self.calls.append(len(jobs))
+        return [{name: -float(len(message)) for name in tools} for tools, message, _, _ in jobs]
+
+
+def test_concurrent_tool_choices_are_scored_together():
+    queues = ModelQueues(Settings(batch_window_ms=300, batch_models=["explain", "tool_choice"]))
+    chooser = queues.wrap_chooser(CountingChooser())
+    tools = {"recommend": None, "search_catalog": None}
+    results = in_threads(lambda m: chooser.llm_scores(tools, m), ["a", "bb", "ccc"])
+    assert results == [{"recommend": -float(n), "search_catalog": -float(n)} for n in (1, 2, 3)]
+    assert chooser.calls == [3]
+    queues.close()
+
+
+def test_without_tool_choice_in_batch_models_each_choice_scores_alone():
+    chooser = ModelQueues(Settings()).wrap_chooser(CountingChooser())
+    assert chooser.llm_scores({"recommend": None}, "a") == {"recommend": -1.0}
+    assert chooser.calls == [1]
 
 
 def test_only_the_models_named_in_batch_models_get_a_queue():

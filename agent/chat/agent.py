@@ -13,7 +13,7 @@ explanation go out at once, then an ``explanation`` event per item as its batch 
 answer text each one settles, then ``done``.
 
 One :class:`ChatAgent` (models, tools, catalog) serves many :class:`ChatSession` objects, each with
-its own state and lock; the LLM itself is shared and locked in agent/llm.py, so sessions may run
+its own state and lock; the LLM itself is shared and locked in agent/llm, so sessions may run
 in different threads.
 """
 

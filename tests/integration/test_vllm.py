@@ -57,7 +57,7 @@ def test_reranker_scores_through_vllm_match_the_local_fp32_model(real_settings, 
 
 @pytest.mark.integration
 def test_generation_and_option_logprobs_through_vllm(real_settings, vllm_url):
-    from agent.llm import load_llm
+    from agent.llm import continuation_logprobs, load_llm
     from agent.provision.models import llm_for, model_path
     from eval.bench.llm_server import server_settings
 
@@ -68,4 +68,4 @@ def test_generation_and_option_logprobs_through_vllm(real_settings, vllm_url):
     assert text and text == local.generate([prompt], max_new_tokens=16)[0]
     options = [" yes", " no", " maybe"]
     got = remote.continuation_logprobs(prompt, options)
-    assert got == pytest.approx(local.continuation_logprobs(prompt, options), abs=0.01)
+    assert got == pytest.approx(continuation_logprobs(local, prompt, options), abs=0.01)

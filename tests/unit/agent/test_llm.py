@@ -44,7 +44,7 @@ def test_continuation_scores_over_a_cached_prefix_match_the_plain_run(tiny):
     plain = plain_option_logprobs(llm, prompt, options)
     assert len({round(x, 3) for x in plain}) == len(options)
     assert cached == pytest.approx(plain, abs=1e-4)
-    assert llm.continuation_logprobs(prompt, options) == pytest.approx(cached, abs=1e-5)
+    assert continuation_logprobs(llm, prompt, options) == pytest.approx(cached, abs=1e-5)  # from the prefix cache
 
 
 def test_a_prompt_starting_like_an_earlier_one_reads_only_its_own_tokens(tiny):

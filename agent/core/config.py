@@ -217,6 +217,13 @@ class Settings(ConfigBase):
             "start to fit (and to the model's context), keeping its end, where the question is."
         ),
     )
+    llm_prefix_cache: int = Field(
+        8, ge=0, le=64,
+        description=(
+            "Prompt starts each local LLM keeps the key/value cache of, so a prompt that begins like one "
+            "(the tool chooser's system prompt) reads only the rest; 0: off."
+        ),
+    )
     vad_threshold: float = Field(
         0.5, gt=0, lt=1, description="Silero VAD speech probability needed to count a frame as speech."
     )

@@ -33,11 +33,11 @@ def common_length(a: Sequence[int], b: Sequence[int]) -> int:
 
 class PrefixCache:
     """The last ``entries`` prompt starts a model read and their key/value caches (least recently
-    used first out). Not thread-safe by itself: callers hold the model's lock."""
+    used first out; 0 keeps none). Not thread-safe by itself: callers hold the model's lock."""
 
     def __init__(self, entries: int = DEFAULT_ENTRIES, min_tokens: int = DEFAULT_MIN_TOKENS):
-        if entries < 1 or min_tokens < 1:
-            raise ValueError(f"entries and min_tokens must be >= 1, got {entries}, {min_tokens}")
+        if entries < 0 or min_tokens < 1:
+            raise ValueError(f"entries must be >= 0 (0: off) and min_tokens >= 1, got {entries}, {min_tokens}")
         self.entries, self.min_tokens = entries, min_tokens
         self._caches: OrderedDict[tuple[int, ...], object] = OrderedDict()
         self.stats = {"hits": 0, "misses": 0, "reused_tokens": 0}
@@ -64,7 +64,7 @@ class PrefixCache:
 
     def store(self, ids: Sequence[int], cache) -> None:
         """Keep a copy of ``cache``, the key/value cache of exactly ``ids`` (too short: ignored)."""
-        if len(ids) < self.min_tokens:
+        if len(ids) < self.min_tokens or self.entries == 0:
             return
         key = tuple(ids)
         self._caches[key] = copy.deepcopy(cache)

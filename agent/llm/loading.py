@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from agent.core.prefix_cache import PrefixCache
 from agent.llm.runtime import LoadedLlm
 
 _LOCK = threading.Lock()
@@ -155,4 +156,7 @@ def load_llm(settings, path: Path | str, adapter: Path | str | None = None, dtyp
             model, tokenizer = load_causal_lm(path, dtype, adapter=adapter or None, device=device)
             _LOADED[key] = LoadedLlm(model=model, tokenizer=tokenizer)
         _LOADED[key].max_forward_tokens = getattr(settings, "max_forward_tokens", None)
+        entries = getattr(settings, "llm_prefix_cache", _LOADED[key].prefixes.entries)
+        if _LOADED[key].prefixes.entries != entries:
+            _LOADED[key].prefixes = PrefixCache(entries)
         return _LOADED[key]

@@ -8,6 +8,7 @@ huge text) can hold the one shared model with an unbounded prompt.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -125,7 +126,7 @@ class LoadedLlm:
         self.prefixes.store(ids, cache)
         return (out.logits[0, -1] if last_logits else None), cache
 
-    @property
+    @functools.cached_property
     def _last_logits_only(self) -> dict:
         """Generation reads only the last position's logits: asking for just those skips the
         vocabulary projection of every prompt position (models whose forward takes ``logits_to_keep``)."""

@@ -58,7 +58,7 @@ class ModelQueues:
         """The chat's tool chooser (``ChatAgent.wrap_chooser``): with ``tool_choice`` in
         ``batch_models``, concurrent chats' choices are scored together (one batched call of
         ``ToolChooser.llm_scores_many``: two forward passes over the cached system prompt)."""
-        chooser.scores = self._queue("tool_choice", chooser.llm_scores_many, after=None)
+        chooser.scores = self._queue("tool_choice", chooser.llm_scores_many)
         return chooser
 
     def wrap(self, name: str, part: object) -> object:

@@ -44,3 +44,14 @@ def random_split(n_users: int = 12, n_items: int = 15, seed: int = 0) -> Split:
     """Users with 4-8 distinct random items each: enough structure for fusion and weight tests."""
     rng = np.random.default_rng(seed)
     return split_from_sequences([rng.permutation(n_items)[: rng.integers(4, 9)] for _ in range(n_users)], n_items)
+
+
+class HistoryRetriever:
+    """Hybrid scores that depend on the history: item i scores (i * (offset + sum of history)) mod
+    ``modulus``, so some targets miss the top; what a Ray actor or the one-process job ranks alike."""
+
+    def __init__(self, split, offset: int = 1, modulus: int = 17):
+        self.split, self.offset, self.modulus = split, offset, modulus
+
+    def scores(self, system, history, split_name="test"):
+        return ((np.arange(self.split.n_items) * (self.offset + int(np.sum(history)))) % self.modulus).astype(np.float64)

@@ -4,7 +4,6 @@ The cluster itself: tests/integration/test_ray_eval.py."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from agent.core.errors import InputError
@@ -13,18 +12,8 @@ from eval import ray_eval
 from eval.harness import run_system
 from eval.ray_eval import check_ray_eval, eval_on_ray, rerank_stats
 from eval.rerank_seq import RerankingRetriever
-from tests.fakes.finetune_data import random_split
+from tests.fakes.finetune_data import HistoryRetriever, random_split
 from tests.fakes.ray_pool import InProcessPool
-
-
-class HistoryRetriever:
-    """Hybrid scores that depend on the history: item i scores (i * (1 + sum of history)) mod 17."""
-
-    def __init__(self, split):
-        self.split = split
-
-    def scores(self, system, history, split_name="test"):
-        return ((np.arange(self.split.n_items) * (1 + int(np.sum(history)))) % 17).astype(np.float64)
 
 
 class HighIdReranker:

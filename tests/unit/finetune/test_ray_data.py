@@ -4,24 +4,12 @@ data card. The cluster itself: tests/integration/test_ray_eval.py."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from agent.core.ray_cluster import RayOptions
 from finetune import ray_data
 from finetune.ray_data import ray_candidates
 from finetune.rerank_data.sequences import build_sequence_rows
-from tests.fakes.finetune_data import cycle_split
+from tests.fakes.finetune_data import HistoryRetriever, cycle_split
 from tests.fakes.ray_pool import InProcessPool
-
-
-class HistoryRetriever:
-    """Hybrid scores that depend on the history, so some targets miss the top and are dropped."""
-
-    def __init__(self, split):
-        self.split = split
-
-    def scores(self, system, history, split_name="test"):
-        return ((np.arange(self.split.n_items) * (3 + int(np.sum(history)))) % 13).astype(np.float64)
 
 
 class PromptReranker:
@@ -35,11 +23,11 @@ def test_windows_on_several_actors_give_the_one_process_rows_in_order(monkeypatc
     monkeypatch.setattr(ray_data, "map_in_order", pool)
     cards = {i: f"card {i}" for i in split.item_ids}
     titles = [f"T{i}" for i in range(split.n_items)]
-    args = (HistoryRetriever(split), PromptReranker(), cards, titles, 25)
+    args = (HistoryRetriever(split, offset=3, modulus=13), PromptReranker(), cards, titles, 25)
     want_rows, want_card = build_sequence_rows(*args, depth=5, negatives=2, seed=3)
 
     candidates = ray_candidates(None, fake_settings, 5, RayOptions(), progress=False,
-                                opener=lambda project, settings: HistoryRetriever(split))
+                                opener=lambda project, settings: HistoryRetriever(split, offset=3, modulus=13))
     got_rows, got_card = build_sequence_rows(*args, depth=5, negatives=2, seed=3, candidates=candidates)
 
     assert len(pool.actors) == 2 and len(pool.batches) == 9  # 25 windows, 3 a batch

@@ -52,6 +52,14 @@ def test_a_stored_cache_is_a_copy_and_the_least_recently_used_goes_first():
     assert cache.lookup([1, 1, 0])[0] == 2
 
 
+def test_no_entries_keeps_nothing():
+    cache = PrefixCache(entries=0, min_tokens=1)
+    cache.store([1, 2], FakeKV([1, 2]))
+    assert cache.lookup([1, 2, 3]) == (0, None)
+
+
 def test_bad_sizes_are_refused():
     with pytest.raises(ValueError):
-        PrefixCache(entries=0)
+        PrefixCache(entries=-1)
+    with pytest.raises(ValueError):
+        PrefixCache(min_tokens=0)

@@ -71,6 +71,46 @@ def test_qlora_without_cuda_is_a_clear_error(tiny_model, tmp_path):
         train_lora(make_config(tiny_model, tmp_path, qlora=True), progress=False)
 
 
+def _has_bitsandbytes() -> bool:
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not (torch.cuda.is_available() and _has_bitsandbytes()),
+                    reason="QLoRA needs a CUDA GPU and bitsandbytes (pip install 'recsage[qlora]')")
+def test_qlora_trains_over_4bit_weights_and_its_adapter_serves_on_the_cpu(tiny_model, tmp_path, monkeypatch):
+    """The --qlora path on a real GPU: the base model's linear layers are NF4 (bitsandbytes), the
+    loss still falls, and the adapter it writes merges into the full-precision base on the CPU,
+    where recsage serves it."""
+    import bitsandbytes as bnb
+
+    import finetune.lora.trainer as trainer
+    from agent.llm import load_causal_lm
+
+    loaded = {}
+    real_load = trainer.load_causal_lm
+
+    def spy(*args, **kwargs):
+        loaded["model"], tok = real_load(*args, **kwargs)
+        return loaded["model"], tok
+
+    monkeypatch.setattr(trainer, "load_causal_lm", spy)
+    card = train_lora(make_config(tiny_model, tmp_path, qlora=True, max_steps=12, lr=5e-2), progress=False)
+    four_bit = [name for name, m in loaded["model"].named_modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert any(name.endswith("q_proj") for name in four_bit) and any(name.endswith("down_proj") for name in four_bit)
+    losses = [loss for _, loss in card["loss_curve"]]
+    assert len(losses) == 12 and sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 * 0.8
+    ids = torch.tensor([[4, 5, 6, 7]])
+    base, _ = load_causal_lm(tiny_model, "fp32", device="cpu")
+    merged, _ = load_causal_lm(tiny_model, "fp32", adapter=tmp_path / "out" / "adapter", device="cpu")
+    with torch.inference_mode():
+        assert not torch.allclose(merged(input_ids=ids).logits, base(input_ids=ids).logits, atol=1e-4)
+
+
 def test_bf16_adapter_is_exported_and_loads(tiny_model, tmp_path):
     from peft import PeftModel
     from safetensors.torch import load_file

@@ -46,7 +46,7 @@ class EvalActor(OrderedActor):
         settings = actor_settings(settings, actor_cpus)
         retriever = (opener or open_retriever)(project, settings)
         if any(system == "rerank" for system, _ in runs):
-            retriever = reranking_retriever(retriever, settings, candidate_order, seed)
+            retriever = reranking_retriever(retriever, settings, candidate_order, seed, words=project.words)
         self.retriever, self.runs, self.split_name = retriever, runs, split_name
 
     def handle(self, users: list[int]) -> list[dict]:

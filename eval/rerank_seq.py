@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from agent.core.project import MOVIE_WORDS, CatalogWords
 from agent.core.timing import percentiles
 from agent.rerank.prompt import HISTORY_TITLES, SEQUENTIAL_REQUEST, title_line
 from agent.rerank.reranker import interpolate
@@ -47,12 +48,14 @@ def catalog_text(retriever) -> tuple[dict[str, str], list[str]]:
     return {i: d["document"] for i, d in docs.items()}, titles
 
 
-def reranking_retriever(retriever, settings, order: str = "retriever", seed: int = 0) -> "RerankingRetriever":
-    """The hybrid retriever with the configured LLM reranker over its top candidates (system ``rerank``)."""
+def reranking_retriever(retriever, settings, order: str = "retriever", seed: int = 0,
+                        words: CatalogWords = MOVIE_WORDS) -> "RerankingRetriever":
+    """The hybrid retriever with the configured LLM reranker over its top candidates (system ``rerank``),
+    its prompt in the catalog's ``words`` (the project's)."""
     from agent.rerank.reranker import load_reranker
 
     cards, titles = catalog_text(retriever)
-    return RerankingRetriever(retriever, load_reranker(settings), cards, titles, depth=settings.rerank_depth,
+    return RerankingRetriever(retriever, load_reranker(settings, words=words), cards, titles, depth=settings.rerank_depth,
                               alpha=settings.rerank_alpha, order=order, seed=seed)
 
 

@@ -80,6 +80,12 @@ class ChatAgent:
 
     @property
     def chooser(self) -> ToolChooser:
+        if self._chooser is None:
+            self._build_chooser(self.catalog.words)  # the catalog property takes the lock itself
+        return self._chooser
+
+    def _build_chooser(self, words) -> None:
+        """The settings' tool chooser, its prompt in the catalog's ``words``."""
         with self._lock:
             if self._chooser is None:
                 from agent.provision.models import llm_for
@@ -87,8 +93,7 @@ class ChatAgent:
                 settings = self.settings
                 self._chooser = self.wrap_chooser(ToolChooser(lambda: llm_for(settings, "tool_choice"),
                                                               mode=settings.chat_tool_choice,
-                                                              style=settings.chat_tool_prompt))
-            return self._chooser
+                                                              style=settings.chat_tool_prompt, words=words))
 
     def context(self, state: ChatState, uploads: tuple[str, ...] = ()) -> ToolContext:
         return ToolContext(recommender=self.recommender, catalog=self.catalog, settings=self.settings, state=state,
@@ -206,7 +211,8 @@ class ChatSession:
             elif tool_name == "describe_image":
                 named = self.agent.catalog.title_on_image(heard)
                 title = display_title(self.agent.catalog.items[named].title) if named else ""
-                message = prompts.render("chat_image_request.j2", text=heard, title=title)
+                message = prompts.render("chat_image_request.j2", text=heard, title=title,
+                                         words=self.agent.catalog.words)
             else:
                 message = heard
         with RANKING.hold():  # explanations of earlier chats wait while this one ranks (agent.core.batching)
@@ -272,6 +278,7 @@ class ChatSession:
         return prompts.render(
             "chat_answer.j2", ok=obs.ok, items=obs.items, observation=obs.text.removeprefix("error: "),
             tool=tool_name, query=state.query, constraints=self.constraints(), focus=focus, user=state.user,
+            words=self.agent.catalog.words,
         )
 
     def constraints(self) -> list[str]:

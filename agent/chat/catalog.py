@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from agent.chat.vocabulary import FacetVocabulary
 from agent.core.errors import InputError
+from agent.core.project import MOVIE_WORDS, CatalogWords
 from agent.core.text import ARTICLES, ascii_fold, normalise
 from agent.ingest.catalog import Item
 
@@ -58,9 +59,12 @@ def title_forms(title: str) -> set[str]:
 class ChatCatalog:
     """Titles -> ids, item facts and user histories for the chat tools."""
 
-    def __init__(self, items: Iterable[Item], interactions: pd.DataFrame | None = None):
+    def __init__(self, items: Iterable[Item], interactions: pd.DataFrame | None = None,
+                 words: CatalogWords = MOVIE_WORDS):
         """``interactions``: the frame of agent.retrieval.interactions.load_interactions (string
-        ``user`` and ``item``, ``timestamp``, ``rating`` NaN when the log has none); None: no histories."""
+        ``user`` and ``item``, ``timestamp``, ``rating`` NaN when the log has none); None: no histories.
+        ``words``: the catalog's words, which the chat's prompts and answers say (the project's)."""
+        self.words = words
         self.items: dict[str, Item] = {item.id: item for item in items}
         self.by_form: dict[str, list[str]] = defaultdict(list)
         self.message_forms: set[str] = set()

@@ -150,14 +150,18 @@ def extract_slots(message: str, catalog=None, *, paths: bool = False) -> Slots:
     slots.mood = next((name for name, pattern in MOODS.items() if pattern.search(text)), None)
     if slots.item_id is None and catalog is not None:
         slots.item_id = catalog.find_title(text)
-    slots.content_words = _content_words(text, slots)
+    words = getattr(catalog, "words", None)
+    nouns = set(f"{words.noun} {words.nouns}".lower().split()) if words is not None else set()
+    slots.content_words = _content_words(text, slots, nouns)
     return slots
 
 
-def _content_words(text: str, slots: Slots) -> list[str]:
+def _content_words(text: str, slots: Slots, nouns: set[str] = frozenset()) -> list[str]:
+    """The words left that say what is wanted; ``nouns``: what the catalog calls its items ("products"
+    says no more than "movies", which the filler words already drop)."""
     rest = _PATH.sub(" ", text) if slots.path else text
     for pattern in (_USER, _ITEM_ID, _ORDINAL, _DECADE, _RECENT, *(p for p, _ in _YEAR_RULES), *MOODS.values()):
         rest = pattern.sub(" ", rest)
     rest = re.sub(r"\b\d+\b", " ", rest)
     rest = _FILLER.sub(" ", rest)
-    return re.findall(r"[a-z][a-z'-]+", rest.lower())
+    return [w for w in re.findall(r"[a-z][a-z'-]+", rest.lower()) if w not in nouns]

@@ -17,6 +17,7 @@ from functools import lru_cache
 
 import prompts
 from agent.chat.tools import Tool
+from agent.core.project import MOVIE_WORDS, CatalogWords
 from agent.llm import continuation_logprobs, continuation_logprobs_many
 
 RULE_WEIGHT = 4.0
@@ -76,22 +77,24 @@ def _required(tool: Tool) -> list[str]:
     return list(tool.parameters.get("required", []))
 
 
-def _turn(message: str, shown: list[str] = (), user: str | None = None) -> str:
-    return prompts.render("chat_tool_choice_user.j2", message=message, shown="; ".join(shown[:5]), user=user)
+def _turn(words: CatalogWords, message: str, shown: list[str] = (), user: str | None = None) -> str:
+    return prompts.render("chat_tool_choice_user.j2", message=message, shown="; ".join(shown[:5]), user=user,
+                          words=words)
 
 
 class ToolChooser:
-    """Constrained tool choice; ``llm`` is a zero-argument loader so the model loads on first use."""
+    """Constrained tool choice; ``llm`` is a zero-argument loader so the model loads on first use;
+    ``words``: the catalog's words its prompt says."""
 
     def __init__(self, llm: Callable[[], object] | None, mode: str = "combined", rule_weight: float = RULE_WEIGHT,
-                 style: str = "list"):
+                 style: str = "list", words: CatalogWords = MOVIE_WORDS):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if style not in STYLES:
             raise ValueError(f"style must be one of {STYLES}, got {style!r}")
         if mode != "rules" and llm is None:
             raise ValueError(f"mode {mode!r} needs an LLM")
-        self._llm, self.mode, self.rule_weight, self.style = llm, mode, rule_weight, style
+        self._llm, self.mode, self.rule_weight, self.style, self.words = llm, mode, rule_weight, style, words
         self.scores: Callable[[list[ScoreJob]], list[dict[str, float]]] = self.llm_scores_many
         """How :meth:`llm_scores` gets its scores: directly, or through the server's batching queue
         (agent.server.queues), which gathers concurrent chats' choices into one call of
@@ -103,13 +106,14 @@ class ToolChooser:
         tool's examples as earlier user turns answered by its name."""
         llm = self._llm()
         if self.style == "list":
-            return llm.chat(prompts.render("chat_tool_choice.j2", tools=list(tools.values())),
-                            _turn(message, shown, user))
+            return llm.chat(prompts.render("chat_tool_choice.j2", tools=list(tools.values()), words=self.words),
+                            _turn(self.words, message, shown, user))
         listed = [{"name": t.name, "summary": t.summary, "required": _required(t)} for t in tools.values()]
-        messages = [{"role": "system", "content": prompts.render("chat_tool_choice_turns.j2", tools=listed)}]
+        system = prompts.render("chat_tool_choice_turns.j2", tools=listed, words=self.words)
+        messages = [{"role": "system", "content": system}]
         for example, name in example_turns(tools):
-            messages += [{"role": "user", "content": _turn(example)}, {"role": "assistant", "content": name}]
-        messages.append({"role": "user", "content": _turn(message, shown, user)})
+            messages += [{"role": "user", "content": _turn(self.words, example)}, {"role": "assistant", "content": name}]
+        messages.append({"role": "user", "content": _turn(self.words, message, shown, user)})
         return llm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def llm_scores(self, tools: Mapping[str, Tool], message: str, shown: list[str] = (),

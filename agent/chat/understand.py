@@ -69,15 +69,17 @@ def transcript(messages: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def prompt_for(llm, messages: list[dict], values: list[str]) -> str:
-    system = prompts.render("understand.j2", facets=values)
+def prompt_for(llm, messages: list[dict], values: list[str], words) -> str:
+    """``words``: the catalog's words (agent.core.project.CatalogWords), which the prompt says."""
+    system = prompts.render("understand.j2", facets=values, words=words)
     return llm.chat(system, prompts.render("understand_user.j2", conversation=transcript(messages)))
 
 
 def read_with_llm(llm, messages: list[dict], catalog, max_new_tokens: int = MAX_NEW_TOKENS) -> dict | None:
     """The LLM's reading as a dict of the schema, or None when the token budget ran out."""
     values = sorted(facet_values(catalog))
-    text = constrained_json(llm, prompt_for(llm, messages, values), request_schema(values), max_new_tokens)
+    text = constrained_json(llm, prompt_for(llm, messages, values, catalog.words), request_schema(values),
+                            max_new_tokens)
     try:
         return json.loads(text)
     except json.JSONDecodeError:

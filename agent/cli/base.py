@@ -239,7 +239,7 @@ def project_chat_catalog(resolved: Project, config: Settings):
     frame = None
     if resolved.interactions is not None:
         frame = load_interactions(resolved.interactions, {item.id for item in items}).frame
-    return ChatCatalog(items, frame)
+    return ChatCatalog(items, frame, resolved.words)
 
 
 def chat_catalog(ctx):

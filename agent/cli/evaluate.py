@@ -106,7 +106,7 @@ def _local_scorer(ctx, retriever, runs, split_name, chosen, candidate_order, see
     from eval.rerank_seq import reranking_retriever
 
     if any(system == "rerank" for system, _ in runs):
-        retriever = reranking_retriever(retriever, settings(ctx), candidate_order, seed)
+        retriever = reranking_retriever(retriever, settings(ctx), candidate_order, seed, words=project(ctx).words)
     for system, alpha in runs:
         if system == "rerank":
             retriever.alpha = alpha
@@ -307,7 +307,7 @@ def request_ranker(ctx, system: str, depth: int = 100, texts: list[str] = ()):
 
     if system == "rerank-zeroshot":
         config = config.model_copy(update={"rerank_adapter": None})
-    reranker = load_reranker(config)
+    reranker = load_reranker(config, words=project(ctx).words)
 
     def rerank(text: str) -> list[str]:
         ranked = searcher.search(text, depth)

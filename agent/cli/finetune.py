@@ -70,7 +70,7 @@ def finetune_data(ctx, n, sequential, negatives, seed, out, engine, ray_address,
     if options is not None and n:
         click.echo("note: --engine ray retrieves the --sequential windows' candidates; the synthetic requests "
                    "(-n) are built in this process (one random sequence decides which draws are kept)", err=True)
-    reranker = LlmReranker(settings(ctx))
+    reranker = LlmReranker(settings(ctx), words=project(ctx).words)  # a shop trains on the shop's prompt
     rows, card = [], {"output": str(out)}
     if n:
         request_rows, card["request"] = _request_rows(ctx, n, negatives, seed, out, reranker)

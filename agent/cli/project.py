@@ -24,14 +24,14 @@ EXAMPLES: dict[str, dict[str, object]] = {
     "catalog": {"path": "catalog.jsonl", "format": "auto", "id": "sku", "title": "name",
                 "text": ["description"], "facets": ["category", "brand"], "people": ["designer"], "tags": "tags",
                 "year": "year", "date": "released", "image": "image", "audio": "audio", "video": "video",
-                "posters": "posters"},
+                "posters": "posters", "noun": "product", "nouns": "products", "verb": "bought", "audience": "shopper"},
     "interactions": {"path": "events.csv", "user": "customer", "item": "sku", "time": "ts", "rating": "stars",
                      "min_rating": 4.0, "min_count": 5},
     "store": {"path": "store", "url": "http://127.0.0.1:8000", "artifacts": "artifacts"},
 }
 """A placeholder per key of the template (a shop's column names); keys in COMMENTED (optional ones)
 are written commented out."""
-COMMENTED = {"catalog": {"people", "year", "date", "audio", "video", "posters"},
+COMMENTED = {"catalog": {"people", "year", "date", "audio", "video", "posters", "noun", "nouns", "verb", "audience"},
              "interactions": {"min_rating"}, "store": {"url"}}
 SECTION_CLASSES = {"catalog": CatalogSource, "interactions": InteractionsSource, "store": StoreTarget}
 HEADER = """# recsage project file: where the catalog, its interactions log, the store and the trained

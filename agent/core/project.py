@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -63,6 +64,19 @@ class CatalogSource(ConfigBase):
     audio: str | None = Field(None, description="Column holding an audio path (relative to the catalog).")
     video: str | None = Field(None, description="Column holding a video path (relative to the catalog) or URL.")
     posters: Path | None = Field(None, description="MovieLens only: folder of <movieId>.jpg posters.")
+    noun: str | None = Field(
+        None, min_length=1, description="What one item is called in the LLM prompts (\"product\", \"track\"); "
+                                        "default \"movie\" for MovieLens, else \"item\"."
+    )
+    nouns: str | None = Field(None, min_length=1, description="The plural of noun; default: noun + \"s\".")
+    verb: str | None = Field(
+        None, min_length=1, description="The interaction in the past tense (\"bought\", \"listened to\"); "
+                                        "default \"watched\" for MovieLens, else \"interacted with\"."
+    )
+    audience: str | None = Field(
+        None, min_length=1, description="Who the recommendations are for (\"shopper\", \"listener\"); "
+                                        "default \"viewer\" for MovieLens, else \"user\"."
+    )
 
     @model_validator(mode="after")
     def _one_year_source(self):
@@ -82,6 +96,87 @@ class CatalogSource(ConfigBase):
             f"cannot tell the catalog format of {self.path}: use a .jsonl, .csv or .parquet file, "
             "or set format in [catalog] of the project file"
         )
+
+
+@dataclass(frozen=True)
+class CatalogWords:
+    """The catalog's own words for its items, as every LLM prompt says them (prompts/*.j2 take them
+    as the variable ``words``). :meth:`for_catalog` is the one place they are decided."""
+
+    noun: str
+    nouns: str
+    verb: str
+    audience: str
+    user_label: str = "user"
+    """How a prompt names a user id ("MovieLens user 7"): not settable, it says where the ids come from."""
+
+    @classmethod
+    def for_catalog(cls, source: CatalogSource) -> CatalogWords:
+        """The format's words (movie words for MovieLens, neutral ones otherwise), with those the
+        project file sets in [catalog] instead; a noun without a plural gets noun + "s"."""
+        base = MOVIE_WORDS if _is_movielens(source) else NEUTRAL_WORDS
+        given = {key: getattr(source, key) for key in ("noun", "nouns", "verb", "audience")
+                 if getattr(source, key) is not None}
+        if "noun" in given and "nouns" not in given:
+            given["nouns"] = given["noun"] + "s"
+        return replace(base, **given)
+
+    # Capitalised, as a template writes them at a line's start ("{{ words.Nouns }} like Heat:").
+    @property
+    def Noun(self) -> str:
+        return _capital(self.noun)
+
+    @property
+    def Nouns(self) -> str:
+        return _capital(self.nouns)
+
+    @property
+    def Verb(self) -> str:
+        return _capital(self.verb)
+
+    @property
+    def a_noun(self) -> str:
+        """The noun with its indefinite article: "a movie", "an item"."""
+        return f"{indefinite_article(self.noun)} {self.noun}"
+
+    @property
+    def a_audience(self) -> str:
+        return f"{indefinite_article(self.audience)} {self.audience}"
+
+    @property
+    def movie_examples(self) -> bool:
+        """Whether the prompts' worked examples (Predator, The Matrix) fit: they are movies."""
+        return self.noun == "movie"
+
+    @property
+    def vocabulary(self) -> frozenset[str]:
+        """The words themselves, lower case: an explanation may use them as it uses "movie" or "item"."""
+        return frozenset(f"{self.noun} {self.nouns} {self.verb} {self.audience}".lower().split())
+
+
+MOVIE_WORDS = CatalogWords("movie", "movies", "watched", "viewer", user_label="MovieLens user")
+NEUTRAL_WORDS = CatalogWords("item", "items", "interacted with", "user")
+
+
+def _capital(word: str) -> str:
+    return word[:1].upper() + word[1:]  # not str.capitalize: "TV show" stays "TV show"
+
+
+def indefinite_article(word: str) -> str:
+    """The indefinite article, guessed from the spelling: "an item", "a user", "a product"."""
+    lower = word.lower()
+    if lower[:1] in ("a", "e", "i", "o") or (lower[:1] == "u" and not lower.startswith(("us", "uni", "ut", "ur"))):
+        return "an"
+    return "a"
+
+
+def _is_movielens(source: CatalogSource) -> bool:
+    """A catalog whose format cannot be told (a MovieLens folder that moved away from a store that
+    still serves it) says the neutral words rather than stopping a command that never reads it."""
+    try:
+        return source.resolved_format() == "movielens"
+    except InputError:
+        return False
 
 
 class InteractionsSource(ConfigBase):
@@ -139,6 +234,11 @@ class Project(ConfigBase):
     interactions: InteractionsSource | None = Field(None, description="Absent: no personalisation or training.")
     store: StoreTarget
     source: str = Field("(in memory)", description="Where this project came from, for messages.")
+
+    @property
+    def words(self) -> CatalogWords:
+        """The catalog's words for its LLM prompts (:meth:`CatalogWords.for_catalog`)."""
+        return CatalogWords.for_catalog(self.catalog)
 
     def require_interactions(self) -> InteractionsSource:
         if self.interactions is None:

@@ -100,13 +100,15 @@ def check(explanation: str, evidence: Evidence) -> Check:
         if _norm(word) in text and not any(_norm(s).strip() in card for s in support):
             problems.append(f"claim about the item not supported by its card: {word!r}")
     # a quote was checked whole above; its words are the evidence's, not claims of the writer
-    problems += grounding_problems(without_titles(_QUOTED.sub(" ", explanation), titles), evidence.text())
+    problems += grounding_problems(without_titles(_QUOTED.sub(" ", explanation), titles), evidence.text(),
+                                   evidence.words.vocabulary)
     return Check(not problems, problems)
 
 
 def unsupported_content(explanation: str, evidence: Evidence) -> list[str]:
     """The explanation's content words that no evidence supports (outside titles and quotes)."""
-    return unsupported_words(without_titles(_QUOTED.sub(" ", explanation), all_titles(evidence)), evidence.text())
+    return unsupported_words(without_titles(_QUOTED.sub(" ", explanation), all_titles(evidence)), evidence.text(),
+                             evidence.words.vocabulary)
 
 
 def all_titles(evidence: Evidence) -> list[str]:

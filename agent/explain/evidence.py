@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from agent.core.project import MOVIE_WORDS, CatalogWords
 from agent.core.text import display_title, tokenize
 from agent.ingest.cards import facet_label, parse_card, slug
 
@@ -71,6 +72,8 @@ class Evidence:
     history: list[HistoryLink] = field(default_factory=list)
     request: list[RequestMatch] = field(default_factory=list)
     co: CoLink | None = None
+    words: CatalogWords = MOVIE_WORDS
+    """The catalog's words ("bought", "product"): the explanation's prompt says them, so its check allows them."""
 
     @property
     def matched_request(self) -> RequestMatch | None:
@@ -82,7 +85,7 @@ class Evidence:
         for link in self.history:
             out[link.ref] = f"{link.title} {display_title(link.title)} {link.year or ''}".strip()
         if self.co is not None:
-            out["co"] = co_sentence(self.co, self.title)
+            out["co"] = co_sentence(self.co, self.title, self.words.verb)
         out.update(self.card)
         out.update({r.ref: r.text for r in self.request})
         return out
@@ -114,9 +117,10 @@ class Evidence:
                    co=CoLink(**data["co"]) if data.get("co") else None)
 
 
-def co_sentence(link: CoLink, title: str) -> str:
-    """The collaborative link as evidence text (both title forms, so either may be cited)."""
-    return (f"{link.count} people who watched {display_title(link.title)} also watched {display_title(title)} "
+def co_sentence(link: CoLink, title: str, verb: str = MOVIE_WORDS.verb) -> str:
+    """The collaborative link as evidence text (both title forms, so either may be cited), in the
+    catalog's ``verb``."""
+    return (f"{link.count} people who {verb} {display_title(link.title)} also {verb} {display_title(title)} "
             f"{link.title} {title}")
 
 
@@ -159,14 +163,15 @@ def facet_fields(card: Mapping[str, str], facets: Mapping | None) -> tuple[str, 
 def build_evidence(item_id: str, card_text: str, meta: Mapping, item_vector: np.ndarray | None,
                    history: Sequence[tuple[str, str, int | None]] = (), history_vectors: np.ndarray | None = None,
                    request_parts: Mapping[str, str] | None = None,
-                   part_vectors: np.ndarray | None = None, co: CoLink | None = None) -> Evidence:
+                   part_vectors: np.ndarray | None = None, co: CoLink | None = None,
+                   words: CatalogWords = MOVIE_WORDS) -> Evidence:
     """Evidence for one item from its stored card and metadata, the history, the request and the
-    collaborative link ``co`` (the caller counts it: it needs the interactions)."""
+    collaborative link ``co`` (the caller counts it: it needs the interactions); ``words``: the catalog's."""
     card = parse_card(card_text)
     title = str(meta.get("title") or card.pop("title", item_id))
     card.pop("title", None)
     evidence = Evidence(item_id=item_id, title=title, year=meta.get("year"), card=card,
-                        facets=facet_fields(card, meta.get("facets")), co=co)
+                        facets=facet_fields(card, meta.get("facets")), co=co, words=words)
     if item_vector is not None and history_vectors is not None and len(history):
         evidence.history = similar_history(item_vector, history_vectors, history)
     if request_parts and item_vector is not None:

@@ -137,6 +137,7 @@ def _prompt_vars(evidence: Evidence, strict: bool) -> dict:
         "facts": prompt_facts(evidence, strict),
         "strict": strict,
         "lead": "that" if strict else lead(evidence),
+        "words": evidence.words,
     }
 
 
@@ -165,7 +166,7 @@ def template_explanation(evidence: Evidence) -> str:
         "explain_template.j2", title=variables["title"] or "This pick", history=variables["history"],
         request=variables["request"], facets=_safe(facets_text(evidence)),
         co=variables["co"], co_title=variables["co_title"],
-        tags=_safe(_first(evidence.card.get("tags", ""), 2)),
+        tags=_safe(_first(evidence.card.get("tags", ""), 2)), words=evidence.words,
     )
     return " ".join(text.split())
 

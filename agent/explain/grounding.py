@@ -2,9 +2,9 @@
 
 A content word is a word outside the titles the explanation names and outside a small allowed
 vocabulary of connectives and generic recommender words (``prompts/explain_allowed_words.txt``,
-kept as data). It is supported when its stem matches the stem of a word of the evidence (card
-fields, titles, the collaborative link, the request) or a word the item's genres imply (a comedy
-is funny). Also rejected: tautologies (a content word said twice: "horror, horror", "humor with a
+kept as data) and the catalog's own words ("product", "bought": the prompt's start says them). It
+is supported when its stem matches the stem of a word of the evidence (card fields, titles, the
+collaborative link, the request) or a word the item's genres imply (a comedy is funny). Also rejected: tautologies (a content word said twice: "horror, horror", "humor with a
 touch of humor") and empty praise (``prompts/explain_empty_praise.txt``) the evidence does not say.
 """
 
@@ -56,16 +56,18 @@ def supported_stems(evidence_text: str) -> set[str]:
     return {stem(w) for w in [*said, *implied]}
 
 
-def content_words(untitled: str) -> list[str]:
-    """The words of ``untitled`` (an explanation with its titles cut out) that claim something."""
-    return [w for w in _words(untitled) if w.isalpha() and len(w) > 1 and w not in allowed_words()]
+def content_words(untitled: str, catalog_words: frozenset[str] = frozenset()) -> list[str]:
+    """The words of ``untitled`` (an explanation with its titles cut out) that claim something:
+    neither allowed words nor the catalog's own words (``catalog_words``, lower case)."""
+    return [w for w in _words(untitled)
+            if w.isalpha() and len(w) > 1 and w not in allowed_words() and w not in catalog_words]
 
 
-def grounding_problems(untitled: str, evidence_text: str) -> list[str]:
+def grounding_problems(untitled: str, evidence_text: str, catalog_words: frozenset[str] = frozenset()) -> list[str]:
     """Unsupported content words, tautologies and empty praise in ``untitled`` (see the module doc)."""
-    said = content_words(untitled)
+    said = content_words(untitled, catalog_words)
     problems = []
-    unsupported = unsupported_words(untitled, evidence_text)
+    unsupported = unsupported_words(untitled, evidence_text, catalog_words)
     if unsupported:
         problems.append(f"words no evidence supports: {', '.join(unsupported)}")
     repeated = [w for w, n in Counter(stem(w) for w in said).items() if n > 1]
@@ -79,9 +81,9 @@ def grounding_problems(untitled: str, evidence_text: str) -> list[str]:
     return problems
 
 
-def unsupported_words(untitled: str, evidence_text: str) -> list[str]:
+def unsupported_words(untitled: str, evidence_text: str, catalog_words: frozenset[str] = frozenset()) -> list[str]:
     support = supported_stems(evidence_text)
-    return _unique(w for w in content_words(untitled) if stem(w) not in support)
+    return _unique(w for w in content_words(untitled, catalog_words) if stem(w) not in support)
 
 
 def _unique(words: Iterable[str]) -> list[str]:

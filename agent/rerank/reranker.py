@@ -30,6 +30,7 @@ import numpy as np
 
 import prompts
 from agent.core.config import load_settings
+from agent.core.project import MOVIE_WORDS, CatalogWords
 from agent.llm import (
     chat_prompt,
     load_llm,
@@ -84,7 +85,8 @@ class LlmReranker:
 
     ``model``/``tokenizer`` may be given (tests pass a tiny random model); otherwise the provisioned
     ``llm`` role is loaded on first use (bf16 weights where the CPU has native bf16). The model runs
-    in its own dtype; only the yes/no logits are computed in fp32.
+    in its own dtype; only the yes/no logits are computed in fp32. ``words``: the catalog's words the
+    prompt says (the project's; the movie words, which the shipped adapter learned, by default).
     """
 
     def __init__(
@@ -97,8 +99,10 @@ class LlmReranker:
         path: Path | str | None = None,
         batch_size: int = 32,
         server=None,
+        words: CatalogWords = MOVIE_WORDS,
     ):
         self.settings = settings
+        self.words = words
         # an agent.llm_server.RemoteLlm: scores come from the LLM server's label log-probabilities
         self.server = server
         if server is not None and tokenizer is None:
@@ -185,9 +189,11 @@ class LlmReranker:
 
     def _pointwise_parts(self, request: str, history: Sequence[str]) -> tuple[str, str]:
         """The chat-formatted pointwise prompt split around the card: (shared prefix, suffix)."""
-        system = prompts.render("rerank_pointwise.j2", part="system", request="", history=[], card="")
+        system = prompts.render("rerank_pointwise.j2", part="system", request="", history=[], card="",
+                                words=self.words)
         user = prompts.render(
             "rerank_pointwise.j2",
+            words=self.words,
             part="user",
             request=fence_text(request, REQUEST_CHARS),
             history=[fence_text(t, 120) for t in history],
@@ -323,9 +329,10 @@ def rerank_ranking(
     return order + [i for i, _ in tail]
 
 
-def load_reranker(settings, dtype: str = "auto") -> LlmReranker:
+def load_reranker(settings, dtype: str = "auto", words: CatalogWords = MOVIE_WORDS) -> LlmReranker:
     """The product reranker: the provisioned LLM with the configured LoRA adapter merged in
-    (``settings.rerank_adapter``; the shipped one unless overridden), pointwise yes/no scoring.
+    (``settings.rerank_adapter``; the shipped one unless overridden), pointwise yes/no scoring, its
+    prompt in the catalog's ``words``.
 
     ``dtype`` "auto" loads bf16 weights where the CPU computes bf16 natively: faster than fp32
     weights under bf16 autocast (which re-casts every weight on every call), with scores that agree
@@ -342,5 +349,6 @@ def load_reranker(settings, dtype: str = "auto") -> LlmReranker:
         )
     llm = llm_for(settings, "rerank", adapter=adapter or None, dtype=dtype)
     if hasattr(llm, "label_logprobs"):  # on an LLM server: the adapter is asked for by its served name
-        return LlmReranker(settings, server=llm.for_model(settings.rerank_server_adapter) if adapter else llm)
-    return LlmReranker(settings, model=llm.model, tokenizer=llm.tokenizer)
+        return LlmReranker(settings, server=llm.for_model(settings.rerank_server_adapter) if adapter else llm,
+                           words=words)
+    return LlmReranker(settings, model=llm.model, tokenizer=llm.tokenizer, words=words)

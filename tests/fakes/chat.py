@@ -11,6 +11,7 @@ from agent.chat.tool_choice import ToolChooser
 from agent.chat.tools import load_tools
 from agent.core.config import Settings
 from agent.core.errors import InputError
+from agent.core.project import MOVIE_WORDS, CatalogWords
 from agent.ingest.catalog import Item
 
 ITEMS = [
@@ -92,9 +93,11 @@ SHOP = [
 """A catalog that is not movies: facets category and brand, no genres, no years."""
 
 
-def fake_agent(settings: Settings | None = None, tools=None, chooser=None, items=ITEMS) -> ChatAgent:
-    """A ChatAgent over the fake recommender, rule-based tool choice (no model), built-in tools."""
+def fake_agent(settings: Settings | None = None, tools=None, chooser=None, items=ITEMS,
+               words: CatalogWords = MOVIE_WORDS) -> ChatAgent:
+    """A ChatAgent over the fake recommender, rule-based tool choice (no model), built-in tools;
+    ``words``: the catalog's words."""
     settings = settings or Settings()
-    catalog = ChatCatalog(items)
+    catalog = ChatCatalog(items, words=words)
     return ChatAgent(FakeRecommender(items), settings, catalog=catalog, tools=tools or load_tools(),
                      chooser=chooser or ToolChooser(None, mode="rules"))

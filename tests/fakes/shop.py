@@ -211,6 +211,9 @@ tags = "tags"
 facets = ["category", "brand"]
 date = "released"
 image = "image"
+noun = "product"
+verb = "bought"
+audience = "shopper"
 
 [interactions]
 path = "events.csv"

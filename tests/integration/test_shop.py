@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -106,6 +107,18 @@ def test_recommend_answers_with_the_customers_category(shop_store):
     assert not set(ids) & history_of(shop, customer)
     categories = Counter(shop.category_of(i) for i in ids).most_common()
     assert categories[0][0] == shop.preferred_category[customer] and categories[0][1] >= 5, categories
+
+
+def test_explanations_of_a_reranked_list_say_the_shops_words(shop_store):
+    """The project file's words (tests/fakes/shop.py: product, bought, shopper) reach the reranker's
+    and the explainer's prompts, and the checker lets the explanations say them."""
+    shop, _ = shop_store
+    out = recsage_json(shop.project_file, "recommend", "--user", "C0001", "-k", "3", "--rerank", "--explain")
+    texts = [item["explanation"] for item in out["items"]]
+    assert out["reranked"] and len(texts) == 3 and all(texts), texts
+    assert all(item["explanation_check"]["passed"] for item in out["items"]), texts
+    assert not any(re.search(r"movie|watched|viewer", text, re.IGNORECASE) for text in texts), texts
+    assert any(re.search(r"\bbought\b", text) for text in texts), texts  # "Because you bought", "who bought"
 
 
 def test_chat_filters_by_a_category_and_a_brand_named_in_the_message(shop_store):

@@ -4,9 +4,12 @@ The cluster itself: tests/integration/test_ray_eval.py."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from agent.core.errors import InputError
+from agent.core.project import movielens_project
 from agent.core.ray_cluster import RayOptions
 from eval import ray_eval
 from eval.harness import run_system
@@ -27,7 +30,7 @@ class HighIdReranker:
         return sorted(((i, float(int(i))) for i, _ in candidates), key=lambda p: -p[1])
 
 
-def wrap(retriever, settings, order="retriever", seed=0):
+def wrap(retriever, settings, order="retriever", seed=0, words=None):
     titles = [f"Movie {i}" for i in range(retriever.split.n_items)]
     return RerankingRetriever(retriever, HighIdReranker(), {}, titles, depth=4, alpha=settings.rerank_alpha,
                               order=order, seed=seed)
@@ -47,8 +50,8 @@ def pool(monkeypatch, split):
 
 
 def actor_kwargs(split, settings):
-    return {"project": None, "settings": settings, "candidate_order": "retriever", "seed": 0,
-            "opener": lambda project, settings: HistoryRetriever(split)}
+    return {"project": movielens_project(Path("ml"), store=Path("store")), "settings": settings,
+            "candidate_order": "retriever", "seed": 0, "opener": lambda project, settings: HistoryRetriever(split)}
 
 
 def test_sharded_users_give_the_one_process_ranks_and_runs_for_every_row(split, pool, fake_settings):

@@ -11,6 +11,7 @@ from agent.chat.tool_choice import ToolChooser
 from agent.chat.tools import Observation, Tool, load_tools
 from agent.core.config import Settings
 from agent.core.errors import InputError
+from agent.core.project import CatalogWords
 from tests.fakes.chat import SHOP, fake_agent
 
 
@@ -267,6 +268,29 @@ def test_a_facet_named_in_a_message_filters_the_picks_of_a_shop():
     assert result["request"]["facets"] == {"category": ["Running Shoes"], "brand": ["Acme"]}
     turn(session, "only sneakers")  # a refinement: the brand stays, the category changes
     assert agent.recommender.calls[-1]["filters"].facets == {"category": ("Sneakers",), "brand": ("Acme",)}
+
+
+def test_a_shops_chat_answers_and_prompts_in_the_shops_words(tmp_path):
+    class ReadText:
+        name = "describe_image"
+
+        def __call__(self, path: str) -> Observation:
+            """Read a photo (a text file in this test)."""
+            return Observation("text on the image", data={"text": Path(path).read_text()})
+
+    shop = CatalogWords("product", "products", "bought", "shopper")
+    agent = fake_agent(items=SHOP, words=shop, tools={**load_tools(), "describe_image": Tool(ReadText())})
+    similar = turn(agent.session(), "more like Trail Runner")
+    assert similar["tool"] == "similar_items" and similar["answer"].startswith("Products like Trail Runner")
+    photo = tmp_path / "photo.jpg"
+    photo.write_text("warm winter wool")
+    session = agent.session()
+    turn(session, "", image=photo)
+    assert session.history[0]["content"] == "recommend products like this picture: warm winter wool"
+    assert agent.recommender.calls[-1]["query"] == "warm winter wool"  # the catalog's noun is no search word
+    built = fake_agent(items=SHOP, words=shop)
+    built._chooser = None  # the agent builds its own chooser: with the catalog's words
+    assert built.chooser.words == shop
 
 
 # --- streaming: items first, explanations as they are done ----------------------------------------

@@ -5,11 +5,19 @@ registered names only."""
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
-from agent.chat.tool_choice import ToolChooser, combine, example_turns, rule_scores
+from agent.chat.tool_choice import (
+    STYLES,
+    ToolChooser,
+    combine,
+    example_turns,
+    rule_scores,
+)
 from agent.chat.tools import load_tools
+from agent.core.project import CatalogWords
 from agent.llm import LoadedLlm
 from tests.fakes.tiny_lm import plain_option_logprobs, tiny_llama
 
@@ -84,3 +92,17 @@ def test_turns_style_shows_examples_as_answered_turns_and_scores_without_calibra
 def test_an_unknown_prompt_style_is_refused():
     with pytest.raises(ValueError, match="style"):
         ToolChooser(None, mode="rules", style="essay")
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_the_prompt_says_the_catalogs_words(style):
+    model, tok = tiny_llama()
+    llm = LoadedLlm(model=model, tokenizer=tok)
+    shop = CatalogWords("product", "products", "bought", "shopper")
+    prompt = ToolChooser(lambda: llm, mode="llm", style=style, words=shop).prompt(
+        load_tools(), "more like that", shown=["Zen Runner"], user="C0001")
+    assert "the messages of a product recommendation chat" in prompt
+    assert "Products shown last: Zen Runner\nThe user is user C0001." in prompt
+    assert not re.search(r"movie recommendation|movies shown|MovieLens", prompt, re.IGNORECASE)
+    default = ToolChooser(lambda: llm, mode="llm", style=style).prompt(load_tools(), "hi", user="7")
+    assert "a movie recommendation chat" in default and "The user is MovieLens user 7." in default

@@ -5,6 +5,7 @@ year, and the LLM's reading is merged into the rules' request, never replacing i
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -12,6 +13,7 @@ from agent.chat import understand as und
 from agent.chat.catalog import ChatCatalog
 from agent.chat.request import Request, read_request
 from agent.core.config import Settings
+from agent.core.project import CatalogWords
 from agent.ingest.catalog import Item
 from agent.llm import LoadedLlm
 from tests.fakes.tiny_lm import tiny_llama
@@ -117,3 +119,17 @@ def test_facets_with_too_many_values_are_not_offered():
 def test_the_transcript_names_each_speaker_and_skips_system_messages(role):
     text = und.transcript([{"role": "system", "content": "x"}, {"role": role, "content": " hi\n there "}])
     assert text == f"{und.ROLE_NAMES[role]}: hi there"
+
+
+def test_the_prompt_says_the_catalogs_words_and_shows_the_movie_example_to_movies_only(monkeypatch):
+    prompts_seen = []
+    monkeypatch.setattr(und, "constrained_json", lambda llm, prompt, *a, **k: prompts_seen.append(prompt) or "{}")
+    shop = ChatCatalog([Item(id="s1", title="Zen Runner", facets={"category": ("Running Shoes",)})],
+                       words=CatalogWords("product", "products", "bought", "shopper"))
+    messages = [{"role": "user", "content": "light running shoes"}]
+    und.read_with_llm(tiny_llm(), messages, shop)
+    und.read_with_llm(tiny_llm(), messages, catalog())
+    shop_prompt, movie_prompt = prompts_seen
+    assert "a product recommender (Assistant)" in shop_prompt and "kind of product wanted" in shop_prompt
+    assert "Matrix" not in shop_prompt and not re.search(r"movie|watched|viewer", shop_prompt, re.IGNORECASE)
+    assert "a movie recommender (Assistant)" in movie_prompt and "I loved The Matrix (1999)" in movie_prompt

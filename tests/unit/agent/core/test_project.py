@@ -6,9 +6,13 @@ import pytest
 
 from agent.core.errors import InputError
 from agent.core.project import (
+    MOVIE_WORDS,
+    NEUTRAL_WORDS,
     CatalogSource,
+    CatalogWords,
     Project,
     StoreTarget,
+    indefinite_article,
     movielens_project,
     project_toml,
     read_project,
@@ -68,3 +72,58 @@ def test_an_interactions_free_project_says_what_needs_one():
     project = Project(catalog=CatalogSource(path=Path("c.jsonl")), store=StoreTarget(path=Path("s")), source="p.toml")
     with pytest.raises(InputError, match=r"p.toml has no \[interactions\]"):
         project.require_interactions()
+
+
+# --- the catalog's words ----------------------------------------------------------------------------
+
+
+def test_movielens_says_the_movie_words_and_any_other_catalog_neutral_ones(tmp_path):
+    movielens = movielens_project(tmp_path / "ml", store=tmp_path / "store").words
+    assert (movielens.noun, movielens.nouns, movielens.verb, movielens.audience) == ("movie", "movies", "watched", "viewer")
+    assert movielens.user_label == "MovieLens user" and movielens.movie_examples
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "movies.csv").write_text("movieId,title,genres\n")
+    assert CatalogWords.for_catalog(CatalogSource(path=tmp_path / "folder")) == MOVIE_WORDS  # format auto
+    neutral = CatalogWords.for_catalog(CatalogSource(path=tmp_path / "shop.jsonl"))
+    assert (neutral.noun, neutral.nouns, neutral.verb, neutral.audience) == ("item", "items", "interacted with", "user")
+    assert neutral.user_label == "user" and not neutral.movie_examples
+
+
+def test_the_project_file_names_its_own_words_and_reads_them_back(tmp_path):
+    (tmp_path / "recsage.toml").write_text(
+        '[catalog]\npath = "shop.jsonl"\nnoun = "product"\nverb = "bought"\naudience = "shopper"\n'
+        '[store]\npath = "store"\n')
+    project = read_project(tmp_path / "recsage.toml")
+    words = project.words
+    assert (words.noun, words.nouns, words.verb, words.audience) == ("product", "products", "bought", "shopper")
+    assert (words.Noun, words.Nouns, words.Verb, words.a_noun, words.a_audience) == (
+        "Product", "Products", "Bought", "a product", "a shopper")
+    assert words.vocabulary == {"product", "products", "bought", "shopper"}
+    assert read_project(_written(tmp_path, project)).words == words
+    assert "noun" not in project_toml(movielens_project(tmp_path, store=tmp_path / "s"))  # unset: not written
+
+
+def _written(tmp_path, project) -> Path:
+    path = tmp_path / "again" / "recsage.toml"
+    path.parent.mkdir()
+    path.write_text(project_toml(project))
+    return path
+
+
+def test_a_plural_set_apart_and_a_capital_inside_a_word_are_kept(tmp_path):
+    words = CatalogWords.for_catalog(CatalogSource(path=tmp_path / "c.csv", noun="TV series", nouns="TV series",
+                                                   verb="listened to"))
+    assert (words.nouns, words.Noun, words.Verb, words.audience) == ("TV series", "TV series", "Listened to", "user")
+    assert words.vocabulary == {"tv", "series", "listened", "to", "user"}
+
+
+def test_the_article_goes_by_the_sound_of_the_word():
+    assert [indefinite_article(w) for w in ("item", "episode", "user", "unit", "umbrella", "product", "album")] == [
+        "an", "an", "a", "a", "an", "a", "an"]
+
+
+def test_a_catalog_whose_format_cannot_be_told_says_the_neutral_words(tmp_path):
+    source = CatalogSource(path=tmp_path / "gone")  # a MovieLens folder that moved: no suffix, no movies.csv
+    with pytest.raises(InputError):
+        source.resolved_format()
+    assert CatalogWords.for_catalog(source) == NEUTRAL_WORDS

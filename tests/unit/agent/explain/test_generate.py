@@ -1,11 +1,14 @@
 """The template fallback and the generate -> repair -> template flow (unit tests with a scripted
 stand-in for the LLM; the real model runs in tests/unit/agent/cli/test_recommend.py)."""
 
+import re
+
 import numpy as np
 
 from agent.core.config import Settings
+from agent.core.project import MOVIE_WORDS, CatalogWords
 from agent.explain.check import check
-from agent.explain.evidence import build_evidence
+from agent.explain.evidence import CoLink, build_evidence
 from agent.explain.generate import Explainer, explanation_prompt, template_explanation
 from tests.fakes.evidence import CARD, toy_story_evidence
 
@@ -118,3 +121,39 @@ def test_without_explain_repair_a_failed_sentence_goes_straight_to_the_template(
     out = Explainer(Settings(), llm=llm).explain(evidences)
     assert [len(c) for c in llm.calls] == [2]  # no second, stricter generation
     assert [e.status for e in out] == ["generated", "template"]
+
+
+ZEN_CARD = """Title: Zen Runner (2021)
+Category: Running Shoes
+Brand: Acme
+Tags: light, cushioned
+Description: A light running shoe with a cushioned sole."""
+SHOP_WORDS = CatalogWords("product", "products", "bought", "shopper")
+
+
+def shop_evidence(words=SHOP_WORDS, co: bool = True):
+    return build_evidence("SKU-3", ZEN_CARD, {"title": "Zen Runner", "year": 2021, "facets": {"category": 1, "brand": 1}},
+                          np.array([1.0, 0.0]), history=[("SKU-1", "Trail Runner", 2020)],
+                          history_vectors=np.array([[1.0, 0.1]]),
+                          co=CoLink("SKU-1", "Trail Runner", 2020, 12) if co else None, words=words)
+
+
+def test_a_shop_explanation_says_the_shops_words_and_passes_the_check():
+    evidence = shop_evidence()
+    llm = ScriptedLlm(["a cushioned sole."])
+    prompt, prefix = explanation_prompt(llm, evidence)
+    assert prefix == "12 people who bought Trail Runner also bought Zen Runner (2021), a Running Shoes pick about"
+    assert "one-sentence product recommendation for a shopper" in prompt and "Bought by: 12 people" in prompt
+    assert not re.search(r"movie|watched|viewer|Predator", prompt, re.IGNORECASE)
+    [out] = Explainer(Settings(explain_repair=False), llm=llm).explain([evidence])
+    assert (out.status, out.text) == ("generated", prefix + " a cushioned sole.")
+    template = template_explanation(shop_evidence(co=False))
+    assert template.startswith("Because you bought Trail Runner, you may enjoy Zen Runner")
+    assert check(template, shop_evidence(co=False)).ok
+
+
+def test_the_catalogs_words_are_what_lets_the_check_pass_them():
+    text = "Because you bought Trail Runner, you may enjoy Zen Runner, a product with a cushioned sole."
+    assert check(text, shop_evidence(co=False)).ok, check(text, shop_evidence(co=False)).problems
+    said_with_movie_words = check(text, shop_evidence(MOVIE_WORDS, co=False))
+    assert any("bought" in p and "product" in p for p in said_with_movie_words.problems)

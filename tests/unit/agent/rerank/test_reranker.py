@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+import re
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from agent.core.project import CatalogSource, CatalogWords
 from agent.rerank.prompt import fence_text
 from agent.rerank.reranker import LlmReranker, interpolate, rerank_ranking
 from tests.fakes.tiny_lm import tiny_llama
@@ -219,3 +222,14 @@ def test_label_logits_stay_fp32_with_bf16_weights_or_autocast(tiny):
     weight = bf16.model.get_output_embeddings().weight[[5, 6]].float()
     assert got.dtype == torch.float32
     assert torch.equal(got, hidden.bfloat16().float() @ weight.T)
+
+
+def test_the_prompt_says_the_catalogs_words_and_movie_words_by_default(tiny):
+    shop = CatalogWords.for_catalog(CatalogSource(path=Path("shop.jsonl"), noun="product", verb="bought",
+                                                  audience="shopper"))
+    prompt = make(tiny, words=shop).pointwise_prompt("running shoes", "Title: Zen Runner", ["Trail Runner"])
+    assert "whether a product fits a shopper's request" in prompt and "Recently bought: Trail Runner" in prompt
+    assert "Does the product below fit the request?" in prompt
+    assert not re.search(r"movie|watched|viewer", prompt, re.IGNORECASE)
+    default = make(tiny).pointwise_prompt("a heist", "Title: Heat", ["Ronin"])
+    assert "whether a movie fits a viewer's request" in default and "Recently watched: Ronin" in default

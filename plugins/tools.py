@@ -3,6 +3,9 @@
 Each tool is a typed function (or, when it holds a model, a class that loads it on first use); its
 docstring's first line is what the tool chooser shows the LLM, its hints are the argument schema.
 ``triggers`` are cheap rule features that help a 135M model choose (see agent/chat/tool_choice.py).
+Their text says the catalog's words through placeholders (``{nouns}``: agent.chat.tools.in_words),
+and examples that only make sense for movies have neutral twins for other catalogs; messages take
+the words from the context's catalog. MovieLens's text is what it was before the words, exactly.
 Tools never change the chat state: they read it through the context and report what they did.
 """
 
@@ -61,12 +64,13 @@ def _explain(context: ToolContext) -> int:
                 r"\bi (want|need|feel like)\b", r"\blight(er)?\b|\bdarker\b|\bfunnier\b|\bscarier\b",
                 r"\bnot (that|this|the \w+)\b|\bseen (it|that)\b|\bsomething else\b",
                 r"\b(give|show) me\b", r"\bsomething\b", r"\bmovie night\b", r"\bfor me\b"),
-      examples=("a scary movie for Halloween", "any ideas for a cozy evening with my parents?"))
+      examples=("a scary movie for Halloween", "any ideas for a cozy evening with my parents?"),
+      neutral_examples=("something for a cozy evening", "any ideas for a rainy weekend with my parents?"))
 def recommend(context: ToolContext, query: str = "", user: str | None = None,
               facets: dict[str, tuple[str, ...]] | None = None, year_min: int | None = None, year_max: int | None = None, exclude: tuple[str, ...] = (),
               avoid_genres: tuple[str, ...] = (), liked: tuple[str, ...] = (), mentioned: tuple[str, ...] = (),
               k: int = DEFAULT_K) -> Observation:
-    """Recommend movies for a request (mood, theme, genre) and/or a user's taste, each with a reason."""
+    """Recommend {nouns} for a request (mood, theme, genre) and/or a user's taste, each with a reason."""
     result = context.recommender.recommend(
         user=user, query=query or None, k=k, filters=_filters(facets, year_min, year_max),
         exclude=_excluded_ids(context, exclude, avoid_genres), explain=_explain(context),
@@ -75,9 +79,10 @@ def recommend(context: ToolContext, query: str = "", user: str | None = None,
     return _items_observation(result, "recommendations")
 
 
-@tool(triggers=(r"\bsearch\b", r"\bfind\b", r"\blook(ing)? up\b", r"\bwhich (movies?|films?)\b",
-                r"\b(is|are) there (any )?(movies?|films?)\b", r"\blist (movies?|films?)\b"),
-      examples=("find movies about volcanoes", "are there films set on a submarine?"))
+@tool(triggers=(r"\bsearch\b", r"\bfind\b", r"\blook(ing)? up\b", r"\bwhich (movies?|films?|{noun}|{nouns})\b",
+                r"\b(is|are) there (any )?(movies?|films?|{noun}|{nouns})\b", r"\blist (movies?|films?|{noun}|{nouns})\b"),
+      examples=("find {nouns} about volcanoes", "are there films set on a submarine?"),
+      neutral_examples=("find {nouns} about volcanoes", "are there any {nouns} for camping?"))
 def search_catalog(context: ToolContext, query: str, k: int = DEFAULT_K) -> Observation:
     """Search the catalog by words (title, plot, genre, tags), not personalised."""
     result = context.recommender.recommend(query=query, k=k, explain=False)
@@ -87,9 +92,10 @@ def search_catalog(context: ToolContext, query: str, k: int = DEFAULT_K) -> Obse
 @tool(triggers=(r"\btell me (more )?about\b", r"\bdetails?\b", r"\bwho (directed|stars|is in)\b",
                 r"\bwhat is (it|that|the \w+ one) about\b", r"\bplot\b", r"\binfo(rmation)?\b", r"\bcast\b",
                 r"\bwhat('s| is) .* about\b"),
-      examples=("who stars in Jaws?", "when did the third one come out?"))
+      examples=("who stars in Jaws?", "when did the third one come out?"),
+      neutral_examples=("tell me about the second one", "when did the third one come out?"))
 def item_details(context: ToolContext, item: str) -> Observation:
-    """Facts about one movie (year, genres, tags, plot, people), by id or title."""
+    """Facts about one {noun} (year, genres, tags, plot, people), by id or title."""
     item_id = context.catalog.resolve(item) if context.catalog is not None else item
     facts = context.recommender.item(item_id)
     return Observation(facts.get("card") or facts["title"], data={"item": facts, "focus": item_id})
@@ -97,10 +103,11 @@ def item_details(context: ToolContext, item: str) -> Observation:
 
 @tool(triggers=(r"\bmore like\b", r"\bsimilar\b", r"\blike (the )?\w+ one\b", r"\bin the same (vein|spirit|style)\b",
                 r"\bsomething like\b", r"\bif i liked\b", r"\b(same|similar) (vibe|feel)\b"),
-      examples=("more like Jaws", "I enjoyed Groundhog Day, anything close to it?"))
+      examples=("more like Jaws", "I enjoyed Groundhog Day, anything close to it?"),
+      neutral_examples=("more like the first one", "I liked the second one, anything close to it?"))
 def similar_items(context: ToolContext, item: str, exclude: tuple[str, ...] = (),
                   facets: dict[str, tuple[str, ...]] | None = None, year_min: int | None = None, year_max: int | None = None, k: int = DEFAULT_K) -> Observation:
-    """Movies similar to one given movie (by id, by title, or by its place in the last answer)."""
+    """{Nouns} similar to one given {noun} (by id, by title, or by its place in the last answer)."""
     item_id = context.catalog.resolve(item) if context.catalog is not None else item
     filters, explain = _filters(facets, year_min, year_max), _explain(context)
     try:
@@ -112,14 +119,15 @@ def similar_items(context: ToolContext, item: str, exclude: tuple[str, ...] = ()
         query = " ".join([facts["title"], *_facet_values(facts), *facts.get("tags", [])[:8]])
         result = context.recommender.recommend(query=query, k=k, exclude=[*exclude, item_id],
                                                filters=filters, explain=explain)
-    obs = _items_observation(result, "similar movies")
+    obs = _items_observation(result, f"similar {context.words.nouns}")
     obs.data["focus"] = item_id
     return obs
 
 
 @tool(triggers=(r"\bonly\b", r"\bjust\b", r"\bfilter\b", r"\b(after|before|since|between|until) (19|20)\d\d\b",
                 r"\b(from|in) the (19|20)?\d0'?s\b", r"\bolder\b|\bnewer\b|\brecent\b", r"\bkeep\b"),
-      examples=("only dramas", "keep the ones made before 1970"))
+      examples=("only dramas", "keep the ones made before 1970"),
+      neutral_examples=("only the ones from after 2015", "keep the ones made before 1970"))
 def filter_items(context: ToolContext, facets: dict[str, tuple[str, ...]] | None = None, year_min: int | None = None,
                  year_max: int | None = None, query: str = "", user: str | None = None,
                  exclude: tuple[str, ...] = (), liked: tuple[str, ...] = (), mentioned: tuple[str, ...] = (),
@@ -130,18 +138,21 @@ def filter_items(context: ToolContext, facets: dict[str, tuple[str, ...]] | None
         raise InputError("say which genre (or other value of the catalog) or years to keep, "
                          "e.g. 'only comedies' or 'only after 2000'")
     if not query and user is None:
-        query = " ".join(values) or "popular movies"
+        query = " ".join(values) or f"popular {context.words.nouns}"
     return recommend(context, query=query, user=user, facets=facets, year_min=year_min, year_max=year_max,
                      exclude=exclude, liked=liked, mentioned=mentioned, k=k)
 
 
-@tool(triggers=(r"\bhistory\b", r"\b(have i|i have|i've|did i) (seen|watched|rated)\b", r"\bmy (ratings|movies)\b",
+@tool(triggers=(r"\bhistory\b", r"\b(have i|i have|i've|did i) (seen|watched|rated|{verb})\b",
+                r"\bmy (ratings|movies|{nouns})\b",
                 r"\bwhat (did|has) (i|user \d+)\b", r"\brated\b"),
-      examples=("what has user 12 rated?", "remind me which movies I gave high ratings"))
+      examples=("what has user 12 rated?", "remind me which movies I gave high ratings"),
+      neutral_examples=("what has user 12 {verb}?", "remind me which {nouns} I {verb}"))
 def user_history(context: ToolContext, user: str, k: int = DEFAULT_K) -> Observation:
     """What a user has rated, most recent first (their taste, for the chat)."""
     if context.catalog is None:
-        raise InputError("user histories need the MovieLens ratings (--movielens)")
+        raise InputError("user histories need the chat's catalog and its interactions log: "
+                         "build the tool context with catalog=ChatCatalog(items, interactions)")
     history = context.catalog.user_history(user)
     rows = history[::-1][:k]
     items = []
@@ -151,7 +162,10 @@ def user_history(context: ToolContext, user: str, k: int = DEFAULT_K) -> Observa
                       "facets": {n: list(v) for n, v in item.facets.items()} if item else {}, "rank": rank,
                       "rating": rating})
     lines = "\n".join(_item_line(i) + (f" rated {i['rating']:g}" if i["rating"] is not None else "") for i in items)
-    return Observation(f"user {user} rated {len(history)} movies; the latest {len(items)}:\n{lines}", items=items)
+    # Rated where the log has ratings (MovieLens's stars), else the catalog's verb (a shop's "bought").
+    verb = "rated" if any(rating is not None for _, rating in history) else context.words.verb
+    header = f"user {user} {verb} {len(history)} {context.words.nouns}; the latest {len(items)}"
+    return Observation(f"{header}:\n{lines}", items=items)
 
 
 class _ConverterTool:

@@ -73,10 +73,13 @@ class ChatAgent:
 
     @property
     def tools(self) -> dict[str, Tool]:
-        with self._lock:
-            if self._tools is None:
-                self._tools = load_tools()
-            return self._tools
+        """The given tools, else every registered one, its text in the catalog's words."""
+        if self._tools is None:
+            words = self.catalog.words  # the catalog property takes the lock itself
+            with self._lock:
+                if self._tools is None:
+                    self._tools = load_tools(words=words)
+        return self._tools
 
     @property
     def chooser(self) -> ToolChooser:

@@ -98,7 +98,7 @@ class ChatCatalog:
             return self._pick(self.by_form[close[0]])
         near = get_close_matches(key, list(self.by_form), n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(repr(self.label(self.by_form[n][0])) for n in near)}?" if near else ""
-        raise InputError(f"no movie called {ref!r} in the catalog{hint}")
+        raise InputError(f"no {self.words.noun} called {ref!r} in the catalog{hint}")
 
     def find_title(self, message: str) -> str | None:
         """The id of the longest catalog title named in a message, or None.

@@ -8,12 +8,19 @@ that holds a model is a class with a typed ``__call__`` that loads the model on 
 Arguments are validated against the hints before the call, and every failure (bad arguments, an
 InputError from the recommender, a crash inside a plugin) comes back as an :class:`Observation`
 with ``ok=False`` whose text says what went wrong, so the agent can answer instead of crashing.
+
+A description, example or trigger may name the catalog's words as placeholders (``{noun}``,
+``{nouns}``, ``{Nouns}``, ``{verb}``...: :data:`WORD_PLACEHOLDERS`), filled from the catalog's
+:class:`~agent.core.project.CatalogWords` as the tool is loaded, so that a shop's chat shows "Recommend
+products" where MovieLens's shows "Recommend movies". Text without them (any third-party tool that
+knows nothing of words) is shown as written; other braces are left alone.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import re
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -24,6 +31,7 @@ from pydantic import ConfigDict, ValidationError, create_model
 
 from agent.core.errors import InputError, RecsageError
 from agent.core.io import validation_reason
+from agent.core.project import MOVIE_WORDS, CatalogWords
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +52,11 @@ class ToolContext:
     local_files: bool = False
     """True only in the local CLI REPL: a path typed in a message may be opened. A server never
     sets it, so a remote message cannot make the server open one of its own files."""
+
+    @property
+    def words(self) -> CatalogWords:
+        """The catalog's words, for a tool's messages; without a catalog, ChatCatalog's default."""
+        return getattr(self.catalog, "words", MOVIE_WORDS)
 
 
 def media_source(context: ToolContext, path: str, kind: str) -> tuple[Path, str]:
@@ -74,15 +87,19 @@ class ToolError(RecsageError):
     """A tool cannot be built from this object (no name, no docstring, untyped parameter)."""
 
 
-def tool(triggers: Iterable[str] = (), examples: Iterable[str] = ()) -> Callable:
+def tool(triggers: Iterable[str] = (), examples: Iterable[str] = (),
+         neutral_examples: Iterable[str] | None = None) -> Callable:
     """Decorator that helps a small LLM choose this tool: ``triggers`` are regexes over a message
-    (cheap rule features), ``examples`` are messages this tool answers (shown to the LLM).
+    (cheap rule features), ``examples`` are messages this tool answers (shown to the LLM);
+    ``neutral_examples``, if given, replace them for a catalog that is not movies (an example such
+    as "more like Jaws" only makes sense for movies). All may hold word placeholders.
 
     Optional: a plain typed function is a complete tool. A class tool sets the same attributes.
     """
 
     def mark(fn):
         fn.triggers, fn.examples = tuple(triggers), tuple(examples)
+        fn.neutral_examples = None if neutral_examples is None else tuple(neutral_examples)
         return fn
 
     return mark
@@ -100,14 +117,33 @@ def _docstring(obj) -> str | None:
     return inspect.cleandoc(own) if own else inspect.getdoc(type(obj))
 
 
+WORD_PLACEHOLDERS = ("noun", "nouns", "Noun", "Nouns", "a_noun", "verb", "Verb", "audience")
+"""The :class:`CatalogWords` attributes a tool's text may name as ``{name}``."""
+_PLACEHOLDER = re.compile(r"\{(" + "|".join(WORD_PLACEHOLDERS) + r")\}")
+
+
+def in_words(text: str, words: CatalogWords, pattern: bool = False) -> str:
+    """``text`` with its word placeholders filled from ``words``, regex-escaped when ``text`` is a
+    trigger (``pattern``); any other brace (a regex's ``{2}``, a JSON example) stays as written."""
+    return _PLACEHOLDER.sub(lambda m: re.escape(getattr(words, m[1])) if pattern else getattr(words, m[1]), text)
+
+
+def _examples(obj, words: CatalogWords) -> tuple[str, ...]:
+    """The tool's examples for this catalog: its neutral ones, where it has some, unless the catalog is movies."""
+    neutral = getattr(obj, "neutral_examples", None)
+    chosen = getattr(obj, "examples", ()) if neutral is None or words.movie_examples else neutral
+    return tuple(in_words(e, words) for e in chosen)
+
+
 def _context_param(hint) -> bool:
     return hint is ToolContext or (isinstance(hint, str) and hint.endswith("ToolContext"))
 
 
 class Tool:
-    """A registered callable with its name, description, argument model and rule triggers."""
+    """A registered callable with its name, description, argument model and rule triggers, its text
+    in the catalog's ``words`` (placeholders filled)."""
 
-    def __init__(self, obj: Callable):
+    def __init__(self, obj: Callable, words: CatalogWords = MOVIE_WORDS):
         self.obj = obj
         self.name: str = getattr(obj, "name", None) or getattr(obj, "__name__", "")
         if not self.name or not self.name.isidentifier():
@@ -115,10 +151,10 @@ class Tool:
         doc = _docstring(obj)
         if not doc:
             raise ToolError(f"tool {self.name!r} has no docstring: the docstring is what the LLM reads")
-        self.description = doc
-        self.summary = doc.strip().splitlines()[0]
-        self.triggers: tuple[str, ...] = tuple(getattr(obj, "triggers", ()))
-        self.examples: tuple[str, ...] = tuple(getattr(obj, "examples", ()))
+        self.description = in_words(doc, words)
+        self.summary = self.description.strip().splitlines()[0]
+        self.triggers: tuple[str, ...] = tuple(in_words(t, words, pattern=True) for t in getattr(obj, "triggers", ()))
+        self.examples: tuple[str, ...] = _examples(obj, words)
         self.context_arg, self.model = self._argument_model(obj)
 
     def _argument_model(self, obj: Callable):
@@ -188,8 +224,10 @@ def as_observation(result) -> Observation:
     return Observation(str(result))
 
 
-def load_tools(registered: dict[str, tuple[Callable, str]] | None = None) -> dict[str, Tool]:
-    """Every tool registered through the plugin hook, wrapped; a malformed tool is an error naming it."""
+def load_tools(registered: dict[str, tuple[Callable, str]] | None = None,
+               words: CatalogWords = MOVIE_WORDS) -> dict[str, Tool]:
+    """Every tool registered through the plugin hook, wrapped, its text in the catalog's ``words``;
+    a malformed tool is an error naming it."""
     if registered is None:
         from agent.plugins import tool_functions
 
@@ -197,7 +235,7 @@ def load_tools(registered: dict[str, tuple[Callable, str]] | None = None) -> dic
     tools = {}
     for name, (obj, plugin) in registered.items():
         try:
-            tools[name] = Tool(obj)
+            tools[name] = Tool(obj, words)
         except ToolError as exc:
             raise ToolError(f"plugin {plugin!r}: {exc}") from None
     return tools

@@ -192,7 +192,7 @@ def conversation_chat(ctx, catalog):
 
     config = settings(ctx).model_copy(update={"chat_explain": False})
     agent = ChatAgent(Recommender(project(ctx), config), config, catalog=catalog,
-                      tools=deep_tools(load_tools(), max(KS)))
+                      tools=deep_tools(load_tools(words=catalog.words), max(KS)))
     return ChatRanker(agent)
 
 

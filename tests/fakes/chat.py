@@ -99,5 +99,5 @@ def fake_agent(settings: Settings | None = None, tools=None, chooser=None, items
     ``words``: the catalog's words."""
     settings = settings or Settings()
     catalog = ChatCatalog(items, words=words)
-    return ChatAgent(FakeRecommender(items), settings, catalog=catalog, tools=tools or load_tools(),
+    return ChatAgent(FakeRecommender(items), settings, catalog=catalog, tools=tools or load_tools(words=words),
                      chooser=chooser or ToolChooser(None, mode="rules"))

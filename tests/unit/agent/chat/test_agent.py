@@ -291,6 +291,13 @@ def test_a_shops_chat_answers_and_prompts_in_the_shops_words(tmp_path):
     built = fake_agent(items=SHOP, words=shop)
     built._chooser = None  # the agent builds its own chooser: with the catalog's words
     assert built.chooser.words == shop
+    built._tools = None  # and loads its own tools: their text in the catalog's words
+    assert built.tools["similar_items"].summary.startswith("Products similar to one given product")
+    assert "remind me which products I bought" in built.tools["user_history"].examples
+    answered = turn(built.session(), "which products are for running?")  # the shop's noun fires the rule
+    assert answered["tool"] == "search_catalog"
+    observation = next(e for e in similar["events"] if e["type"] == "observation")
+    assert observation["text"].startswith("3 similar products:")
 
 
 # --- streaming: items first, explanations as they are done ----------------------------------------

@@ -106,3 +106,90 @@ def test_the_prompt_says_the_catalogs_words(style):
     assert not re.search(r"movie recommendation|movies shown|MovieLens", prompt, re.IGNORECASE)
     default = ToolChooser(lambda: llm, mode="llm", style=style).prompt(load_tools(), "hi", user="7")
     assert "a movie recommendation chat" in default and "The user is MovieLens user 7." in default
+
+
+# --- the built-in tools in the catalog's words ------------------------------------------------------
+
+BUILT_IN = ("recommend", "search_catalog", "item_details", "similar_items", "filter_items", "user_history",
+            "transcribe_audio", "describe_image")
+"""recsage's own tools (plugins/tools.py), in registration order; other plugins' tools are left out
+so that their docstrings do not change these prompts."""
+SUMMARIES = [
+    "- {}recommend{}: Recommend movies for a request (mood, theme, genre) and/or a user's taste, each with a reason.",
+    "- {}search_catalog{}: Search the catalog by words (title, plot, genre, tags), not personalised.",
+    "- {}item_details{}: Facts about one movie (year, genres, tags, plot, people), by id or title.",
+    "- {}similar_items{}: Movies similar to one given movie (by id, by title, or by its place in the last answer).",
+    "- {}filter_items{}: Narrow the current recommendations to genres (or other facets) and/or a year range.",
+    "- {}user_history{}: What a user has rated, most recent first (their taste, for the chat).",
+    "- {}transcribe_audio{}: Transcribe a voice note (an audio file) into text.",
+    "- {}describe_image{}: Read a photo or poster: the text printed on it (titles, names, taglines).",
+]
+REQUIRED = ["()", "(query)", "(item)", "(item)", "()", "(user)", "(path)", "(path)"]
+EXAMPLES = [  # (message, tool) as the "list" style shows them: each tool's examples in turn
+    ("a scary movie for Halloween", "recommend"), ("any ideas for a cozy evening with my parents?", "recommend"),
+    ("find movies about volcanoes", "search_catalog"), ("are there films set on a submarine?", "search_catalog"),
+    ("who stars in Jaws?", "item_details"), ("when did the third one come out?", "item_details"),
+    ("more like Jaws", "similar_items"), ("I enjoyed Groundhog Day, anything close to it?", "similar_items"),
+    ("only dramas", "filter_items"), ("keep the ones made before 1970", "filter_items"),
+    ("what has user 12 rated?", "user_history"), ("remind me which movies I gave high ratings", "user_history"),
+    ("transcribe note.m4a", "transcribe_audio"), ("what did I say in clip.wav?", "transcribe_audio"),
+    ("read the poster in scan.png", "describe_image"), ("what is written on cover.jpg?", "describe_image"),
+]
+HEAD = ("You route the messages of a movie recommendation chat. Pick the one tool that best answers the user's "
+        "latest message.")
+MOVIELENS_LIST_SYSTEM = "\n".join([
+    HEAD, "Tools:", *(s.format("", "") for s in SUMMARIES), "Examples:",
+    *(f"Message: {m}\nTool: {t}" for m, t in EXAMPLES), "Answer with the tool name only."])
+"""The "list" style's system prompt on MovieLens, as the tools and template said it before the tools
+spoke the catalog's words (written from that source, not from today's output)."""
+MOVIELENS_TURNS_SYSTEM = "\n".join([
+    HEAD, "Tools, with the arguments each one needs:", *(s.format("", r) for s, r in zip(SUMMARIES, REQUIRED)),
+    "Answer with the tool name only."])
+MOVIELENS_TURNS = [EXAMPLES[i] for i in (0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)]
+"""The "turns" style's example turns: one example of each tool in turn."""
+
+
+class _Echo:
+    """An LLM stand-in whose chat formatting hands back what it was given."""
+
+    def chat(self, system: str, user: str) -> tuple[str, str]:
+        return system, user
+
+    class tokenizer:  # lower case: the attribute name the chooser reads
+        @staticmethod
+        def apply_chat_template(messages, tokenize, add_generation_prompt):
+            return messages
+
+
+def _prompt(style: str, words: CatalogWords | None = None, message: str = "more like that"):
+    """The chooser's prompt as the agent builds it: tools and chooser in the catalog's words (the
+    defaults, MovieLens's, when ``words`` is None)."""
+    given = {"words": words} if words else {}
+    tools = {n: t for n, t in load_tools(**given).items() if n in BUILT_IN}
+    return ToolChooser(lambda: _Echo(), mode="llm", style=style, **given).prompt(tools, message)
+
+
+def test_the_movielens_list_prompt_is_todays_byte_for_byte():
+    system, user = _prompt("list")
+    assert system == MOVIELENS_LIST_SYSTEM and user == "Message: more like that"
+
+
+def test_the_movielens_turns_prompt_is_todays_byte_for_byte():
+    messages = _prompt("turns")
+    assert messages[0] == {"role": "system", "content": MOVIELENS_TURNS_SYSTEM}
+    turns = [(messages[i]["content"], messages[i + 1]["content"]) for i in range(1, len(messages) - 1, 2)]
+    assert turns == [(f"Message: {m}", t) for m, t in MOVIELENS_TURNS]
+    assert messages[-1] == {"role": "user", "content": "Message: more like that"}
+
+
+SHOP_WORDS = CatalogWords("product", "products", "bought", "shopper")
+MOVIE_ONLY = re.compile(r"movie|film|watched|movielens", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_a_shops_prompt_says_its_words_in_every_tool_and_example(style):
+    prompt = _prompt(style, SHOP_WORDS)
+    text = "\n".join(prompt) if style == "list" else "\n".join(m["content"] for m in prompt)
+    assert "Recommend products for a request" in text and "Products similar to one given product" in text
+    assert "Message: find products about volcanoes" in text and "Message: remind me which products I bought" in text
+    assert not MOVIE_ONLY.search(text)

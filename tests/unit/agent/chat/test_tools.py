@@ -212,3 +212,55 @@ def test_similar_items_falls_back_to_the_items_facts_outside_the_interaction_dat
     obs = load_tools()["similar_items"](context(recommender=rec), {"item": "Toy Story"})
     assert obs.ok and obs.items and "1" not in {i["id"] for i in obs.items}
     assert "Toy Story" in rec.calls[-1]["query"] and "Animation" in rec.calls[-1]["query"]
+
+
+def test_word_placeholders_are_filled_and_other_text_is_left_as_written():
+    from agent.chat.tools import in_words
+    from agent.core.project import CatalogWords
+
+    books = CatalogWords("c++ book", "c++ books", "read", "reader")
+    assert in_words("Find {nouns} like {a_noun}; {Nouns} {verb} by a {audience}", books) == (
+        "Find c++ books like a c++ book; C++ books read by a reader")
+    assert in_words(r'\bwhich ({noun}|{nouns})\b, \d{2}, {"k": 1}, {unknown}', books, pattern=True) == (
+        r'\bwhich (c\+\+\ book|c\+\+\ books)\b, \d{2}, {"k": 1}, {unknown}')
+
+
+@tool(triggers=(r"\b\d{4}\b",), examples=('convert {"a": 1}',))
+def to_json(ctx: ToolContext, text: str) -> str:
+    """Turn text into JSON like {"a": 1}, for {nouns} too (a literal brace pair stays as written)."""
+    return text
+
+
+def test_a_tool_that_knows_nothing_of_words_shows_the_same_text_in_every_catalog():
+    """A third-party docstring keeps its braces; only the word placeholders are filled."""
+    from agent.core.project import NEUTRAL_WORDS
+
+    plain = Tool(forecast, NEUTRAL_WORDS)
+    assert plain.description == "Weather for a city.\n\nLonger text the LLM may read."
+    assert plain.triggers == (r"\bweather\b",) and plain.examples == ("is it raining?",)
+    braces = Tool(to_json, NEUTRAL_WORDS)
+    assert braces.summary == 'Turn text into JSON like {"a": 1}, for items too (a literal brace pair stays as written).'
+    assert braces.triggers == (r"\b\d{4}\b",) and braces.examples == ('convert {"a": 1}',)
+
+
+@tool(examples=("more like Jaws", "{a_noun} for tonight"), neutral_examples=("more like the first {noun}",))
+def lookalike(ctx: ToolContext, item: str) -> str:
+    """{Nouns} like one."""
+    return item
+
+
+def test_neutral_examples_replace_movie_examples_outside_movies_only():
+    from agent.core.project import MOVIE_WORDS, NEUTRAL_WORDS
+
+    assert Tool(lookalike, MOVIE_WORDS).examples == ("more like Jaws", "a movie for tonight")
+    assert Tool(lookalike, NEUTRAL_WORDS).examples == ("more like the first item",)
+    assert Tool(lookalike, NEUTRAL_WORDS).summary == "Items like one."
+    assert Tool(forecast, NEUTRAL_WORDS).examples == ("is it raining?",)  # no neutral ones: its own everywhere
+
+
+def test_a_tool_context_says_its_catalogs_words():
+    from agent.chat.catalog import ChatCatalog
+    from agent.core.project import MOVIE_WORDS, NEUTRAL_WORDS
+
+    assert ToolContext(recommender=None, catalog=ChatCatalog(ITEMS, words=NEUTRAL_WORDS)).words is NEUTRAL_WORDS
+    assert ToolContext(recommender=None).words is MOVIE_WORDS  # no catalog: ChatCatalog's default

@@ -332,7 +332,7 @@ def test_the_reranker_reads_a_bounded_request(tiny):
     assert time.perf_counter() - start < 30
     assert scores == pytest.approx(reranker.pointwise_scores(huge[: REQUEST_CHARS + 50], cards))
     assert reranker.last_stats["prefix_tokens"] < REQUEST_CHARS + 1_000  # char-level tokenizer
-    system = prompts.render("rerank_pointwise.j2", part="system", request="", history=[], card="")
+    system = prompts.render("rerank_pointwise.j2", part="system", request="", history=[], card="", words=reranker.words)
     assert system.strip()[:40] in reranker.pointwise_prompt(huge, cards[0])
 
 

@@ -20,7 +20,7 @@ person reading the JSON.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -102,6 +102,7 @@ class Evidence:
             "card": [{"ref": ref, "text": text} for ref, text in self.card.items()],
             "request": [r.__dict__ for r in self.request],
             "matched_request_part": matched.ref if matched else None,
+            "words": asdict(self.words),
         }
 
 
@@ -114,7 +115,8 @@ class Evidence:
                    facets=tuple(data["facets"]) if "facets" in data else facet_fields(card, None),
                    history=[HistoryLink(**h) for h in data.get("history", [])],
                    request=[RequestMatch(**r) for r in data.get("request", [])],
-                   co=CoLink(**data["co"]) if data.get("co") else None)
+                   co=CoLink(**data["co"]) if data.get("co") else None,
+                   words=CatalogWords(**data["words"]) if data.get("words") else MOVIE_WORDS)
 
 
 def co_sentence(link: CoLink, title: str, verb: str = MOVIE_WORDS.verb) -> str:

@@ -60,3 +60,20 @@ def test_no_history_and_no_request_gives_card_evidence_only():
     evidence = build_evidence("1", CARD, {"title": "Toy Story", "year": 1995}, None)
     assert evidence.history == [] and evidence.request == [] and evidence.matched_request is None
     assert evidence.card["director"] == "John Lasseter"
+
+
+def test_saved_evidence_keeps_the_catalogs_words_so_a_recheck_accepts_them():
+    """`bench recommend` re-checks explanations from saved JSON: a shop's "bought" must still be its word."""
+    from agent.core.project import MOVIE_WORDS, CatalogWords
+    from agent.explain.check import check
+    from agent.explain.evidence import CoLink, Evidence
+
+    shop = CatalogWords("product", "products", "bought", "shopper")
+    evidence = build_evidence("1", "Title: Trail Shoe\nCategory: Running", {"title": "Trail Shoe"}, None,
+                              co=CoLink(id="2", title="Road Shoe", year=None, count=12), words=shop)
+    text = "12 people who bought Road Shoe also bought Trail Shoe."
+    assert check(text, evidence).ok
+    again = Evidence.from_json("1", evidence.to_json())
+    assert again.words == shop and check(text, again).ok
+    old = {k: v for k, v in evidence.to_json().items() if k != "words"}  # JSON saved before the words
+    assert Evidence.from_json("1", old).words == MOVIE_WORDS

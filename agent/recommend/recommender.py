@@ -45,6 +45,7 @@ class Recommender:
             raise InputError(f"unknown system {system!r}; choose from: {', '.join(SYSTEMS)}")
         require_store(project)
         self.project, self.system = project, system
+        self.words = project.words  # decided once: the catalog's format check reads the disk
         self.settings = settings or load_settings()
         self._lock = threading.RLock()
         self._parts: dict[str, object] = {}
@@ -110,7 +111,7 @@ class Recommender:
     def reranker(self):
         from agent.rerank.reranker import load_reranker
 
-        return self._part("reranker", lambda: load_reranker(self.settings, words=self.project.words))
+        return self._part("reranker", lambda: load_reranker(self.settings, words=self.words))
 
     @property
     def explainer(self):
@@ -240,10 +241,9 @@ class Recommender:
         history_vectors = retriever.content_items[dense] if len(dense) else None
         stored = self._stored([r["id"] for r in rows])
         vectors = self._vectors([r["id"] for r in rows]) if rows else {}
-        words = self.project.words
         return [build_evidence(r["id"], stored.get(r["id"], {}).get("document") or "", r, vectors.get(r["id"]),
                                history, history_vectors, request, part_vectors, self._co_link(r["id"], dense, history),
-                               words=words)
+                               words=self.words)
                 for r in rows]
 
     def _co_link(self, item_id: str, dense: np.ndarray, history: list[tuple]) -> CoLink | None:
